@@ -1,0 +1,38 @@
+/**
+ * `postern keys rotate --pool ID`: a new signing key per algorithm signs from
+ * now on (running servers pick it up within their key refresh interval); the
+ * old keys stay published until nothing signed with them can still be valid.
+ */
+import type { Logger } from '../logging/create-logger.ts';
+import { RETIRED_KEY_RETENTION_SECONDS, rotateSigningKeys } from '../oidc/signing-keys.ts';
+import { signingKeyBox } from '../pools/pool-registry.ts';
+import { CommandError, EXIT } from './exit-codes.ts';
+import { assertMigrated, openRuntime } from './open-runtime.ts';
+
+export async function rotateKeys(
+  configDir: string | undefined,
+  poolId: string,
+  logger: Logger,
+  out: (line: string) => void,
+): Promise<number> {
+  const runtime = await openRuntime(configDir, logger);
+  try {
+    if (!runtime.config.pools.some((pool) => pool.id === poolId)) {
+      const known = runtime.config.pools.map((pool) => pool.id).join(', ');
+      throw new CommandError(`no pool "${poolId}" (pools: ${known})`, EXIT.invalid);
+    }
+    await assertMigrated(runtime.durable);
+    const kids = await rotateSigningKeys(
+      runtime.durable.signingKeys,
+      poolId,
+      signingKeyBox(runtime.secret.secret),
+    );
+    out(`Pool ${poolId} now signs with ${kids.join(', ')}.`);
+    out(
+      `Previous keys stay published for ${RETIRED_KEY_RETENTION_SECONDS / 3600} h; running servers switch within 30 s.`,
+    );
+    return EXIT.ok;
+  } finally {
+    await runtime.close();
+  }
+}

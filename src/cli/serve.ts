@@ -1,0 +1,210 @@
+/**
+ * `postern serve`: opens the stores, builds every pool's provider, and
+ * listens. In embedded mode it migrates by itself so `npm start` needs no
+ * other step; against PostgreSQL it refuses to start on a schema that is
+ * behind (migrations are the operator's explicit step).
+ *
+ * Shutdown on SIGTERM/SIGINT is graceful: stop accepting, let in-flight
+ * requests finish (idle keep-alive sockets close at once), then close the
+ * stores. A second signal, or 10 s, forces the exit.
+ */
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../app.ts';
+import type { Config } from '../config/types.ts';
+import { createMailer } from '../email/mailer.ts';
+import { createMetrics, type Metrics } from '../http/metrics.ts';
+import { createProviderPages } from '../http/provider-pages.ts';
+import { createRenderer } from '../http/render.ts';
+import { requestContextOf } from '../http/request-context.ts';
+import { createLoginMetrics } from '../interactions/login-metrics.ts';
+import { createLoginService } from '../interactions/login-service.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import { openPoolRegistry, type PoolRegistry } from '../pools/pool-registry.ts';
+import { deriveKey } from '../secrets/derive-key.ts';
+import { createSelfService } from '../selfservice/self-service.ts';
+import { assertMigrated, openRuntime, type Runtime } from './open-runtime.ts';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+const SWEEP_INTERVAL_MS = 10 * 60_000;
+
+export interface RunningServer {
+  server: Server;
+  /** The URL it listens on (the port may have been chosen by the OS). */
+  url: string;
+  registry: PoolRegistry;
+  runtime: Runtime;
+  close(): Promise<void>;
+}
+
+export interface StartServerOptions {
+  config: Config;
+  logger: Logger;
+  /** (Optional) Overrides the configured port; 0 picks a free one. */
+  port?: number;
+  metrics?: Metrics;
+  /** (Optional) Seconds between signing key checks. Defaults to 30. */
+  keyRefreshSeconds?: number;
+}
+
+/** Starts one server process (a worker, or the only process). */
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  const { config, logger, metrics = createMetrics({ processMetrics: true }) } = options;
+  const runtime = await openRuntime(config.server.config_dir, logger, { config });
+  try {
+    await prepareDatabase(runtime, logger);
+    warnAboutRelaxedDefaults(runtime, logger);
+
+    const render = createRenderer();
+    const registry = await openPoolRegistry({
+      config,
+      durable: runtime.durable,
+      ephemeral: runtime.ephemeral,
+      secret: runtime.secret.secret,
+      pagesFor: createProviderPages(render, logger),
+      onServerError: (req, error) =>
+        requestContextOf(req, logger).log.error({ err: error }, 'oidc-provider server_error'),
+      keyRefreshSeconds: options.keyRefreshSeconds,
+      onRefreshError: (poolId, error) =>
+        logger.warn({ err: error, pool: poolId }, 'signing key refresh failed'),
+    });
+    const mailer = createMailer({
+      smtpUrl: config.server.email.smtp_url,
+      from: config.server.email.from,
+      logger,
+    });
+    const login = createLoginService({
+      durable: runtime.durable,
+      ephemeral: runtime.ephemeral,
+      mailer,
+      logger,
+      secret: runtime.secret.secret,
+      metrics: createLoginMetrics(metrics.registry),
+    });
+    const app = createApp({
+      config,
+      registry,
+      durable: runtime.durable,
+      ephemeral: runtime.ephemeral,
+      logger,
+      render,
+      login,
+      cookieKeys: [deriveKey(runtime.secret.secret, 'cookies:postern').toString('base64url')],
+      metrics,
+      selfService: createSelfService({
+        durable: runtime.durable,
+        ephemeral: runtime.ephemeral,
+        secret: runtime.secret.secret,
+      }),
+    });
+    const server = createServer(app.callback());
+    server.keepAliveTimeout = 65_000; // outlive typical load balancer idle timeouts
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? config.server.port, resolve);
+    });
+
+    const sweep = setInterval(() => {
+      runtime.durable
+        .sweepExpired()
+        .catch((error) => logger.warn({ err: error }, 'sweeping expired tokens failed'));
+    }, SWEEP_INTERVAL_MS).unref();
+
+    const { port } = server.address() as AddressInfo;
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        clearInterval(sweep);
+        registry.close();
+        await stopAccepting(server);
+        mailer.close();
+        await runtime.close();
+      })();
+      return closing;
+    };
+    return { server, url: `http://localhost:${port}`, registry, runtime, close };
+  } catch (error) {
+    await runtime.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Runs `startServer` until a signal, logging where each pool lives. */
+export async function serve(options: StartServerOptions): Promise<void> {
+  const { config, logger } = options;
+  const running = await startServer(options);
+  for (const pool of config.pools) {
+    logger.info(
+      { pool: pool.id, issuer: pool.issuer },
+      `pool ${pool.id} at ${pool.issuer}/.well-known/openid-configuration`,
+    );
+  }
+  logger.info({ url: running.url, public_url: config.server.public_url }, `listening on ${running.url}`);
+
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    signals += 1;
+    if (signals > 1) process.exit(1);
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
+    running.close().then(
+      () => process.exit(0),
+      (error) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+async function prepareDatabase(runtime: Runtime, logger: Logger): Promise<void> {
+  if (runtime.durable.kind === 'pglite') {
+    const { applied } = await runtime.durable.migrate();
+    if (applied.length > 0) logger.info({ applied }, 'embedded database migrated');
+    return;
+  }
+  await assertMigrated(runtime.durable);
+}
+
+/** Secure defaults; each relaxed one is said once at boot (STYLE.md rule 12). */
+function warnAboutRelaxedDefaults(runtime: Runtime, logger: Logger): void {
+  const { server, pools } = runtime.config;
+  if (runtime.durable.kind === 'pglite' || server.redis.url === undefined) {
+    logger.warn(
+      { data_dir: server.data_dir },
+      'embedded storage (PGlite and an in-process store): one process, for development; set DATABASE_URL and REDIS_URL in production',
+    );
+  }
+  if (runtime.secret.file) {
+    logger.warn(
+      { file: runtime.secret.file },
+      runtime.secret.generated
+        ? `generated a new secret into ${runtime.secret.file}; it encrypts the signing keys, keep it with the data`
+        : `using the generated secret in ${runtime.secret.file}`,
+    );
+  }
+  if (server.email.smtp_url === undefined)
+    logger.warn('no SMTP_URL: one-time codes and links are written to this log');
+  for (const pool of pools) {
+    if (pool.passkeys.user_verification !== 'required') {
+      logger.warn(
+        { pool: pool.id },
+        `pool ${pool.id}: user_verification is ${pool.passkeys.user_verification}; passkeys will not count as MFA`,
+      );
+    }
+    if (pool.passkeys.rp.id === 'localhost') {
+      logger.warn({ pool: pool.id }, `pool ${pool.id}: RP ID localhost, usable only on this machine`);
+    }
+  }
+}
+
+function stopAccepting(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS - 1000).unref();
+  });
+}

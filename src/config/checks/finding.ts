@@ -1,0 +1,13 @@
+import type { ConfigPath } from '../problems.ts';
+import type { PoolConfig, ServerConfig } from '../types.ts';
+
+/** What a check reports: where (a key path in the file it checks) and what is wrong. */
+export interface Finding {
+  path: ConfigPath;
+  message: string;
+  /** Point at the key rather than its value (a key that should not be there). */
+  key?: boolean;
+}
+
+export type PoolCheck = (pool: PoolConfig, server: ServerConfig) => Finding[];
+export type ServerCheck = (server: ServerConfig) => Finding[];

@@ -1,0 +1,80 @@
+/**
+ * Creating a passkey for an account (existing, or being signed up). `begin`
+ * issues creation options with the user's WebAuthn handle and existing
+ * passkeys (excludeCredentials) and binds the challenge; `finish` takes the
+ * challenge, verifies the registration with the pool's policy, and returns
+ * the credential to store. Storing it (with the per-user limit, in one
+ * transaction) is the caller's, since sign-up creates the user at the same time.
+ */
+import { randomBytes } from 'node:crypto';
+import type { EphemeralStore, Passkey } from '../../storage/types.ts';
+import { defaultPasskeyName } from '../../webauthn/authenticator-names.ts';
+import { beginRegistration } from '../../webauthn/begin-registration.ts';
+import { type ChallengeBinding, saveChallenge, takeChallenge } from '../../webauthn/challenge-store.ts';
+import { finishRegistration, type VerifiedPasskey } from '../../webauthn/finish-registration.ts';
+import type { PasskeyPolicy } from '../../webauthn/passkey-policy.ts';
+import type { RegistrationResponseJSON } from '../../webauthn/types.ts';
+import { PasskeyRefused } from './passkey-sign-in.ts';
+
+export interface EnrollmentSubject {
+  /** The account's handle; undefined for a sign-up, which gets a fresh one. */
+  webauthnUserId?: string;
+  email: string;
+  name?: string | null;
+  existing: Pick<Passkey, 'credentialId' | 'transports'>[];
+}
+
+export async function beginPasskeyEnrollment(
+  ephemeral: Pick<EphemeralStore, 'set'>,
+  { policy, binding }: { policy: PasskeyPolicy; binding: ChallengeBinding },
+  subject: EnrollmentSubject,
+  { conditional = false }: { conditional?: boolean } = {},
+) {
+  const webauthnUserId = subject.webauthnUserId ?? randomBytes(32).toString('base64url');
+  const options = await beginRegistration({
+    policy,
+    user: { webauthnUserId, name: subject.email, displayName: subject.name ?? subject.email },
+    existing: subject.existing,
+    conditional,
+  });
+  await saveChallenge(
+    ephemeral,
+    binding,
+    { challenge: options.challenge, webauthnUserId, ...(conditional ? { conditional } : {}) },
+    policy.timeoutSeconds,
+  );
+  return options;
+}
+
+export interface Enrollment {
+  passkey: VerifiedPasskey & { name: string };
+  /** The handle the authenticator stored; a sign-up's account must get it. */
+  webauthnUserId: string;
+  /** Made by conditional create, without a user gesture. */
+  conditional: boolean;
+}
+
+/** @throws {PasskeyRefused} for any refused ceremony. */
+export async function finishPasskeyEnrollment(
+  ephemeral: Pick<EphemeralStore, 'take'>,
+  { policy, binding }: { policy: PasskeyPolicy; binding: ChallengeBinding },
+  response: RegistrationResponseJSON,
+  { name }: { name?: string },
+): Promise<Enrollment> {
+  const stored = await takeChallenge(ephemeral, binding);
+  if (!stored?.webauthnUserId)
+    throw new PasskeyRefused('no registration challenge (used, expired or never issued)');
+  const conditional = stored.conditional ?? false;
+  const result = await finishRegistration({
+    policy,
+    response,
+    expectedChallenge: stored.challenge,
+    conditional,
+  });
+  if (!result.ok) throw new PasskeyRefused(result.reason, { credentialId: response.id });
+  return {
+    passkey: { ...result.passkey, name: name?.trim() || defaultPasskeyName(result.passkey) },
+    webauthnUserId: stored.webauthnUserId,
+    conditional,
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * Passkey as a sign-in factor. `begin` issues request options and binds
+ * their challenge to the pool, the ceremony and the interaction; `finish`
+ * takes that challenge (atomically, before anything else), finds the
+ * credential in this pool only, checks it belongs to the identified user
+ * when there is one, verifies the assertion with the pool's policy, and
+ * records the use. Every refusal is a `PasskeyRefused` with the real reason
+ * for the log; nothing is written.
+ */
+
+import type { DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';
+import { beginAuthentication } from '../../webauthn/begin-authentication.ts';
+import { type ChallengeBinding, saveChallenge, takeChallenge } from '../../webauthn/challenge-store.ts';
+import { decoyCredentials } from '../../webauthn/decoy-credentials.ts';
+import { finishAuthentication } from '../../webauthn/finish-authentication.ts';
+import type { PasskeyPolicy } from '../../webauthn/passkey-policy.ts';
+import type { AuthenticationResponseJSON } from '../../webauthn/types.ts';
+
+/** A refused ceremony: `reason` is for the log and audit trail only. */
+export class PasskeyRefused extends Error {
+  readonly reason: string;
+  readonly userId: string | undefined;
+  readonly credentialId: string | undefined;
+  readonly counterRegression: boolean;
+
+  constructor(
+    reason: string,
+    details: { userId?: string; credentialId?: string; counterRegression?: boolean } = {},
+  ) {
+    super(reason);
+    this.name = 'PasskeyRefused';
+    this.reason = reason;
+    this.userId = details.userId;
+    this.credentialId = details.credentialId;
+    this.counterRegression = details.counterRegression ?? false;
+  }
+}
+
+export interface PasskeySignInDeps {
+  durable: Pick<DurableStore, 'users' | 'passkeys'>;
+  ephemeral: Pick<EphemeralStore, 'set' | 'take'>;
+  /** Key for decoy credential ids (derived from the operator secret). */
+  decoyKey: Uint8Array;
+}
+
+/** Where the challenge of an interaction's sign-in lives, and who may answer it. */
+export interface SignInScope {
+  policy: PasskeyPolicy;
+  binding: ChallengeBinding;
+  /**
+   * The email the user identified with, if any. Options then list that
+   * user's credentials (or decoys), and only they may answer.
+   */
+  email?: string;
+  /** A user already signed in by a first factor: a second-factor passkey must be theirs. */
+  userId?: string;
+  /** (Optional) A credential not to offer: the one that was the first factor. */
+  excludeCredentialId?: string;
+}
+
+const NO_USER = '00000000-0000-0000-0000-000000000000';
+
+export async function beginPasskeySignIn(
+  deps: PasskeySignInDeps,
+  { policy, binding, email, userId, excludeCredentialId }: SignInScope,
+) {
+  let allowCredentials: Array<{ credentialId: string; transports: readonly string[] }> = [];
+  let allowedUserId: string | null | undefined;
+  if (userId !== undefined) {
+    allowCredentials = (await deps.durable.passkeys.listByUser(policy.poolId, userId)).filter(
+      (passkey) => passkey.credentialId !== excludeCredentialId,
+    );
+    allowedUserId = userId;
+  } else if (email !== undefined) {
+    // The same two queries whether or not the account exists, so timing tells nothing.
+    const user = await deps.durable.users.findByEmail(policy.poolId, email);
+    const passkeys = await deps.durable.passkeys.listByUser(policy.poolId, user?.id ?? NO_USER);
+    allowedUserId = user?.id ?? null;
+    allowCredentials = passkeys.length > 0 ? passkeys : decoyCredentials(deps.decoyKey, policy.poolId, email);
+  }
+  const options = await beginAuthentication({ policy, allowCredentials });
+  await saveChallenge(
+    deps.ephemeral,
+    binding,
+    { challenge: options.challenge, ...(allowedUserId !== undefined ? { userId: allowedUserId ?? '' } : {}) },
+    policy.timeoutSeconds,
+  );
+  return options;
+}
+
+export interface PasskeySignIn {
+  user: User;
+  passkey: Passkey;
+  userPresent: boolean;
+  userVerified: boolean;
+}
+
+/** @throws {PasskeyRefused} for any refused ceremony. */
+export async function finishPasskeySignIn(
+  deps: PasskeySignInDeps,
+  { policy, binding }: SignInScope,
+  response: AuthenticationResponseJSON,
+): Promise<PasskeySignIn> {
+  const stored = await takeChallenge(deps.ephemeral, binding);
+  if (!stored) throw new PasskeyRefused('no challenge for this interaction (used, expired or never issued)');
+
+  const passkey = await deps.durable.passkeys.findByCredentialId(policy.poolId, response.id);
+  if (!passkey)
+    throw new PasskeyRefused('unknown credential (not registered in this pool)', {
+      credentialId: response.id,
+    });
+  const refuse = (reason: string, counterRegression = false) =>
+    new PasskeyRefused(reason, {
+      userId: passkey.userId,
+      credentialId: passkey.credentialId,
+      counterRegression,
+    });
+
+  // A challenge issued for an identified email may only be answered by that user's passkey.
+  if (stored.userId !== undefined && stored.userId !== passkey.userId) {
+    throw refuse('credential does not belong to the identified user');
+  }
+  const user = await deps.durable.users.findById(policy.poolId, passkey.userId);
+  if (!user) throw refuse('credential owner not found');
+
+  const result = await finishAuthentication({
+    policy,
+    response,
+    expectedChallenge: stored.challenge,
+    credential: passkey,
+    ownerUserHandle: user.webauthnUserId,
+    // Without an identified email, the user handle is what identifies the user.
+    requireUserHandle: stored.userId === undefined,
+  });
+  if (!result.ok) throw refuse(result.reason, result.counterRegression ?? false);
+
+  await deps.durable.passkeys.recordUse(passkey.id, {
+    counter: result.newCounter,
+    backupState: result.backupState,
+    usedAt: new Date(),
+  });
+  return { user, passkey, userPresent: result.userPresent, userVerified: result.userVerified };
+}

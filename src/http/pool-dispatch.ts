@@ -1,0 +1,36 @@
+/**
+ * Hands `/{pool}/…` requests that Postern's own routes did not take to that
+ * pool's oidc-provider, with the prefix stripped (oidc-provider learns it
+ * through `ctx.mountPath`). The issuer's URLs must never come from the
+ * client: Host and X-Forwarded-Proto are rewritten from public_url, and
+ * X-Forwarded-For survives only when the operator trusts a proxy.
+ */
+import type { Middleware } from 'koa';
+import { oidcRouteOf } from '../oidc/create-provider.ts';
+import type { PoolRegistry } from '../pools/pool-registry.ts';
+
+export function dispatchToProviders(
+  registry: Pick<PoolRegistry, 'get'>,
+  { publicUrl, trustProxy }: { publicUrl: string; trustProxy: boolean },
+): Middleware<{ route?: string }> {
+  const { host, protocol } = new URL(publicUrl);
+  const proto = protocol.slice(0, -1);
+
+  return async (ctx, next) => {
+    const poolId = /^\/([a-z0-9-]+)(?:\/|$)/.exec(ctx.path)?.[1];
+    const runtime = poolId ? registry.get(poolId) : undefined;
+    if (!runtime || !poolId) return next();
+
+    const { req, res } = ctx;
+    req.url = req.url?.slice(poolId.length + 1) || '/';
+    if (!req.url.startsWith('/')) req.url = `/${req.url}`;
+    req.headers.host = host;
+    req.headers['x-forwarded-proto'] = proto;
+    delete req.headers['x-forwarded-host'];
+    if (!trustProxy) delete req.headers['x-forwarded-for'];
+
+    ctx.respond = false;
+    await runtime.handle(req, res);
+    ctx.state.route = `/:pool/oidc/${oidcRouteOf(req) ?? 'unmatched'}`;
+  };
+}

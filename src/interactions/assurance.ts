@@ -1,0 +1,46 @@
+/**
+ * What a login proved, as the ID token states it (CONTRACT.md, Tokens):
+ * - amr (RFC 8176): the union of each factor's methods, plus `mfa` when two
+ *   factors were used or a passkey was verified with user verification;
+ * - acr: `phrh` when a device-bound passkey was used, `phr` for any passkey,
+ *   `0` otherwise. It never claims more than was done.
+ */
+import type { CompletedFactor } from './progress.ts';
+
+export interface Assurance {
+  amr: string[];
+  acr: 'phrh' | 'phr' | '0';
+}
+
+export function assessAssurance(factors: readonly CompletedFactor[]): Assurance {
+  const amr = new Set(factors.flatMap((factor) => factor.amr));
+  const methods = new Set(factors.map((factor) => factor.method));
+  if (methods.size >= 2 || factors.some((factor) => factor.multiFactor)) amr.add('mfa');
+  const acrs = new Set(factors.map((factor) => factor.acr));
+  const acr = acrs.has('phrh') ? 'phrh' : acrs.has('phr') ? 'phr' : '0';
+  return { amr: [...amr].sort(), acr };
+}
+
+/** The factor a verified passkey assertion (or registration) completes. */
+export function passkeyFactor(
+  {
+    deviceBound,
+    userPresent,
+    userVerified,
+    credentialId,
+  }: { deviceBound: boolean; userPresent: boolean; userVerified: boolean; credentialId: string },
+  at: number,
+): CompletedFactor {
+  return {
+    method: 'passkey',
+    amr: ['pop', deviceBound ? 'hwk' : 'swk', ...(userPresent ? ['user'] : [])],
+    acr: deviceBound ? 'phrh' : 'phr',
+    multiFactor: userVerified,
+    at,
+    credentialId,
+  };
+}
+
+export function emailCodeFactor(at: number): CompletedFactor {
+  return { method: 'email_otp', amr: ['otp'], multiFactor: false, at };
+}

@@ -1,0 +1,319 @@
+/**
+ * Passkey calls: sign-in (first factor, second factor, step-up), creating a
+ * passkey (sign-up, required second factor, the offer, recovery) and, after a
+ * recovery-code sign-in, removing a lost one.
+ *
+ * - A passkey as second factor must be the user's, and another credential
+ *   than the first factor's.
+ * - A request that demands phr/phrh is only met by a passkey of that class;
+ *   a weaker one is refused, never recorded as meeting it.
+ * - Creating a passkey never raises acr: it proves possession, not a
+ *   phishing-resistant sign-in, so it only completes a required second factor.
+ */
+import { PosternError } from '../../errors.ts';
+import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../../factors/passkey/passkey-enrollment.ts';
+import {
+  beginPasskeySignIn,
+  finishPasskeySignIn,
+  PasskeyRefused,
+} from '../../factors/passkey/passkey-sign-in.ts';
+import { acrMeets } from '../../oidc/acr.ts';
+import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
+import type { NewPasskey } from '../../storage/types.ts';
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '../../webauthn/types.ts';
+import { passkeyFactor } from '../assurance.ts';
+import { type Answer, accountExists, type InteractionScope, type LoginKit } from '../login-kit.ts';
+import type { Step } from '../next-step.ts';
+import { issueFirstRecoveryCodes } from './recovery-code-calls.ts';
+
+const PASSKEY_REJECTED = 'That passkey could not be used. Try again, or choose another way.';
+
+const acceptsPasskey = (step: Step) =>
+  (step.step === 'identify' || step.step === 'first_factor' || step.step === 'second_factor') &&
+  step.methods.includes('passkey');
+
+const passkeyLimit = (max: number) =>
+  new PosternError(
+    400,
+    'passkey_limit',
+    `You already have ${max} passkeys, the most this service allows. Remove one first.`,
+  );
+
+export function passkeyCalls(kit: LoginKit) {
+  const { durable, ephemeral } = kit.deps;
+  const signInDeps = () => ({ durable, ephemeral, decoyKey: kit.keys.decoy });
+
+  async function refuse(scope: InteractionScope, event: string, error: PasskeyRefused): Promise<never> {
+    scope.log.warn(
+      { reason: error.reason, credential: error.credentialId, user: error.userId },
+      `${event} refused`,
+    );
+    await kit.audit(scope, event, 'failure', {
+      userId: error.userId,
+      credentialId: error.credentialId,
+      detail: { method: 'passkey', reason: error.reason },
+    });
+    if (error.counterRegression) {
+      await kit.audit(scope, 'passkey_counter_regression', 'failure', {
+        userId: error.userId,
+        credentialId: error.credentialId,
+        detail: { reason: error.reason },
+      });
+    }
+    throw new PosternError(400, 'passkey_rejected', PASSKEY_REJECTED, { detail: error.reason });
+  }
+
+  return {
+    async passkeyOptions(scope: InteractionScope) {
+      const progress = await kit.loadProgress(scope);
+      const step = await kit.requireStep(scope, progress, acceptsPasskey, 'A passkey sign-in');
+      const policy = kit.policyOf(scope.pool);
+      const binding = kit.binding(scope, 'authentication');
+      if (step.step === 'second_factor') {
+        const [first] = progress.factors;
+        return beginPasskeySignIn(signInDeps(), {
+          policy,
+          binding,
+          userId: progress.userId,
+          excludeCredentialId: first?.method === 'passkey' ? first.credentialId : undefined,
+        });
+      }
+      // Classic pools list the identified user's passkeys; smart pools ask for
+      // any discoverable one, and the passkey names the user.
+      return beginPasskeySignIn(signInDeps(), {
+        policy,
+        binding,
+        email: policy.mode === 'classic' ? progress.email : undefined,
+      });
+    },
+
+    async passkeyVerify(
+      scope: InteractionScope,
+      { response }: { response: AuthenticationResponseJSON },
+    ): Promise<Answer> {
+      await kit.limit('passkey_ip', scope.ip);
+      const progress = await kit.loadProgress(scope);
+      const step = await kit.requireStep(scope, progress, acceptsPasskey, 'A passkey sign-in');
+      let signIn: Awaited<ReturnType<typeof finishPasskeySignIn>>;
+      try {
+        signIn = await finishPasskeySignIn(
+          signInDeps(),
+          { policy: kit.policyOf(scope.pool), binding: kit.binding(scope, 'authentication') },
+          response,
+        );
+      } catch (error) {
+        if (error instanceof PasskeyRefused) return refuse(scope, 'sign_in', error);
+        throw error;
+      }
+      const { user, passkey, userPresent, userVerified } = signIn;
+      const factor = passkeyFactor(
+        {
+          deviceBound: !passkey.backupEligible,
+          userPresent,
+          userVerified,
+          credentialId: passkey.credentialId,
+        },
+        kit.now(),
+      );
+
+      if (step.step === 'second_factor') {
+        const [first] = progress.factors;
+        if (user.id !== progress.userId) {
+          return refuse(
+            scope,
+            'sign_in',
+            new PasskeyRefused('second factor from another user', { userId: user.id }),
+          );
+        }
+        if (first?.credentialId === passkey.credentialId) {
+          return refuse(
+            scope,
+            'sign_in',
+            new PasskeyRefused('the first factor’s passkey again', { userId: user.id }),
+          );
+        }
+        return kit.advance(scope, { ...progress, factors: [...progress.factors, factor] });
+      }
+
+      const required = kit.flowOf(scope, user).requiredAcr;
+      if (required && !acrMeets(factor.acr, required)) {
+        await kit.audit(scope, 'sign_in', 'failure', {
+          userId: user.id,
+          credentialId: passkey.credentialId,
+          detail: { method: 'passkey', reason: `request needs acr ${required}, passkey gives ${factor.acr}` },
+        });
+        throw new PosternError(
+          400,
+          'acr_not_met',
+          'This app asks for a passkey kept on one device, such as a security key. A synced passkey cannot be used here.',
+        );
+      }
+      return kit.advance(scope, { ...progress, userId: user.id, email: user.email, factors: [factor] });
+    },
+
+    async registerOptions(
+      scope: InteractionScope,
+      { mediation }: { name?: string; mediation?: 'conditional' },
+    ) {
+      const progress = await kit.loadProgress(scope);
+      const step = await kit.requireStep(
+        scope,
+        progress,
+        (candidate) => candidate.step === 'enroll',
+        'Creating a passkey',
+      );
+      const conditional = mediation === 'conditional';
+      if (
+        conditional &&
+        !(step.step === 'enroll' && step.reason === 'offer' && scope.pool.enrollment.conditional_create)
+      ) {
+        throw kit.notNow('Creating a passkey without a prompt');
+      }
+      const policy = kit.policyOf(scope.pool);
+      const target = { policy, binding: kit.binding(scope, 'registration') };
+      if (!progress.userId) {
+        return beginPasskeyEnrollment(ephemeral, target, {
+          email: progress.signup?.email ?? '',
+          existing: [],
+        });
+      }
+      const user = await durable.users.findById(scope.pool.id, progress.userId);
+      if (!user) throw new Error('signed-in user vanished');
+      const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
+      if (existing.length >= policy.maxPerUser) throw passkeyLimit(policy.maxPerUser);
+      return beginPasskeyEnrollment(ephemeral, target, { ...user, existing }, { conditional });
+    },
+
+    async registerVerify(
+      scope: InteractionScope,
+      { response, name }: { response: RegistrationResponseJSON; name?: string },
+    ): Promise<Answer> {
+      const progress = await kit.loadProgress(scope);
+      const step = await kit.requireStep(
+        scope,
+        progress,
+        (candidate) => candidate.step === 'enroll',
+        'Creating a passkey',
+      );
+      if (step.step !== 'enroll' || !step.methods.includes('passkey')) throw kit.notNow('Creating a passkey');
+      const policy = kit.policyOf(scope.pool);
+      let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
+      try {
+        enrollment = await finishPasskeyEnrollment(
+          ephemeral,
+          { policy, binding: kit.binding(scope, 'registration') },
+          response,
+          {
+            name,
+          },
+        );
+      } catch (error) {
+        if (error instanceof PasskeyRefused) return refuse(scope, 'passkey_registration', error);
+        throw error;
+      }
+      const passkeyData: Omit<NewPasskey, 'poolId' | 'userId'> = enrollment.passkey;
+      let userId = progress.userId;
+      try {
+        if (!userId) {
+          const email = progress.signup?.email;
+          if (!email) throw kit.notNow('Creating a passkey');
+          const created = await durable.users.createWithPasskey(
+            { poolId: scope.pool.id, email, emailVerified: true, webauthnUserId: enrollment.webauthnUserId },
+            passkeyData,
+          );
+          userId = created.user.id;
+          await kit.audit(scope, 'sign_up', 'success', { userId, credentialId: passkeyData.credentialId });
+        } else {
+          await durable.passkeys.create(
+            { ...passkeyData, poolId: scope.pool.id, userId },
+            { maxPerUser: policy.maxPerUser },
+          );
+        }
+      } catch (error) {
+        if (error instanceof LimitExceededError) throw passkeyLimit(policy.maxPerUser);
+        if (error instanceof UniqueViolationError && error.constraint?.includes('email'))
+          throw accountExists();
+        if (error instanceof UniqueViolationError) {
+          return refuse(scope, 'passkey_registration', new PasskeyRefused('credential already registered'));
+        }
+        throw error;
+      }
+      await kit.audit(scope, 'passkey_registration', 'success', {
+        userId,
+        credentialId: passkeyData.credentialId,
+        detail: {
+          aaguid: passkeyData.aaguid,
+          backup_eligible: passkeyData.backupEligible,
+          reason: step.reason,
+          ...(enrollment.conditional ? { mediation: 'conditional' } : {}),
+        },
+      });
+      if (step.reason === 'offer') {
+        kit.deps.metrics.passkeyOffers.inc({
+          pool: scope.pool.id,
+          outcome: enrollment.conditional ? 'accepted_conditional' : 'accepted',
+        });
+      }
+      const recoveryCodes = await issueFirstRecoveryCodes(kit, scope, userId);
+      const countsAsFactor =
+        step.reason === 'second_factor' ||
+        (step.reason === 'signup' && scope.pool.authentication.second_factor_required === 'always');
+      const factors = countsAsFactor
+        ? [
+            ...progress.factors,
+            {
+              ...passkeyFactor(
+                {
+                  deviceBound: !passkeyData.backupEligible,
+                  userPresent: true,
+                  userVerified: passkeyData.uvInitialized,
+                  credentialId: passkeyData.credentialId,
+                },
+                kit.now(),
+              ),
+              acr: undefined,
+              multiFactor: false,
+            },
+          ]
+        : progress.factors;
+      return kit.advance(
+        scope,
+        { ...progress, userId, factors },
+        recoveryCodes ? { recovery_codes: recoveryCodes } : {},
+      );
+    },
+
+    /** After a recovery-code sign-in: remove a passkey the user lost, if they keep a way in. */
+    async removePasskey(scope: InteractionScope, { id }: { id: string }): Promise<Answer> {
+      const progress = await kit.loadProgress(scope);
+      const step = await kit.requireStep(
+        scope,
+        progress,
+        (candidate) => candidate.step === 'enroll' && candidate.reason === 'recovery',
+        'Removing a passkey',
+      );
+      const userId = progress.userId;
+      if (step.step !== 'enroll' || !userId) throw kit.notNow('Removing a passkey');
+      const facts = await kit.accountFacts(scope, userId);
+      const emailCodes = scope.pool.authentication.first_factor.includes('email_otp');
+      if (facts.passkeys <= 1 && !facts.hasPassword && !emailCodes) {
+        throw new PosternError(
+          400,
+          'last_way_in',
+          'This passkey is your only way to sign in. Add another one before removing it.',
+        );
+      }
+      const passkeys = await durable.passkeys.listByUser(scope.pool.id, userId);
+      const removed = passkeys.find((passkey) => passkey.id === id);
+      if (!removed || !(await durable.passkeys.delete(scope.pool.id, userId, id))) {
+        throw new PosternError(404, 'not_found', 'There is no such passkey.');
+      }
+      await kit.audit(scope, 'passkey_removed', 'success', {
+        userId,
+        credentialId: removed.credentialId,
+        detail: { reason: 'recovery' },
+      });
+      return kit.advance(scope, progress);
+    },
+  };
+}

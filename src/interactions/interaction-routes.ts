@@ -1,0 +1,126 @@
+/**
+ * The interaction API and the hosted page (CONTRACT.md, "Interaction API").
+ * Routes are thin: guard the body (zod), bind the call to its interaction
+ * (oidc-provider's path-scoped interaction cookie, and the uid in the URL must
+ * match it), call one use case, answer JSON. JSON POSTs must be same-origin
+ * `application/json`, which a cross-site form cannot send.
+ */
+
+import { bodyParser } from '@koa/bodyparser';
+import type Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import { errors } from 'oidc-provider';
+import type { z } from 'zod';
+import { PosternError } from '../errors.ts';
+import type { PoolRegistry } from '../pools/pool-registry.ts';
+import type { InteractionScope, LoginService } from './login-service.ts';
+import { Bodies } from './request-schemas.ts';
+
+export interface InteractionRoutesOptions {
+  registry: Pick<PoolRegistry, 'get'>;
+  service: LoginService;
+  publicUrl: string;
+  /** Renders the hosted page for an interaction. */
+  renderPage(scope: InteractionScope): string;
+}
+
+const expired = (detail: string) =>
+  new PosternError(
+    400,
+    'interaction_expired',
+    'This sign-in has expired or was opened in another browser. Go back to the app and start again.',
+    { detail },
+  );
+
+export function addInteractionRoutes(
+  router: Router,
+  { registry, service, publicUrl, renderPage }: InteractionRoutesOptions,
+) {
+  const base = '/:pool/interaction/:uid';
+  const publicOrigin = new URL(publicUrl).origin;
+  const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' });
+
+  async function scopeOf(ctx: Context): Promise<InteractionScope> {
+    const runtime = registry.get(ctx.params.pool ?? '');
+    if (!runtime) throw new PosternError(404, 'not_found', 'There is no such sign-in page.');
+    let interaction: InteractionScope['interaction'];
+    try {
+      interaction = await runtime.provider.interactionDetails(ctx.req, ctx.res);
+    } catch (error) {
+      if (error instanceof errors.SessionNotFound) throw expired(error.error_description ?? 'no interaction');
+      throw error;
+    }
+    if (interaction.uid !== ctx.params.uid)
+      throw expired('interaction cookie belongs to another interaction');
+    return {
+      pool: runtime.config,
+      provider: runtime.provider,
+      interaction,
+      ip: ctx.ip,
+      userAgent: ctx.get('user-agent').slice(0, 512),
+      log: ctx.state.log,
+    };
+  }
+
+  /** Same-origin JSON only: no form posts from other sites, no text/plain tricks. */
+  async function requireJson(ctx: Context, next: Next) {
+    const origin = ctx.get('origin');
+    if (origin && origin !== publicOrigin) {
+      throw new PosternError(403, 'invalid_origin', 'This request did not come from the sign-in page.', {
+        detail: origin,
+      });
+    }
+    if (!ctx.is('application/json')) {
+      throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
+    }
+    await parseJson(ctx, next);
+  }
+
+  function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
+    const result = schema.safeParse(body ?? {});
+    if (result.success) return result.data;
+    const first = result.error.issues[0];
+    const description =
+      first?.code === 'custom' || first?.message?.endsWith('.') ? first.message : 'The request is malformed.';
+    throw new PosternError(400, 'invalid_request', description, {
+      detail: result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
+    });
+  }
+
+  function post<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    call: (scope: InteractionScope, body: z.output<S>) => Promise<unknown>,
+  ) {
+    router.post(`${base}/${path}`, requireJson, async (ctx) => {
+      const body = parse(schema, (ctx.request as { body?: unknown }).body);
+      ctx.body = await call(await scopeOf(ctx), body);
+    });
+  }
+
+  router.get(base, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    ctx.type = 'html';
+    ctx.body = renderPage(scope);
+  });
+  router.get(`${base}/state`, async (ctx) => {
+    ctx.body = await service.state(await scopeOf(ctx));
+  });
+  post('identify', Bodies.identify, (scope, body) => service.identify(scope, body));
+  post('passkey/options', Bodies.empty, (scope) => service.passkeyOptions(scope));
+  post('passkey/verify', Bodies.passkeyVerify, (scope, body) => service.passkeyVerify(scope, body));
+  post('passkey/register/options', Bodies.registerOptions, (scope, body) =>
+    service.registerOptions(scope, body),
+  );
+  post('passkey/remove', Bodies.removePasskey, (scope, body) => service.removePasskey(scope, body));
+  post('password', Bodies.password, (scope, body) => service.password(scope, body));
+  post('recovery-code', Bodies.recoveryCode, (scope, body) => service.recoveryCode(scope, body));
+  post('passkey/register/verify', Bodies.registerVerify, (scope, body) =>
+    service.registerVerify(scope, body),
+  );
+  post('email-otp/send', Bodies.emailCodeSend, (scope, body) => service.sendEmailCode(scope, body));
+  post('email-otp/verify', Bodies.emailCodeVerify, (scope, body) => service.verifyEmailCode(scope, body));
+  post('consent', Bodies.consent, (scope, body) => service.consent(scope, body));
+  post('enroll/skip', Bodies.empty, (scope) => service.skipEnroll(scope));
+  post('abort', Bodies.empty, (scope) => service.abort(scope));
+}

@@ -1,0 +1,325 @@
+/**
+ * What every interaction call shares: loading and saving this login's
+ * progress, asking `nextStep` what comes next, presenting that step as the
+ * API's answer, finishing the login (amr/acr from the factors), auditing, and
+ * rate limits. The calls themselves live in ./calls/, one module per factor.
+ */
+import type { Interaction, Provider } from 'oidc-provider';
+import type { PoolConfig } from '../config/types.ts';
+import type { Mailer } from '../email/mailer.ts';
+import { PosternError, rateLimited } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import { requiredAcr } from '../oidc/acr.ts';
+import { deriveKey } from '../secrets/derive-key.ts';
+import type { DurableStore, EphemeralStore, RateLimiter, RateLimitRule, User } from '../storage/types.ts';
+import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
+import { createPasskeyPolicy, type PasskeyPolicy } from '../webauthn/passkey-policy.ts';
+import { assessAssurance } from './assurance.ts';
+import type { LoginMetrics } from './login-metrics.ts';
+import { type AccountFacts, type FlowPolicy, nextStep, type Step } from './next-step.ts';
+import { deleteProgress, loadProgress, type Method, type Progress, saveProgress } from './progress.ts';
+import { RATE_LIMITS } from './rate-limits.ts';
+
+export interface LoginServiceDeps {
+  durable: DurableStore;
+  ephemeral: EphemeralStore;
+  mailer: Mailer;
+  logger: Logger;
+  /** The operator secret; keys for decoy credentials and recovery codes derive from it. */
+  secret: string;
+  metrics: LoginMetrics;
+}
+
+/** One interaction of one pool, as a request presents it. */
+export interface InteractionScope {
+  pool: PoolConfig;
+  provider: Provider;
+  interaction: Interaction;
+  ip: string;
+  userAgent: string;
+  log: Logger;
+}
+
+export type StepAnswer = {
+  step: Exclude<Step['step'], 'done'>;
+  methods: Method[];
+  optional?: boolean;
+  reason?: string;
+  email?: string;
+  client: { id: string; name: string };
+  scopes?: string[];
+  code_sent?: true;
+  /** Shown once: the codes made when the user enrolled their first second factor. */
+  recovery_codes?: string[];
+  recovery_codes_remaining?: number;
+  /** In the recovery step: the passkeys the user may remove. */
+  passkeys?: Array<{ id: string; name: string; created_at: string; last_used_at: string | null }>;
+  /** The offer after a password sign-in: the page may first try to create the passkey without a prompt. */
+  conditional_create?: true;
+  /** The pool lets anyone sign up (a pool setting: it says nothing about the email). */
+  signup_open?: true;
+};
+
+/** Where the browser goes next; `recovery_codes` when this very answer issued them (show them first). */
+export type Answer = StepAnswer | ({ redirect_to: string } & AnswerExtras);
+
+/** What a call learned about the login, beyond progress, for its answer. */
+export interface AnswerExtras {
+  recovery_codes?: string[];
+  recovery_codes_remaining?: number;
+  code_sent?: true;
+}
+
+export function createLoginKit(deps: LoginServiceDeps) {
+  const { durable, ephemeral } = deps;
+  const keys = {
+    decoy: deriveKey(deps.secret, 'decoy-credentials'),
+    recoveryCodes: deriveKey(deps.secret, 'recovery-codes'),
+  };
+  const limiters = new Map<string, RateLimiter>();
+  const limiterFor = (name: string, rule: Omit<RateLimitRule, 'name'>) => {
+    let limiter = limiters.get(name);
+    if (!limiter) {
+      limiter = ephemeral.rateLimiter({ name, ...rule });
+      limiters.set(name, limiter);
+    }
+    return limiter;
+  };
+  const policies = new WeakMap<PoolConfig, PasskeyPolicy>();
+
+  const kit = {
+    deps,
+    keys,
+
+    policyOf(pool: PoolConfig): PasskeyPolicy {
+      const cached = policies.get(pool);
+      if (cached) return cached;
+      const policy = createPasskeyPolicy(pool);
+      policies.set(pool, policy);
+      return policy;
+    },
+
+    clientOf(scope: InteractionScope) {
+      const id = String(scope.interaction.params.client_id);
+      const client = scope.pool.clients.find((candidate) => candidate.client_id === id);
+      return {
+        id,
+        name: client?.client_name ?? id,
+        firstParty: client?.first_party ?? false,
+        config: client,
+      };
+    },
+
+    binding(scope: InteractionScope, ceremony: ChallengeBinding['ceremony']): ChallengeBinding {
+      return { poolId: scope.pool.id, ceremony, subject: `interaction:${scope.interaction.uid}` };
+    },
+
+    ttlOf(scope: InteractionScope): number {
+      return scope.interaction.exp - Math.floor(Date.now() / 1000);
+    },
+
+    now(): number {
+      return Math.floor(Date.now() / 1000);
+    },
+
+    /** Counts one attempt against a limit of RATE_LIMITS. @throws {PosternError} 429 with Retry-After. */
+    async limit(name: keyof typeof RATE_LIMITS, key: string) {
+      await kit.limitWith(name, RATE_LIMITS[name], key);
+    },
+
+    /** Counts one attempt against a named rule (pool-specific limits). @throws {PosternError} 429. */
+    async limitWith(name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
+      const decision = await limiterFor(name, rule).consume(key);
+      if (!decision.allowed) throw rateLimited(decision.retryAfterSeconds);
+    },
+
+    async resetLimit(name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
+      await limiterFor(name, rule).reset(key);
+    },
+
+    async audit(
+      scope: InteractionScope,
+      event: string,
+      outcome: 'success' | 'failure',
+      details: {
+        userId?: string | null;
+        credentialId?: string | null;
+        detail?: Record<string, unknown>;
+      } = {},
+    ) {
+      await durable.auditEvents.append({
+        poolId: scope.pool.id,
+        event,
+        outcome,
+        userId: details.userId ?? null,
+        credentialId: details.credentialId ?? null,
+        ip: scope.ip,
+        userAgent: scope.userAgent,
+        detail: {
+          client_id: String(scope.interaction.params.client_id),
+          interaction: scope.interaction.uid,
+          ...details.detail,
+        },
+      });
+    },
+
+    async loadProgress(scope: InteractionScope): Promise<Progress> {
+      return loadProgress(ephemeral, scope.pool.id, scope.interaction.uid);
+    },
+
+    async accountFacts(scope: InteractionScope, userId: string): Promise<AccountFacts> {
+      const [passkeys, codes, password] = await Promise.all([
+        durable.passkeys.countByUser(scope.pool.id, userId),
+        durable.recoveryCodes.countUnused(scope.pool.id, userId),
+        durable.users.getPasswordHash(scope.pool.id, userId),
+      ]);
+      return { passkeys, hasRecoveryCodes: codes > 0, hasPassword: password !== undefined };
+    },
+
+    flowOf(scope: InteractionScope, user: User | undefined): FlowPolicy {
+      const { pool, interaction } = scope;
+      const { enrollment } = pool;
+      const lastPrompt = user?.enrollPromptedAt?.getTime();
+      const required = requiredAcr({
+        acrValues: interaction.params.acr_values,
+        claims: interaction.params.claims,
+        defaultAcrValues: kit.clientOf(scope).config?.default_acr_values,
+      });
+      return {
+        mode: pool.passkeys.mode,
+        firstFactors: pool.authentication.first_factor,
+        secondFactors: pool.authentication.second_factor,
+        secondFactorRequired: pool.authentication.second_factor_required,
+        passkeyCountsAsTwoFactors: pool.authentication.passkey_counts_as_two_factors,
+        offerPasskey:
+          enrollment.offer_passkey &&
+          (lastPrompt === undefined || Date.now() - lastPrompt >= enrollment.ask_again_after * 1000),
+        ...(required ? { requiredAcr: required } : {}),
+      };
+    },
+
+    /** What the interaction needs before it can finish: the step, or done. */
+    async currentStep(scope: InteractionScope, progress: Progress): Promise<Step> {
+      if (scope.interaction.prompt.name === 'consent') return { step: 'consent' };
+      const user = progress.userId ? await durable.users.findById(scope.pool.id, progress.userId) : undefined;
+      const account = user ? await kit.accountFacts(scope, user.id) : undefined;
+      return nextStep(kit.flowOf(scope, user), progress, account, {
+        needsConsent: !kit.clientOf(scope).firstParty && !progress.grantId,
+      });
+    },
+
+    async present(
+      scope: InteractionScope,
+      step: Exclude<Step, { step: 'done' }>,
+      progress: Progress,
+    ): Promise<StepAnswer> {
+      const client = kit.clientOf(scope);
+      const answer: StepAnswer = {
+        step: step.step,
+        methods: 'methods' in step ? step.methods : [],
+        client: { id: client.id, name: client.name },
+      };
+      const email = progress.email ?? progress.signup?.email;
+      if (email) answer.email = email;
+      if (step.step === 'first_factor' && step.reason) answer.reason = step.reason;
+      if (
+        (step.step === 'identify' || step.step === 'first_factor') &&
+        scope.pool.registration.mode === 'open'
+      ) {
+        answer.signup_open = true;
+      }
+      if (step.step === 'enroll') {
+        answer.optional = step.optional;
+        answer.reason = step.reason;
+        if (step.reason === 'recovery' && progress.userId)
+          answer.passkeys = await kit.listPasskeys(scope, progress.userId);
+        if (step.reason === 'offer' && scope.pool.enrollment.conditional_create && progress.passwordEntered) {
+          answer.conditional_create = true;
+        }
+      }
+      if (step.step === 'consent') {
+        answer.scopes = String(scope.interaction.params.scope ?? '')
+          .split(' ')
+          .filter(Boolean);
+      }
+      return answer;
+    },
+
+    async listPasskeys(scope: InteractionScope, userId: string) {
+      const passkeys = await durable.passkeys.listByUser(scope.pool.id, userId);
+      return passkeys.map((passkey) => ({
+        id: passkey.id,
+        name: passkey.name,
+        created_at: passkey.createdAt.toISOString(),
+        last_used_at: passkey.lastUsedAt?.toISOString() ?? null,
+      }));
+    },
+
+    /** Saves progress and answers with the next step, or finishes the login. */
+    async advance(scope: InteractionScope, progress: Progress, extras: AnswerExtras = {}): Promise<Answer> {
+      const step = await kit.currentStep(scope, progress);
+      if (step.step === 'done') return { ...(await kit.finish(scope, progress)), ...extras };
+      let next = progress;
+      if (step.step === 'enroll' && step.reason === 'offer' && !progress.offerShown) {
+        deps.metrics.passkeyOffers.inc({ pool: scope.pool.id, outcome: 'shown' });
+        next = { ...progress, offerShown: true };
+      }
+      await saveProgress(ephemeral, scope.pool.id, scope.interaction.uid, next, kit.ttlOf(scope));
+      return { ...(await kit.present(scope, step, next)), ...extras };
+    },
+
+    async finish(scope: InteractionScope, progress: Progress): Promise<Answer> {
+      const { interaction } = scope;
+      const userId = progress.userId;
+      if (!userId) throw new Error('finishing a login without a user');
+      const { amr, acr } = assessAssurance(progress.factors);
+      interaction.result = {
+        login: { accountId: userId, amr, acr, remember: true, ts: kit.now() },
+        ...(progress.grantId ? { consent: { grantId: progress.grantId } } : {}),
+      };
+      await interaction.save(kit.ttlOf(scope));
+      await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
+      await kit.audit(scope, 'sign_in', 'success', {
+        userId,
+        detail: { amr, acr, methods: progress.factors.map((factor) => factor.method) },
+      });
+      scope.log.info({ user: userId, amr, acr }, 'sign-in complete');
+      return { redirect_to: interaction.returnTo };
+    },
+
+    async finishWithError(scope: InteractionScope, description: string): Promise<Answer> {
+      const { interaction } = scope;
+      interaction.result = { error: 'access_denied', error_description: description };
+      await interaction.save(kit.ttlOf(scope));
+      await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
+      return { redirect_to: interaction.returnTo };
+    },
+
+    notNow(what: string): PosternError {
+      return new PosternError(400, 'invalid_request', `${what} is not possible at this step.`, {
+        detail: `${what} out of order`,
+      });
+    },
+
+    async requireStep(
+      scope: InteractionScope,
+      progress: Progress,
+      allowed: (step: Step) => boolean,
+      what: string,
+    ) {
+      const step = await kit.currentStep(scope, progress);
+      if (!allowed(step)) throw kit.notNow(what);
+      return step;
+    },
+  };
+  return kit;
+}
+
+export type LoginKit = ReturnType<typeof createLoginKit>;
+
+export function normaliseEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export const accountExists = () =>
+  new PosternError(409, 'account_exists', 'An account with this email already exists. Sign in instead.');

@@ -1,0 +1,142 @@
+/**
+ * The login state machine, as one pure function: given the pool's policy,
+ * what this interaction has achieved, and what the account has enrolled, which
+ * step comes next. Every route calls it after changing progress; nothing else
+ * decides the order of steps. Table-tested in test/unit/interactions/.
+ *
+ *   identify ──► first_factor ──► (sign-up: enroll) ──► second_factor ──► enroll offer ──► consent ──► done
+ *
+ * - identify: nothing done yet. Smart pools also accept a passkey right away.
+ * - first_factor: an email was given; any first factor the pool lists.
+ * - sign-up: the email was proven but has no account; a passkey must be made
+ *   unless the pool signs users in by email code alone.
+ * - second_factor (second_factor_required): never; when_enrolled, if the user
+ *   has a second factor; always. A passkey verified with UV counts as both
+ *   factors when passkey_counts_as_two_factors. A user who must but has none
+ *   enrolls a passkey in the same interaction.
+ * - enroll offer: after a sign-in without a passkey, a user without one is
+ *   offered to create it (skippable).
+ * - consent: for clients that are not first-party and lack a grant.
+ */
+import { type Acr, acrMeets } from '../oidc/acr.ts';
+import { assessAssurance } from './assurance.ts';
+import type { CompletedFactor, Method, Progress } from './progress.ts';
+
+export interface FlowPolicy {
+  mode: 'smart' | 'classic';
+  firstFactors: readonly Method[];
+  secondFactors: readonly Method[];
+  secondFactorRequired: 'never' | 'when_enrolled' | 'always';
+  passkeyCountsAsTwoFactors: boolean;
+  /** Offer a passkey after a sign-in without one: the pool's setting, and the user not asked recently. */
+  offerPasskey: boolean;
+  /** What this request demands (acr_values, an essential acr claim, the client's default): only passkeys meet it. */
+  requiredAcr?: Exclude<Acr, '0'>;
+}
+
+/** What the account has; undefined while the account is unknown. */
+export interface AccountFacts {
+  passkeys: number;
+  hasRecoveryCodes: boolean;
+  hasPassword: boolean;
+}
+
+export type EnrollReason = 'signup' | 'second_factor' | 'offer' | 'recovery';
+
+export type Step =
+  | { step: 'identify'; methods: Method[] }
+  | { step: 'first_factor'; methods: Method[]; reason?: 'step_up' }
+  | { step: 'second_factor'; methods: Method[] }
+  | { step: 'enroll'; methods: Method[]; optional: boolean; reason: EnrollReason }
+  | { step: 'consent' }
+  | { step: 'done' };
+
+const CREDENTIALS: readonly Method[] = ['passkey', 'password'];
+
+export function nextStep(
+  policy: FlowPolicy,
+  progress: Progress,
+  account: AccountFacts | undefined,
+  { needsConsent }: { needsConsent: boolean },
+): Step {
+  const [first] = progress.factors;
+  const firstFactors = policy.requiredAcr ? (['passkey'] as Method[]) : [...policy.firstFactors];
+
+  if (progress.signup && !progress.userId) {
+    // The email is proven; the account needs a way in, unless email codes are one.
+    const methods = policy.firstFactors.filter((method) => CREDENTIALS.includes(method));
+    const emailSuffices = policy.firstFactors.includes('email_otp');
+    return {
+      step: 'enroll',
+      methods: methods.length > 0 ? methods : ['passkey'],
+      optional: emailSuffices,
+      reason: 'signup',
+    };
+  }
+
+  if (!first || !progress.userId || !account) {
+    if (!progress.email) {
+      return {
+        step: 'identify',
+        methods: policy.mode === 'smart' && firstFactors.includes('passkey') ? ['passkey'] : [],
+      };
+    }
+    return { step: 'first_factor', methods: firstFactors };
+  }
+
+  const second = secondFactorStep(policy, progress.factors, account);
+  if (second) return second;
+
+  if (policy.requiredAcr && !acrMeets(assessAssurance(progress.factors).acr, policy.requiredAcr)) {
+    return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
+  }
+
+  if (progress.recovered && !progress.recoveryHandled) {
+    return { step: 'enroll', methods: ['passkey'], optional: true, reason: 'recovery' };
+  }
+
+  // Worth offering only where a passkey will be used: to sign in, or as a second factor the pool asks for.
+  const usesPasskeys =
+    policy.firstFactors.includes('passkey') ||
+    (policy.secondFactors.includes('passkey') && policy.secondFactorRequired !== 'never');
+  const usedPasskey = progress.factors.some((factor) => factor.method === 'passkey');
+  if (
+    policy.offerPasskey &&
+    usesPasskeys &&
+    account.passkeys === 0 &&
+    !usedPasskey &&
+    !progress.enrollDeclined
+  ) {
+    return { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' };
+  }
+
+  if (needsConsent) return { step: 'consent' };
+  return { step: 'done' };
+}
+
+/**
+ * The second factor still owed, if any. A passkey after a passkey must be
+ * another credential; a method never serves as both factors.
+ */
+function secondFactorStep(
+  policy: FlowPolicy,
+  factors: readonly CompletedFactor[],
+  account: AccountFacts,
+): Step | undefined {
+  const [first] = factors;
+  if (!first || factors.length >= 2) return undefined;
+  if (first.method === 'passkey' && first.multiFactor && policy.passkeyCountsAsTwoFactors) return undefined;
+
+  const available = (method: Method) => {
+    if (method === 'passkey') return account.passkeys >= (first.method === 'passkey' ? 2 : 1);
+    if (method === 'recovery_code') return account.hasRecoveryCodes && first.method !== 'recovery_code';
+    return false;
+  };
+  const enrolled = policy.secondFactors.filter(available);
+  const required =
+    policy.secondFactorRequired === 'always' ||
+    (policy.secondFactorRequired === 'when_enrolled' && enrolled.length > 0);
+  if (!required) return undefined;
+  if (enrolled.length > 0) return { step: 'second_factor', methods: enrolled };
+  return { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' };
+}

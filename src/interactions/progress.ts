@@ -1,0 +1,76 @@
+/**
+ * What one login has achieved so far, kept per interaction in the ephemeral
+ * store and gone with the interaction. Typed, never a free-form blob: every
+ * field is something `nextStep` or the finishing step reads.
+ */
+import type { EphemeralStore } from '../storage/types.ts';
+
+export type Method = 'passkey' | 'email_otp' | 'password' | 'recovery_code';
+
+/** One factor the user completed in this interaction. */
+export interface CompletedFactor {
+  method: Method;
+  /** RFC 8176 methods it proved, e.g. ['pop', 'hwk', 'user']. */
+  amr: string[];
+  /** For a passkey: phrh (device-bound) or phr (synced). */
+  acr?: 'phr' | 'phrh';
+  /** A passkey verified with user verification: multi-factor on its own. */
+  multiFactor: boolean;
+  /** Epoch seconds. */
+  at: number;
+  credentialId?: string;
+}
+
+export interface Progress {
+  /** The email the user identified with, normalised; proves nothing by itself. */
+  email?: string;
+  /** The account a factor proved. Identify alone never sets it. */
+  userId?: string;
+  /** Email proven by a code, no account yet: the user is signing up. */
+  signup?: { email: string };
+  factors: CompletedFactor[];
+  /** The user declined an optional passkey enrolment in this interaction. */
+  enrollDeclined?: boolean;
+  /** The grant the user consented to in this interaction (clients that are not first-party). */
+  grantId?: string;
+  /** A recovery code was used: the user is offered to replace a lost passkey. */
+  recovered?: boolean;
+  /** The recovery step was completed or skipped. */
+  recoveryHandled?: boolean;
+  /** The passkey offer was shown (counted once in metrics). */
+  offerShown?: boolean;
+  /** A password was typed here (to sign in or chosen at sign-up): its password manager is at hand. */
+  passwordEntered?: boolean;
+}
+
+export const emptyProgress = (): Progress => ({ factors: [] });
+
+const keyOf = (poolId: string, uid: string) => `login:${poolId}:${uid}`;
+
+export async function loadProgress(
+  store: Pick<EphemeralStore, 'get'>,
+  poolId: string,
+  uid: string,
+): Promise<Progress> {
+  const raw = await store.get(keyOf(poolId, uid));
+  return raw ? (JSON.parse(raw) as Progress) : emptyProgress();
+}
+
+/** Saves progress for as long as the interaction lives. */
+export async function saveProgress(
+  store: Pick<EphemeralStore, 'set'>,
+  poolId: string,
+  uid: string,
+  progress: Progress,
+  ttlSeconds: number,
+): Promise<void> {
+  await store.set(keyOf(poolId, uid), JSON.stringify(progress), Math.max(ttlSeconds, 1));
+}
+
+export async function deleteProgress(
+  store: Pick<EphemeralStore, 'delete'>,
+  poolId: string,
+  uid: string,
+): Promise<void> {
+  await store.delete(keyOf(poolId, uid));
+}

@@ -1,0 +1,24 @@
+/**
+ * Limits on the interaction API, per client address and per account email.
+ * Generous for people, tight for scripts: a user mistyping a code a few times
+ * never meets them; an enumeration or guessing run does, and gets a 429 with
+ * Retry-After.
+ */
+export const RATE_LIMITS = {
+  /** Identify calls per address: enough for a family behind one NAT, not for a scan. */
+  identify_ip: { points: 30, windowSeconds: 60 },
+  /** Passkey assertions per address. */
+  passkey_ip: { points: 60, windowSeconds: 5 * 60 },
+  /** Codes mailed to one address (also stops mail bombing). */
+  email_code_send_address: { points: 5, windowSeconds: 15 * 60 },
+  /** Codes requested from one client address. */
+  email_code_send_ip: { points: 20, windowSeconds: 15 * 60 },
+  /** Code guesses from one client address, across interactions (each code also allows only 5). */
+  email_code_verify_ip: { points: 30, windowSeconds: 15 * 60 },
+  /** Password attempts from one client address, across accounts (per-account limits are the pool's). */
+  password_ip: { points: 100, windowSeconds: 15 * 60 },
+  /** Recovery code attempts from one client address. */
+  recovery_code_ip: { points: 30, windowSeconds: 15 * 60 },
+  /** Recovery code attempts for one account (codes have 60 bits; this is about noise, not odds). */
+  recovery_code_user: { points: 10, windowSeconds: 15 * 60 },
+} as const;

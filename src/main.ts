@@ -1,0 +1,112 @@
+/**
+ * The `postern` command line (commander). Each command lives in src/cli/;
+ * this file only parses arguments, sets up logging, and turns outcomes into
+ * the exit codes of CONTRACT.md: 0 ok, 1 invalid input or configuration,
+ * 2 a service unreachable.
+ */
+import cluster from 'node:cluster';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { checkConfig } from './cli/check-config.ts';
+import { clusterExposition, reportWorkerReady, superviseWorkers } from './cli/cluster.ts';
+import { CommandError, EXIT } from './cli/exit-codes.ts';
+import { rotateKeys } from './cli/keys-rotate.ts';
+import { migrate } from './cli/migrate.ts';
+import { loadConfigOrFail } from './cli/open-runtime.ts';
+import { serve } from './cli/serve.ts';
+import { createMetrics } from './http/metrics.ts';
+import { createLogger } from './logging/create-logger.ts';
+
+const out = (line: string) => console.log(line);
+
+function parseInteger(min: number, max: number) {
+  return (value: string) => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number < min || number > max) {
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    }
+    return number;
+  };
+}
+
+const configOption = () =>
+  new Option('-c, --config <dir>', 'configuration directory (default: $POSTERN_CONFIG_DIR or ./config)');
+
+const program = new Command('postern')
+  .description('Postern: an OpenID Connect identity provider built around passkeys')
+  .showHelpAfterError()
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.invalid));
+
+program
+  .command('serve')
+  .description('serve every pool in the configuration directory')
+  .addOption(configOption())
+  .addOption(
+    new Option('-p, --port <port>', 'listen port (overrides PORT and the server file)').argParser(
+      parseInteger(0, 65_535),
+    ),
+  )
+  .addOption(
+    new Option(
+      '-w, --workers <n>',
+      'worker processes, one per core (needs DATABASE_URL and REDIS_URL)',
+    ).argParser(parseInteger(1, 64)),
+  )
+  .action(async (options: { config?: string; port?: number; workers?: number }) => {
+    const config = await loadConfigOrFail(options.config);
+    const logger = createLogger({ level: config.server.log_level });
+    const workers = options.workers ?? config.server.workers;
+    if (workers > 1 && (config.server.database.url === undefined || config.server.redis.url === undefined)) {
+      throw new CommandError(
+        '--workers above 1 needs DATABASE_URL and REDIS_URL: embedded storage belongs to one process',
+        EXIT.invalid,
+      );
+    }
+    if (workers > 1 && cluster.isPrimary) {
+      logger.info({ workers }, `starting ${workers} workers`);
+      process.exitCode = await superviseWorkers(workers, logger);
+      return;
+    }
+    const metrics = createMetrics({ processMetrics: true });
+    if (cluster.isWorker) metrics.exposition = clusterExposition(metrics.registry);
+    await serve({ config, logger, port: options.port, metrics });
+    if (cluster.isWorker) reportWorkerReady();
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations (idempotent, safe to run concurrently)')
+  .addOption(configOption())
+  .action(async (options: { config?: string }) => {
+    process.exitCode = await migrate(options.config, createLogger({ level: 'warn' }), out);
+  });
+
+program
+  .command('check-config')
+  .description('validate the server file and every pool file; print each problem; exit 1 on any')
+  .addOption(configOption())
+  .action(async (options: { config?: string }) => {
+    process.exitCode = await checkConfig(options.config, out);
+  });
+
+program
+  .command('keys')
+  .description('manage signing keys')
+  .command('rotate')
+  .description('add a new signing key for a pool; old keys stay published until tokens they signed expire')
+  .requiredOption('--pool <id>', 'the pool id')
+  .addOption(configOption())
+  .action(async (options: { pool: string; config?: string }) => {
+    process.exitCode = await rotateKeys(options.config, options.pool, createLogger({ level: 'warn' }), out);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommandError) {
+    console.error(`postern: ${error.message}`);
+    process.exitCode = error.exitCode;
+  } else {
+    console.error('postern: unexpected failure', error);
+    process.exitCode = EXIT.invalid;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Reads a bearer access token of one pool (RFC 6750 §2.1) for Postern's own
+ * APIs. oidc-provider owns the token: this looks it up in the pool's store
+ * and applies the checks its userinfo endpoint applies, minus DPoP.
+ *
+ * Refused (undefined): a missing or malformed header; a token that is
+ * unknown, expired or revoked; one issued to no user (client credentials);
+ * one whose client or grant is gone or does not match; and a sender-
+ * constrained token (DPoP `jkt`, mTLS `x5t#S256`), since these APIs take
+ * bearer tokens only and cannot check a proof of possession.
+ */
+import type { Provider } from './create-provider.ts';
+
+export interface BearerToken {
+  accountId: string;
+  clientId: string;
+  /** When the user last really authenticated (seconds since the epoch); see `extraTokenClaims`. */
+  authTime?: number;
+  /** Space-separated, as granted. */
+  scope: string;
+}
+
+/** `Bearer <b64token>` (RFC 6750 §2.1); Postern's opaque tokens are far shorter than the cap. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]{1,1024}=*) *$/i;
+
+/** The token's user, client and auth time; undefined when the header holds no usable token. */
+export async function authenticateBearer(
+  provider: Provider,
+  authorizationHeader: string | undefined,
+): Promise<BearerToken | undefined> {
+  const value = BEARER.exec(authorizationHeader ?? '')?.[1];
+  if (!value) return undefined;
+  // find() verifies iat/exp itself: an expired token comes back undefined.
+  const token = await provider.AccessToken.find(value);
+  if (!token?.accountId || !token.clientId || token.isSenderConstrained()) return undefined;
+
+  const client = await provider.Client.find(token.clientId);
+  if (!client) return undefined;
+  const grant = token.grantId ? await provider.Grant.find(token.grantId) : undefined;
+  if (!grant || grant.clientId !== token.clientId || grant.accountId !== token.accountId) return undefined;
+
+  const authTime = token.extra?.auth_time;
+  return {
+    accountId: token.accountId,
+    clientId: token.clientId,
+    ...(typeof authTime === 'number' && Number.isFinite(authTime) ? { authTime } : {}),
+    scope: token.scope ?? '',
+  };
+}

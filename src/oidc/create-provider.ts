@@ -1,0 +1,280 @@
+/**
+ * The only `new Provider(...)` in Postern: one oidc-provider per pool, its
+ * issuer `{public_url}/{pool}`. oidc-provider owns the protocol; this file
+ * decides which of it is on (STACK.md lists what must be decided explicitly):
+ *
+ * - authorization code only, PKCE S256 required for every client;
+ * - refresh tokens (rotated on every use), client credentials (for the admin
+ *   API), introspection, revocation, userinfo, RP-initiated logout, PAR, DPoP;
+ * - off: implicit and hybrid flows, dynamic registration, device flow, CIBA,
+ *   resource indicators (Postern's own APIs read opaque tokens directly);
+ * - `acr`, `amr` and `auth_time` declared as claims; `phr`/`phrh` advertised.
+ *
+ * Cookies get per-pool names and keys, so pools on one host never read each
+ * other's sessions. Pages oidc-provider renders (errors, logout) come from
+ * the http layer through `pages`.
+ */
+import type { IncomingMessage } from 'node:http';
+import Provider, {
+  type ClientMetadata,
+  type Configuration,
+  interactionPolicy,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
+import type { ClientFile } from '../config/schema.ts';
+import type { PoolConfig } from '../config/types.ts';
+import { acrMeets, requiredAcr } from './acr.ts';
+import { type AdapterStores, createAdapter } from './adapter.ts';
+import { type AccountLookup, findAccount } from './find-account.ts';
+import type { PrivateJwk } from './signing-keys.ts';
+import { TTL } from './ttl.ts';
+
+const ROUTES = new WeakMap<IncomingMessage, string>();
+
+/** The oidc-provider route (`authorization`, `token`, …) that answered a request, for metrics. */
+export function oidcRouteOf(req: IncomingMessage): string | undefined {
+  return ROUTES.get(req);
+}
+
+export type { Provider };
+
+/** ACR values Postern can assert (CONTRACT.md, Tokens): strongest first. */
+export const ACR_VALUES = ['phrh', 'phr', '0'] as const;
+
+export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'admin'] as const;
+
+export interface ProviderPages {
+  /** An error page for errors oidc-provider cannot return to the client. */
+  error(req: IncomingMessage, view: { error: string; description?: string; status: number }): string;
+  /** The "sign out?" confirmation; `form` is oidc-provider's form (with its CSRF token) to embed. */
+  logout(req: IncomingMessage, view: { form: string; clientName?: string }): string;
+  /** Shown after logout when the client gave no post_logout_redirect_uri. */
+  logoutSuccess(req: IncomingMessage, view: { clientName?: string }): string;
+}
+
+export interface CreateProviderOptions {
+  pool: PoolConfig;
+  stores: AdapterStores;
+  accounts: AccountLookup;
+  jwks: { keys: PrivateJwk[] };
+  /** Keys that sign this pool's cookies, newest first. */
+  cookieKeys: string[];
+  pages: ProviderPages;
+  /** Called with every error oidc-provider answered as server_error. */
+  onServerError(req: IncomingMessage, error: unknown): void;
+}
+
+/** The client metadata oidc-provider takes, from a pool file's client entry. */
+export function toClientMetadata(client: ClientFile): ClientMetadata {
+  const { first_party: _firstParty, default_acr_values, client_secret, ...metadata } = client;
+  const usesCode = client.grant_types.includes('authorization_code');
+  return {
+    ...metadata,
+    ...(client_secret === undefined ? {} : { client_secret }),
+    ...(default_acr_values === undefined ? {} : { default_acr_values }),
+    response_types: usesCode ? ['code'] : [],
+  } satisfies ClientMetadata;
+}
+
+export function createProvider(options: CreateProviderOptions): Provider {
+  const { pool, stores, accounts, jwks, cookieKeys, pages, onServerError } = options;
+  const mountPath = `/${pool.id}`;
+  const firstParty = new Set(
+    pool.clients.filter((client) => client.first_party).map((client) => client.client_id),
+  );
+  const cookiePrefix = `postern.${pool.id}`;
+  const html = (ctx: KoaContextWithOIDC, body: string) => {
+    ctx.type = 'html';
+    ctx.body = body;
+  };
+
+  const configuration: Configuration = {
+    adapter: createAdapter(pool.id, stores),
+    clients: pool.clients.map(toClientMetadata),
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      id_token_signed_response_alg: 'ES256',
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    jwks,
+    cookies: {
+      keys: cookieKeys,
+      names: {
+        session: `${cookiePrefix}.session`,
+        interaction: `${cookiePrefix}.interaction`,
+        resume: `${cookiePrefix}.resume`,
+      },
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    claims: {
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    scopes: [...SCOPES],
+    acrValues: [...ACR_VALUES],
+    responseTypes: ['code'],
+    // Exactly what a pool file can configure for a client.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    pkce: { required: () => true },
+    // Exact redirect URI in every request, even for a client with only one (RFC 9700 §2.1).
+    allowOmittingSingleRegisteredRedirectUri: false,
+    rotateRefreshToken: true,
+    // Access tokens carry the time of the login they come from (a refreshed one
+    // keeps it), so the self-service API can ask for a recent authentication.
+    extraTokenClaims: (ctx, token) => {
+      if (token.kind !== 'AccessToken') return undefined;
+      const { AuthorizationCode, RefreshToken } = ctx.oidc.entities;
+      const authTime = AuthorizationCode?.authTime ?? RefreshToken?.authTime;
+      return authTime === undefined ? undefined : { auth_time: authTime };
+    },
+    loadExistingGrant: (ctx) => loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? '')),
+    findAccount: (_ctx, sub) => findAccount(accounts, pool.id, sub),
+    interactions: {
+      policy: loginPolicy(),
+      url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // A client may introspect only its own tokens.
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => html(ctx, pages.logout(ctx.req, { form, clientName: clientLabel(ctx) })),
+        postLogoutSuccessSource: (ctx) =>
+          html(ctx, pages.logoutSuccess(ctx.req, { clientName: clientLabel(ctx) })),
+      },
+      userinfo: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      dPoP: { enabled: true },
+      resourceIndicators: { enabled: false },
+      registration: { enabled: false },
+      deviceFlow: { enabled: false },
+      backchannelLogout: { enabled: false },
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256', 'RS256'],
+      userinfoSigningAlgValues: ['ES256', 'RS256'],
+      introspectionSigningAlgValues: ['ES256', 'RS256'],
+    },
+    ttl: {
+      ...TTL,
+      // A public browser client's rotated refresh token keeps its predecessor's
+      // expiry, so the chain cannot outlive the first token (oidc-provider's own rule).
+      RefreshToken: (ctx, token, client) => {
+        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+        if (
+          rotated &&
+          client.applicationType === 'web' &&
+          client.clientAuthMethod === 'none' &&
+          !token.isSenderConstrained()
+        ) {
+          return rotated.remainingTTL;
+        }
+        return TTL.RefreshToken;
+      },
+    },
+    // CORS for browser clients: only from the origins of their own redirect URIs.
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.redirectUris?.some((uri: string) => new URL(uri).origin === origin) ?? false,
+    renderError: (ctx, out, error) => {
+      const status = (error as { statusCode?: number }).statusCode ?? ctx.status ?? 500;
+      html(ctx, pages.error(ctx.req, { error: out.error, description: out.error_description, status }));
+    },
+  };
+
+  const provider = new Provider(pool.issuer, configuration);
+  // Postern rewrites Host and X-Forwarded-Proto from public_url before every
+  // request reaches the provider, so these headers are trusted here.
+  provider.proxy = true;
+  provider.use(async (ctx, next) => {
+    // Mounted by dispatch with the prefix stripped; this tells urlFor the prefix.
+    (ctx as unknown as { mountPath: string }).mountPath = mountPath;
+    await next();
+    if (ctx.oidc?.route) ROUTES.set(ctx.req, ctx.oidc.route);
+  });
+  provider.on('server_error', (ctx, error) => onServerError(ctx.req, error));
+  return provider;
+}
+
+/**
+ * The grant a request runs under. A first-party client never shows a consent
+ * screen: its grant is created, or widened, to what it asks for (the pattern
+ * oidc-provider documents for skipping consent). Others keep what the user
+ * consented to; anything missing sends them to the consent step.
+ */
+async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
+  const { oidc } = ctx;
+  const client = oidc.client;
+  const accountId = oidc.session?.accountId ?? oidc.result?.login?.accountId;
+  const grantId =
+    oidc.result?.consent?.grantId ?? (client ? oidc.session?.grantIdFor(client.clientId) : undefined);
+  const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+  if (!firstParty || !client || !accountId) return existing;
+
+  const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
+  const before = existing ? `${grant.getOIDCScope()}|${grant.getOIDCClaims()}` : undefined;
+  const requested = oidc.params?.scope;
+  if (typeof requested === 'string') grant.addOIDCScope(requested);
+  const claims = oidc.params?.claims;
+  if (typeof claims === 'string') {
+    const { id_token = {}, userinfo = {} } = JSON.parse(claims) as Record<string, Record<string, unknown>>;
+    grant.addOIDCClaims([...Object.keys(id_token), ...Object.keys(userinfo)]);
+  }
+  // Save only what changed: a returning user's login should not write the grant again.
+  if (before !== `${grant.getOIDCScope()}|${grant.getOIDCClaims()}`) await grant.save();
+  return grant;
+}
+
+/**
+ * oidc-provider's default policy, with the login prompt also due when the
+ * session's acr is below what the request demands (acr_values, an essential
+ * acr claim, the client's default_acr_values). Its own essential-acr checks
+ * compare exact values, so they would re-prompt forever for phr when the user
+ * signed in with a phrh passkey; this check knows phrh satisfies phr. With
+ * prompt=none an unmet demand answers login_required, never a weaker token.
+ */
+function loginPolicy() {
+  const policy = interactionPolicy.base();
+  const login = policy.get('login');
+  if (!login) throw new Error('oidc-provider has no login prompt');
+  login.checks.remove('essential_acr');
+  login.checks.remove('essential_acrs');
+  login.checks.add(
+    new interactionPolicy.Check(
+      'acr_not_met',
+      'the requested authentication context could not be obtained',
+      'login_required',
+      (ctx) => {
+        const { oidc } = ctx;
+        const required = requiredAcr({
+          acrValues: oidc.params?.acr_values,
+          claims: oidc.params?.claims,
+          defaultAcrValues: oidc.client?.defaultAcrValues,
+        });
+        if (!required || !oidc.session?.accountId) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+        const acr = oidc.result?.login?.acr ?? oidc.session.acr;
+        return acrMeets(acr, required)
+          ? interactionPolicy.Check.NO_NEED_TO_PROMPT
+          : interactionPolicy.Check.REQUEST_PROMPT;
+      },
+    ),
+  );
+  return policy;
+}
+
+function clientLabel(ctx: KoaContextWithOIDC): string | undefined {
+  const client = ctx.oidc.client;
+  return client ? (client.clientName ?? client.clientId) : undefined;
+}

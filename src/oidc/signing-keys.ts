@@ -1,0 +1,114 @@
+/**
+ * Each pool's token signing keys: an ES256 key (the default, cheapest to
+ * sign) and an RS256 key (for clients that need it), created on first start,
+ * stored encrypted, and rotated by `postern keys rotate`.
+ *
+ * Rotation adds a new key per algorithm that signs from then on; the keys it
+ * replaces stay published in the JWKS for RETIRED_KEY_RETENTION, longer than
+ * any token signed with them can be valid (ID tokens live TTL.IdToken), so a
+ * relying party never meets a signature it cannot verify.
+ */
+import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { SecretBox } from '../secrets/secret-box.ts';
+import type { SigningAlgorithm, SigningKeyRecord, SigningKeyRepository } from '../storage/types.ts';
+import { TTL } from './ttl.ts';
+
+export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'RS256'];
+
+/** A day: comfortably longer than an ID token (TTL.IdToken) plus clock skew. */
+export const RETIRED_KEY_RETENTION_SECONDS = Math.max(24 * 3600, TTL.IdToken * 2);
+
+export type PrivateJwk = JWK & { kid: string; alg: SigningAlgorithm; use: 'sig' };
+
+/** The encryption binding of a key: its ciphertext only opens on its own row. */
+const associatedData = (poolId: string, kid: string) => `signing-key:${poolId}:${kid}`;
+
+async function generateKey(
+  poolId: string,
+  alg: SigningAlgorithm,
+  box: SecretBox,
+  now: Date,
+): Promise<SigningKeyRecord> {
+  const { privateKey } =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' }) as JsonWebKey & JWK;
+  const kid = await calculateJwkThumbprint(jwk);
+  const privateJwk: PrivateJwk = { ...jwk, kid, alg, use: 'sig' };
+  return {
+    poolId,
+    kid,
+    alg,
+    encryptedJwk: box.seal(JSON.stringify(privateJwk), associatedData(poolId, kid)),
+    createdAt: now,
+    retiredAt: null,
+  };
+}
+
+/**
+ * Creates the pool's first keys unless some exist. Safe when several
+ * processes start at once: exactly one set is stored and all use it.
+ */
+export async function ensureSigningKeys(
+  repository: SigningKeyRepository,
+  poolId: string,
+  box: SecretBox,
+  now = new Date(),
+): Promise<void> {
+  if ((await repository.list(poolId)).length > 0) return;
+  const keys = await Promise.all(SIGNING_ALGORITHMS.map((alg) => generateKey(poolId, alg, box, now)));
+  await repository.add(poolId, keys, { onlyIfNone: true });
+}
+
+/**
+ * Adds a new key per algorithm (the repository retires the ones they replace)
+ * and deletes retired keys past retention. Returns the new kids.
+ */
+export async function rotateSigningKeys(
+  repository: SigningKeyRepository,
+  poolId: string,
+  box: SecretBox,
+  now = new Date(),
+): Promise<string[]> {
+  const keys = await Promise.all(SIGNING_ALGORITHMS.map((alg) => generateKey(poolId, alg, box, now)));
+  await repository.add(poolId, keys);
+  await repository.deleteRetiredBefore(
+    poolId,
+    new Date(now.getTime() - RETIRED_KEY_RETENTION_SECONDS * 1000),
+  );
+  return keys.map((key) => key.kid);
+}
+
+/**
+ * The private JWKS oidc-provider signs with and publishes (public parts only).
+ * Order matters: oidc-provider signs with the first key of an algorithm, so
+ * active keys come first, then retired ones still within retention.
+ * @throws {Error} when a key does not decrypt with this secret.
+ */
+export function openSigningKeys(
+  records: readonly SigningKeyRecord[],
+  box: SecretBox,
+  now = new Date(),
+): { keys: PrivateJwk[] } {
+  const oldest = now.getTime() - RETIRED_KEY_RETENTION_SECONDS * 1000;
+  const published = records
+    .filter((record) => record.retiredAt === null || record.retiredAt.getTime() > oldest)
+    .sort(
+      (a, b) =>
+        Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
+        b.createdAt.getTime() - a.createdAt.getTime(),
+    );
+  return {
+    keys: published.map(
+      (record) =>
+        JSON.parse(box.open(record.encryptedJwk, associatedData(record.poolId, record.kid))) as PrivateJwk,
+    ),
+  };
+}
+
+/** Identifies a key set, to notice when another process rotated the keys. */
+export function keySetVersion(records: readonly SigningKeyRecord[]): string {
+  return records.map((record) => `${record.kid}:${record.retiredAt?.getTime() ?? ''}`).join(',');
+}

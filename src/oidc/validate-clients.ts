@@ -1,0 +1,50 @@
+/**
+ * Runs oidc-provider's own client metadata validation over a pool's clients,
+ * so `check-config` and boot reject what the token endpoint would reject later
+ * (STYLE.md rule 8: fail at boot, not at request time).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { PoolConfig } from '../config/types.ts';
+import type { OidcModelStore } from '../storage/types.ts';
+import { createProvider, toClientMetadata } from './create-provider.ts';
+import type { PrivateJwk } from './signing-keys.ts';
+
+export interface ClientProblem {
+  index: number;
+  message: string;
+}
+
+export async function validateClients(provider: Provider, pool: PoolConfig): Promise<ClientProblem[]> {
+  const problems: ClientProblem[] = [];
+  for (const [index, client] of pool.clients.entries()) {
+    try {
+      await provider.Client.validate(toClientMetadata(client));
+    } catch (error) {
+      const { error_description, message } = error as { error_description?: string; message?: string };
+      problems.push({ index, message: `oidc-provider refuses this client: ${error_description ?? message}` });
+    }
+  }
+  return problems;
+}
+
+/**
+ * Validates a pool's clients without storage: a provider with the pool's real
+ * configuration, a throwaway key, and stores that are never called.
+ */
+export async function validatePoolClients(pool: PoolConfig): Promise<ClientProblem[]> {
+  const unused = new Proxy({} as OidcModelStore, {
+    get: () => () => Promise.reject(new Error('storage is not available while validating clients')),
+  });
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const provider = createProvider({
+    pool,
+    stores: { durable: { oidcModels: () => unused }, ephemeral: { oidcModels: () => unused } },
+    accounts: { findById: async () => undefined },
+    jwks: { keys: [{ ...key, kid: 'validation', alg: 'ES256', use: 'sig' } as PrivateJwk] },
+    cookieKeys: ['validation-only'],
+    pages: { error: () => '', logout: () => '', logoutSuccess: () => '' },
+    onServerError: () => {},
+  });
+  return validateClients(provider, pool);
+}

@@ -1,0 +1,125 @@
+/**
+ * The self-service JSON API, `/{pool}/api/self/…` (CONTRACT.md, "Self-service
+ * and admin APIs"). Routes are thin: authenticate the bearer access token of
+ * this pool (src/oidc/bearer-token.ts), guard the body (zod), call one use
+ * case of ./self-service.ts, answer JSON.
+ *
+ * The token comes in the Authorization header only (RFC 6750 §2.1), never in
+ * a cookie, so a cross-site request cannot carry it and no origin check is
+ * needed. The token is checked before the body is read: a caller without one
+ * learns nothing about what its body would have done. Bodies are JSON only,
+ * at most 64 KB; a POST without any body counts as `{}`.
+ */
+import { bodyParser } from '@koa/bodyparser';
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { PosternError } from '../errors.ts';
+import { RegistrationResponseSchema } from '../interactions/request-schemas.ts';
+import { authenticateBearer } from '../oidc/bearer-token.ts';
+import type { PoolRegistry } from '../pools/pool-registry.ts';
+import { invalidToken, type SelfService, type SelfServiceScope } from './self-service.ts';
+
+export interface SelfServiceRoutesOptions {
+  registry: Pick<PoolRegistry, 'get'>;
+  service: SelfService;
+}
+
+const passkeyName = z
+  .string()
+  .trim()
+  .min(1, 'Give the passkey a name.')
+  .max(64, 'A passkey name has at most 64 characters.')
+  .regex(/^[^\p{Cc}]*$/u, 'A passkey name cannot contain control characters.');
+
+const password = z.string().min(1, 'Enter a password.').max(1024, 'That password is too long.');
+
+const Bodies = {
+  empty: z.strictObject({}),
+  registerVerify: z.strictObject({ response: RegistrationResponseSchema, name: passkeyName.optional() }),
+  rename: z.strictObject({ name: passkeyName }),
+  password: z.strictObject({ password, current_password: password.optional() }),
+} as const;
+
+export function addSelfServiceRoutes(router: Router, { registry, service }: SelfServiceRoutesOptions) {
+  const base = '/:pool/api/self';
+  const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' });
+
+  async function scopeOf(ctx: Context): Promise<SelfServiceScope> {
+    const runtime = registry.get(ctx.params.pool ?? '');
+    if (!runtime) throw new PosternError(404, 'not_found', 'There is no such service.');
+    const header = ctx.get('authorization');
+    if (!header) throw invalidToken('no Authorization header', { missing: true });
+    const token = await authenticateBearer(runtime.provider, header);
+    if (!token) throw invalidToken('not a live bearer access token of a user of this pool');
+    return {
+      pool: runtime.config,
+      accountId: token.accountId,
+      clientId: token.clientId,
+      ...(token.authTime === undefined ? {} : { authTime: token.authTime }),
+      ip: ctx.ip,
+      userAgent: ctx.get('user-agent').slice(0, 512),
+      log: ctx.state.log,
+    };
+  }
+
+  /** The JSON body (`{}` when there is none), guarded by `schema`. */
+  async function bodyOf<S extends z.ZodType>(ctx: Context, schema: S): Promise<z.output<S>> {
+    const hasBody = Boolean(ctx.request.length) || ctx.get('transfer-encoding') !== '';
+    let body: unknown = {};
+    if (hasBody) {
+      if (!ctx.is('application/json'))
+        throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
+      await parseJson(ctx, async () => {});
+      body = (ctx.request as { body?: unknown }).body ?? {};
+    }
+    const result = schema.safeParse(body);
+    if (result.success) return result.data;
+    const first = result.error.issues[0];
+    const description =
+      first?.code === 'custom' || first?.message?.endsWith('.') ? first.message : 'The request is malformed.';
+    throw new PosternError(400, 'invalid_request', description, {
+      detail: result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
+    });
+  }
+
+  router.get(`${base}/passkeys`, async (ctx) => {
+    ctx.body = await service.listPasskeys(await scopeOf(ctx));
+  });
+
+  router.post(`${base}/passkeys/register/options`, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    await bodyOf(ctx, Bodies.empty);
+    ctx.body = await service.registerOptions(scope);
+  });
+
+  router.post(`${base}/passkeys/register/verify`, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    const body = await bodyOf(ctx, Bodies.registerVerify);
+    ctx.body = await service.registerVerify(scope, body);
+    ctx.status = 201;
+  });
+
+  router.patch(`${base}/passkeys/:id`, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    const body = await bodyOf(ctx, Bodies.rename);
+    ctx.body = await service.renamePasskey(scope, ctx.params.id ?? '', body);
+  });
+
+  router.delete(`${base}/passkeys/:id`, async (ctx) => {
+    await service.deletePasskey(await scopeOf(ctx), ctx.params.id ?? '');
+    ctx.status = 204;
+  });
+
+  router.put(`${base}/password`, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    await service.setPassword(scope, await bodyOf(ctx, Bodies.password));
+    ctx.status = 204;
+  });
+
+  router.post(`${base}/recovery-codes`, async (ctx) => {
+    const scope = await scopeOf(ctx);
+    await bodyOf(ctx, Bodies.empty);
+    ctx.body = await service.replaceRecoveryCodes(scope);
+  });
+}

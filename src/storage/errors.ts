@@ -1,0 +1,45 @@
+/**
+ * Typed storage errors. Repositories translate driver errors into these, so
+ * no layer above storage ever inspects a Postgres error code or a Redis reply.
+ */
+
+/** A unique constraint refused a write (e.g. an email already used in the pool). */
+export class UniqueViolationError extends Error {
+  /** The constraint's name, e.g. `users_pool_id_email_unique`. */
+  readonly constraint: string | undefined;
+
+  constructor(constraint: string | undefined, options?: { cause?: unknown }) {
+    super(`unique constraint ${constraint ?? '(unknown)'} violated`, options);
+    this.name = 'UniqueViolationError';
+    this.constraint = constraint;
+  }
+}
+
+/** A per-user limit (e.g. passkeys per user) would be exceeded; nothing was written. */
+export class LimitExceededError extends Error {
+  readonly limit: number;
+
+  constructor(what: string, limit: number) {
+    super(`${what} limit of ${limit} reached`);
+    this.name = 'LimitExceededError';
+    this.limit = limit;
+  }
+}
+
+/**
+ * A backing service (PostgreSQL or Redis) is unreachable or failing. Postern
+ * fails closed: the request answers 503 and nothing is half done.
+ * `statusCode` is read by oidc-provider's error handler, so its endpoints
+ * answer 503 too rather than 500.
+ */
+export class StoreUnavailableError extends Error {
+  readonly service: 'database' | 'redis';
+  readonly statusCode = 503;
+  readonly expose = false;
+
+  constructor(service: 'database' | 'redis', options?: { cause?: unknown }) {
+    super(`${service} unavailable`, options);
+    this.name = 'StoreUnavailableError';
+    this.service = service;
+  }
+}

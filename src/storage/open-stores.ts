@@ -1,0 +1,72 @@
+/**
+ * Chooses and opens the storage backends from configuration:
+ *
+ * | setting             | durable                  | ephemeral          |
+ * |---------------------|--------------------------|--------------------|
+ * | databaseUrl         | PostgreSQL               |                    |
+ * | (none)              | PGlite under dataDir     |                    |
+ * | redisUrl            |                          | Redis              |
+ * | (none)              |                          | in-process memory  |
+ *
+ * It neither migrates nor pings: the caller decides (`postern migrate` is an
+ * explicit operator step; boot pings both stores to fail early).
+ */
+import { openMemoryEphemeralStore } from './memory/memory-ephemeral-store.ts';
+import { openDurableStore } from './postgres/open-durable-store.ts';
+import { openRedisEphemeralStore } from './redis/redis-ephemeral-store.ts';
+import type { StoreLogger } from './store-logger.ts';
+import type { DurableStore, EphemeralStore } from './types.ts';
+
+export type { StoreLogger };
+
+export interface OpenStoresOptions {
+  /** (Optional) PostgreSQL URL. Defaults to none: embedded PGlite. */
+  databaseUrl?: string;
+  /** (Optional) PGlite's data directory. Defaults to in-memory (tests only). Ignored with `databaseUrl`. */
+  dataDir?: string;
+  /** (Optional) Most PostgreSQL connections this process opens. Defaults to 10. */
+  databasePoolMax?: number;
+  /** (Optional) Redis URL. Defaults to none: an in-process store (one process only). */
+  redisUrl?: string;
+  /** (Optional) Prefix of every Redis key. Defaults to `postern:`. */
+  redisKeyPrefix?: string;
+  /** (Optional) Receives backend connection loss and recovery. */
+  logger?: StoreLogger;
+}
+
+export interface Stores {
+  durable: DurableStore;
+  ephemeral: EphemeralStore;
+  /** Closes both stores; safe to call once. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the durable and the ephemeral store. If the second fails to open, the
+ * first is closed again.
+ * @throws {Error} when PGlite cannot open its data directory or a URL is malformed.
+ *   Unreachable servers do not throw here; `ping()` reports StoreUnavailableError.
+ */
+export async function openStores(options: OpenStoresOptions = {}): Promise<Stores> {
+  const { databaseUrl, dataDir, databasePoolMax, redisUrl, redisKeyPrefix, logger } = options;
+  const durable = await openDurableStore({ url: databaseUrl, dataDir, poolMax: databasePoolMax, logger });
+  let ephemeral: EphemeralStore;
+  try {
+    ephemeral =
+      redisUrl === undefined
+        ? openMemoryEphemeralStore()
+        : await openRedisEphemeralStore({ url: redisUrl, keyPrefix: redisKeyPrefix, logger });
+  } catch (error) {
+    await durable.close().catch(() => {});
+    throw error;
+  }
+  return {
+    durable,
+    ephemeral,
+    async close() {
+      const results = await Promise.allSettled([ephemeral.close(), durable.close()]);
+      const failure = results.find((result) => result.status === 'rejected');
+      if (failure) throw failure.reason;
+    },
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Passkeys (WebAuthn credentials) in PostgreSQL/PGlite.
+ *
+ * The per-user limit is enforced in the database, not by a count the caller
+ * read earlier: `create` with `maxPerUser` locks the user's row
+ * (SELECT ... FOR UPDATE), counts and inserts in one transaction, so two
+ * concurrent registrations cannot both take the last slot.
+ */
+import type { Knex } from 'knex';
+import { LimitExceededError } from '../errors.ts';
+import type { NewPasskey, Passkey, PasskeyRepository } from '../types.ts';
+import { changedRows, fromBytes, isUuid, toBytes, toNumber } from './column-values.ts';
+import { withTranslatedErrors } from './translate-error.ts';
+
+interface PasskeyRow {
+  id: string;
+  pool_id: string;
+  user_id: string;
+  credential_id: string;
+  public_key: Uint8Array;
+  counter: string | number;
+  transports: string[];
+  aaguid: string;
+  backup_eligible: boolean;
+  backup_state: boolean;
+  uv_initialized: boolean;
+  attestation_format: string;
+  name: string;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+function toPasskey(row: PasskeyRow): Passkey {
+  return {
+    id: row.id,
+    poolId: row.pool_id,
+    userId: row.user_id,
+    credentialId: row.credential_id,
+    publicKey: toBytes(row.public_key),
+    counter: toNumber(row.counter),
+    transports: [...row.transports],
+    aaguid: row.aaguid,
+    backupEligible: row.backup_eligible,
+    backupState: row.backup_state,
+    uvInitialized: row.uv_initialized,
+    attestationFormat: row.attestation_format,
+    name: row.name,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+/**
+ * Inserts one passkey on `db` (a knex instance or an open transaction); shared
+ * with the user repository's sign-up transaction.
+ * @throws driver errors untranslated; callers wrap them.
+ */
+export async function insertPasskey(db: Knex | Knex.Transaction, passkey: NewPasskey): Promise<Passkey> {
+  const [row] = await db('passkeys')
+    .insert({
+      pool_id: passkey.poolId,
+      user_id: passkey.userId,
+      credential_id: passkey.credentialId,
+      public_key: fromBytes(passkey.publicKey),
+      counter: passkey.counter,
+      transports: JSON.stringify(passkey.transports),
+      aaguid: passkey.aaguid,
+      backup_eligible: passkey.backupEligible,
+      backup_state: passkey.backupState,
+      uv_initialized: passkey.uvInitialized,
+      attestation_format: passkey.attestationFormat,
+      name: passkey.name,
+    })
+    .returning('*');
+  return toPasskey(row as PasskeyRow);
+}
+
+async function countByUser(db: Knex | Knex.Transaction, poolId: string, userId: string): Promise<number> {
+  const row = await db('passkeys').where({ pool_id: poolId, user_id: userId }).count({ count: '*' }).first();
+  return toNumber(row?.count ?? 0);
+}
+
+/**
+ * The PasskeyRepository over knex. Driver errors leave it as typed storage errors.
+ * @throws {UniqueViolationError} `passkeys_pool_id_credential_id_unique` on a duplicate credential id.
+ * @throws {LimitExceededError} from `create` when the user already has `maxPerUser` passkeys.
+ * @throws {StoreUnavailableError} when the database is unreachable.
+ */
+export function createPasskeyRepository(db: Knex): PasskeyRepository {
+  return withTranslatedErrors<PasskeyRepository>({
+    async create(passkey, options = {}) {
+      const { maxPerUser } = options;
+      if (maxPerUser === undefined) return insertPasskey(db, passkey);
+      return db.transaction(async (trx) => {
+        // The user row is the lock every registration of this user queues on.
+        const user = await trx('users')
+          .select('id')
+          .where({ pool_id: passkey.poolId, id: passkey.userId })
+          .forUpdate()
+          .first();
+        if (!user) throw new Error(`user ${passkey.userId} does not exist in pool ${passkey.poolId}`);
+        if ((await countByUser(trx, passkey.poolId, passkey.userId)) >= maxPerUser) {
+          throw new LimitExceededError('passkeys per user', maxPerUser);
+        }
+        return insertPasskey(trx, passkey);
+      });
+    },
+
+    async findByCredentialId(poolId, credentialId) {
+      const row = await db<PasskeyRow>('passkeys')
+        .where({ pool_id: poolId, credential_id: credentialId })
+        .first();
+      return row ? toPasskey(row) : undefined;
+    },
+
+    async listByUser(poolId, userId) {
+      if (!isUuid(userId)) return [];
+      const rows = await db<PasskeyRow>('passkeys')
+        .where({ pool_id: poolId, user_id: userId })
+        .orderBy([{ column: 'created_at' }, { column: 'id' }]);
+      return rows.map(toPasskey);
+    },
+
+    async countByUser(poolId, userId) {
+      if (!isUuid(userId)) return 0;
+      return countByUser(db, poolId, userId);
+    },
+
+    async recordUse(id, { counter, backupState, usedAt }) {
+      if (!isUuid(id)) return;
+      await db('passkeys').where({ id }).update({ counter, backup_state: backupState, last_used_at: usedAt });
+    },
+
+    async rename(poolId, userId, id, name) {
+      if (!isUuid(userId) || !isUuid(id)) return false;
+      const changed = await db('passkeys').where({ pool_id: poolId, user_id: userId, id }).update({ name });
+      return changedRows(changed) > 0;
+    },
+
+    async delete(poolId, userId, id) {
+      if (!isUuid(userId) || !isUuid(id)) return false;
+      const deleted = await db('passkeys').where({ pool_id: poolId, user_id: userId, id }).delete();
+      return changedRows(deleted) > 0;
+    },
+  });
+}

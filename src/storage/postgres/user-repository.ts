@@ -1,0 +1,125 @@
+/**
+ * Users in PostgreSQL/PGlite.
+ *
+ * Emails are normalised (trimmed, lowercased) on the way in and on lookup, and
+ * unique per pool by constraint (`users_pool_id_email_unique`), so two sign-ups
+ * racing for one address end with exactly one user. Each user gets a random
+ * WebAuthn user handle here, never derived from the account id
+ * (https://www.w3.org/TR/webauthn-3/#sctn-user-handle-privacy).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { NewUser, User, UserRepository } from '../types.ts';
+import { changedRows, isUuid } from './column-values.ts';
+import { insertPasskey } from './passkey-repository.ts';
+import { withTranslatedErrors } from './translate-error.ts';
+
+interface UserRow {
+  id: string;
+  pool_id: string;
+  email: string;
+  email_verified: boolean;
+  name: string | null;
+  webauthn_user_id: string;
+  password_hash: string | null;
+  enroll_prompted_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    poolId: row.pool_id,
+    email: row.email,
+    emailVerified: row.email_verified,
+    name: row.name,
+    webauthnUserId: row.webauthn_user_id,
+    enrollPromptedAt: row.enroll_prompted_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** Trimmed and lowercased: the form stored and compared. */
+export function normaliseEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+async function insertUser(db: Knex | Knex.Transaction, user: NewUser): Promise<User> {
+  const [row] = await db('users')
+    .insert({
+      pool_id: user.poolId,
+      email: normaliseEmail(user.email),
+      email_verified: user.emailVerified ?? false,
+      name: user.name ?? null,
+      // 32 random bytes: the WebAuthn user handle (at most 64 bytes, no PII).
+      webauthn_user_id: user.webauthnUserId ?? randomBytes(32).toString('base64url'),
+      ...(user.passwordHash ? { password_hash: user.passwordHash, password_changed_at: db.fn.now() } : {}),
+    })
+    .returning('*');
+  return toUser(row as UserRow);
+}
+
+/**
+ * The UserRepository over knex. Driver errors leave it as typed storage errors.
+ * @throws {UniqueViolationError} `users_pool_id_email_unique` when the email is taken in the pool,
+ *   `passkeys_pool_id_credential_id_unique` from `createWithPasskey` when the credential id is.
+ * @throws {StoreUnavailableError} when the database is unreachable.
+ */
+export function createUserRepository(db: Knex): UserRepository {
+  const findOne = async (where: Partial<UserRow>): Promise<User | undefined> => {
+    const row = await db<UserRow>('users').where(where).first();
+    return row ? toUser(row) : undefined;
+  };
+
+  return withTranslatedErrors<UserRepository>({
+    create(user) {
+      return insertUser(db, user);
+    },
+
+    createWithPasskey(user, passkey) {
+      // Sign-up lands whole or not at all: a taken credential id rolls the user back.
+      return db.transaction(async (trx) => {
+        const created = await insertUser(trx, user);
+        const createdPasskey = await insertPasskey(trx, {
+          ...passkey,
+          poolId: created.poolId,
+          userId: created.id,
+        });
+        return { user: created, passkey: createdPasskey };
+      });
+    },
+
+    async findById(poolId, id) {
+      return isUuid(id) ? findOne({ pool_id: poolId, id }) : undefined;
+    },
+
+    findByEmail(poolId, email) {
+      return findOne({ pool_id: poolId, email: normaliseEmail(email) });
+    },
+
+    findByWebauthnUserId(poolId, webauthnUserId) {
+      return findOne({ pool_id: poolId, webauthn_user_id: webauthnUserId });
+    },
+
+    async getPasswordHash(poolId, userId) {
+      if (!isUuid(userId)) return undefined;
+      const row = await db<UserRow>('users').where({ pool_id: poolId, id: userId }).first('password_hash');
+      return row?.password_hash ?? undefined;
+    },
+
+    async setPasswordHash(poolId, userId, hash) {
+      if (!isUuid(userId)) return false;
+      const result = await db('users')
+        .where({ pool_id: poolId, id: userId })
+        .update({ password_hash: hash, password_changed_at: db.fn.now(), updated_at: db.fn.now() });
+      return changedRows(result) === 1;
+    },
+
+    async recordEnrollPrompt(poolId, userId, at) {
+      if (!isUuid(userId)) return;
+      await db('users').where({ pool_id: poolId, id: userId }).update({ enroll_prompted_at: at });
+    },
+  });
+}

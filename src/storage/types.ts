@@ -1,0 +1,275 @@
+/**
+ * The storage vocabulary (dex-style): small interfaces that every backend
+ * implements and that test/storage/ checks with one conformance suite.
+ *
+ * - DurableStore: PostgreSQL through knex, or PGlite (the embedded default)
+ *   through the same knex code.
+ * - EphemeralStore: Redis, or an in-process memory store with the same
+ *   semantics (TTL, atomic take, atomic increment).
+ *
+ * Everything is scoped by pool id; nothing one pool writes is visible to another.
+ */
+
+// ------------------------------------------------------------ oidc-provider
+
+/** What oidc-provider hands its adapter: a JSON object with optional index fields. */
+export interface OidcPayload {
+  [key: string]: unknown;
+  grantId?: string;
+  uid?: string;
+  userCode?: string;
+  accountId?: string;
+  /** Seconds since the epoch, set when the artifact was consumed. */
+  consumed?: number;
+}
+
+/**
+ * oidc-provider's adapter contract for one model of one pool
+ * (https://github.com/panva/node-oidc-provider/blob/main/example/my_adapter.js),
+ * with one strengthening: `consume` is atomic and reports whether this call
+ * was the one that consumed it.
+ */
+export interface OidcModelStore {
+  upsert(
+    model: string,
+    id: string,
+    payload: OidcPayload,
+    expiresInSeconds: number | undefined,
+  ): Promise<void>;
+  find(model: string, id: string): Promise<OidcPayload | undefined>;
+  findByUid(model: string, uid: string): Promise<OidcPayload | undefined>;
+  findByUserCode(model: string, userCode: string): Promise<OidcPayload | undefined>;
+  /**
+   * Marks the artifact consumed. Returns true for exactly one caller; false when
+   * it was already consumed or does not exist. Two concurrent calls: one true.
+   */
+  consume(model: string, id: string): Promise<boolean>;
+  destroy(model: string, id: string): Promise<void>;
+  /** Removes every artifact of this model that belongs to the grant. */
+  revokeByGrantId(model: string, grantId: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- ephemeral
+
+export interface RateLimitRule {
+  /** Names the counter family, e.g. `email-code-send-ip`. */
+  name: string;
+  /** Attempts allowed per window. */
+  points: number;
+  windowSeconds: number;
+}
+
+export interface RateLimitDecision {
+  allowed: boolean;
+  remaining: number;
+  /** When a refused caller may try again. */
+  retryAfterSeconds: number;
+}
+
+export interface RateLimiter {
+  /** Counts one attempt for `key` (atomically, across processes) and decides. */
+  consume(key: string): Promise<RateLimitDecision>;
+  /** Forgets `key`'s attempts, e.g. after a success. */
+  reset(key: string): Promise<void>;
+}
+
+export interface EphemeralStore {
+  /** Stores `value` under `key` for `ttlSeconds`, replacing what was there. */
+  set(key: string, value: string, ttlSeconds: number): Promise<void>;
+  /** Stores only when `key` is absent (or expired). Returns whether it stored. */
+  setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
+  get(key: string): Promise<string | undefined>;
+  /** Atomic get-and-delete: of concurrent takes of one key, exactly one gets the value. */
+  take(key: string): Promise<string | undefined>;
+  delete(key: string): Promise<void>;
+  /**
+   * Atomically adds 1 and returns the new count. The first increment creates the
+   * counter with `ttlSeconds`; later ones keep its expiry (a fixed window).
+   */
+  increment(key: string, ttlSeconds: number): Promise<number>;
+  /** oidc-provider's short-lived models (sessions, interactions, codes, access tokens, PAR). */
+  oidcModels(poolId: string): OidcModelStore;
+  /** A rate limiter whose counters live in this store (rate-limiter-flexible). */
+  rateLimiter(rule: RateLimitRule): RateLimiter;
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ durable
+
+export interface User {
+  id: string;
+  poolId: string;
+  /** Normalised: trimmed and lowercased. Unique in the pool. */
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  /** The WebAuthn user handle: 32 random bytes, base64url; never the account id. */
+  webauthnUserId: string;
+  /** When the user last declined the offer to create a passkey. */
+  enrollPromptedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewUser {
+  poolId: string;
+  email: string;
+  emailVerified?: boolean;
+  name?: string | null;
+  /** (Optional) The WebAuthn user handle, when a ceremony already used one (sign-up). Defaults to 32 random bytes. */
+  webauthnUserId?: string;
+  /** (Optional) An argon2id hash of the password chosen at sign-up. */
+  passwordHash?: string;
+}
+
+export interface UserRepository {
+  /** @throws {UniqueViolationError} when the email is taken in the pool. */
+  create(user: NewUser): Promise<User>;
+  /**
+   * Sign-up in one transaction: the user and their first passkey both land, or neither.
+   * @throws {UniqueViolationError} when the email or the credential id is taken.
+   */
+  createWithPasskey(
+    user: NewUser,
+    passkey: Omit<NewPasskey, 'userId' | 'poolId'>,
+  ): Promise<{ user: User; passkey: Passkey }>;
+  findById(poolId: string, id: string): Promise<User | undefined>;
+  findByEmail(poolId: string, email: string): Promise<User | undefined>;
+  findByWebauthnUserId(poolId: string, webauthnUserId: string): Promise<User | undefined>;
+  /** The user's password hash; undefined when they have none (or do not exist). */
+  getPasswordHash(poolId: string, userId: string): Promise<string | undefined>;
+  /** Sets or replaces the password hash. Returns false when there is no such user. */
+  setPasswordHash(poolId: string, userId: string, hash: string): Promise<boolean>;
+  /** Records that the user declined the passkey offer at `at`. */
+  recordEnrollPrompt(poolId: string, userId: string, at: Date): Promise<void>;
+}
+
+export interface RecoveryCodeRepository {
+  /** Replaces the user's codes with `hashes` in one transaction: the old set stops working. */
+  replace(poolId: string, userId: string, hashes: string[]): Promise<void>;
+  /**
+   * Uses the unused code with `hash`: returns how many unused codes remain, or
+   * undefined when none matched. Of concurrent uses of one code, exactly one
+   * gets a number.
+   */
+  use(poolId: string, userId: string, hash: string): Promise<number | undefined>;
+  countUnused(poolId: string, userId: string): Promise<number>;
+}
+
+export interface Passkey {
+  id: string;
+  poolId: string;
+  userId: string;
+  /** base64url credential id, unique in the pool. */
+  credentialId: string;
+  publicKey: Uint8Array;
+  counter: number;
+  transports: string[];
+  aaguid: string;
+  backupEligible: boolean;
+  backupState: boolean;
+  /** Whether registration was verified with user verification. */
+  uvInitialized: boolean;
+  attestationFormat: string;
+  name: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+export type NewPasskey = Omit<Passkey, 'id' | 'createdAt' | 'lastUsedAt'>;
+
+export interface PasskeyRepository {
+  /**
+   * Adds a passkey. With `maxPerUser`, the count and the insert happen in one
+   * transaction that locks the user's row, so concurrent registrations cannot
+   * exceed the limit.
+   * @throws {UniqueViolationError} when the credential id exists in the pool.
+   * @throws {LimitExceededError} when the user already has `maxPerUser` passkeys.
+   */
+  create(passkey: NewPasskey, options?: { maxPerUser?: number }): Promise<Passkey>;
+  findByCredentialId(poolId: string, credentialId: string): Promise<Passkey | undefined>;
+  listByUser(poolId: string, userId: string): Promise<Passkey[]>;
+  countByUser(poolId: string, userId: string): Promise<number>;
+  /** Records a successful assertion: new counter, backup state and last use. */
+  recordUse(id: string, use: { counter: number; backupState: boolean; usedAt: Date }): Promise<void>;
+  rename(poolId: string, userId: string, id: string, name: string): Promise<boolean>;
+  delete(poolId: string, userId: string, id: string): Promise<boolean>;
+}
+
+export type SigningAlgorithm = 'ES256' | 'RS256';
+
+export interface SigningKeyRecord {
+  poolId: string;
+  kid: string;
+  alg: SigningAlgorithm;
+  /** The private JWK, encrypted by the layer above; storage never sees it in clear. */
+  encryptedJwk: string;
+  createdAt: Date;
+  /** When a newer key of the same algorithm replaced it; null while it signs. */
+  retiredAt: Date | null;
+}
+
+export interface SigningKeyRepository {
+  /** Every key of the pool, newest first. */
+  list(poolId: string): Promise<SigningKeyRecord[]>;
+  /**
+   * Adds keys in one transaction and retires the pool's active keys of the same
+   * algorithms. `onlyIfNone`: add nothing when the pool already has keys (first
+   * start racing another process); returns whether anything was added.
+   */
+  add(poolId: string, keys: SigningKeyRecord[], options?: { onlyIfNone?: boolean }): Promise<boolean>;
+  /** Deletes retired keys retired before `before`. Returns how many went. */
+  deleteRetiredBefore(poolId: string, before: Date): Promise<number>;
+}
+
+export interface AuditEvent {
+  poolId: string;
+  event: string;
+  outcome: 'success' | 'failure';
+  userId?: string | null;
+  credentialId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+  /** Log-only detail (never shown to users); no secrets. */
+  detail?: Record<string, unknown> | null;
+}
+
+export interface StoredAuditEvent extends Required<AuditEvent> {
+  id: number;
+  occurredAt: Date;
+}
+
+export interface AuditEventRepository {
+  append(event: AuditEvent): Promise<void>;
+  /** Newest first. */
+  list(
+    poolId: string,
+    filter?: { userId?: string; event?: string; limit?: number },
+  ): Promise<StoredAuditEvent[]>;
+}
+
+export interface MigrationResult {
+  /** Names of the migrations this call applied; empty when already up to date. */
+  applied: string[];
+}
+
+export interface DurableStore {
+  readonly kind: 'postgres' | 'pglite';
+  users: UserRepository;
+  passkeys: PasskeyRepository;
+  recoveryCodes: RecoveryCodeRepository;
+  signingKeys: SigningKeyRepository;
+  auditEvents: AuditEventRepository;
+  /** Long-lived oidc-provider models: Grant and RefreshToken. */
+  oidcModels(poolId: string): OidcModelStore;
+  /** Applies pending migrations; safe when several processes run it at once. */
+  migrate(): Promise<MigrationResult>;
+  /** Names of migrations not yet applied. */
+  pendingMigrations(): Promise<string[]>;
+  /** Deletes expired oidc-provider rows. Returns how many went. */
+  sweepExpired(now?: Date): Promise<number>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+/**
+ * The one place that turns a pool's `passkeys` block into WebAuthn
+ * parameters (Logto's rule: one file fixes the policy). Every ceremony reads
+ * it; nothing else interprets the pool file's passkey settings.
+ */
+import type { PoolConfig } from '../config/types.ts';
+
+/** COSE algorithm identifiers, https://www.iana.org/assignments/cose/cose.xhtml#algorithms */
+const COSE_IDS = { EdDSA: -8, ES256: -7, RS256: -257 } as const;
+
+export interface PasskeyPolicy {
+  poolId: string;
+  rpId: string;
+  rpName: string;
+  origins: readonly string[];
+  /** smart: discoverable credentials, usernameless; classic: allowCredentials. */
+  mode: 'smart' | 'classic';
+  userVerification: 'required' | 'preferred' | 'discouraged';
+  algorithmIds: number[];
+  attestation: 'none' | 'direct' | 'enterprise';
+  authenticatorAttachment: 'platform' | 'cross-platform' | undefined;
+  maxPerUser: number;
+  permittedAaguids: ReadonlySet<string>;
+  prohibitedAaguids: ReadonlySet<string>;
+  prohibitBackupEligibility: boolean;
+  /** Ceremony timeout, which is also the challenge's lifetime. */
+  timeoutSeconds: number;
+}
+
+export function createPasskeyPolicy(pool: PoolConfig): PasskeyPolicy {
+  const { passkeys } = pool;
+  return {
+    poolId: pool.id,
+    rpId: passkeys.rp.id,
+    rpName: passkeys.rp.display_name,
+    origins: passkeys.rp.origins,
+    mode: passkeys.mode,
+    userVerification: passkeys.user_verification,
+    algorithmIds: passkeys.registration.algorithms.map((name) => COSE_IDS[name]),
+    attestation: passkeys.registration.attestation,
+    authenticatorAttachment:
+      passkeys.registration.authenticator_attachment === 'any'
+        ? undefined
+        : passkeys.registration.authenticator_attachment,
+    maxPerUser: passkeys.registration.max_per_user,
+    permittedAaguids: new Set(passkeys.filtering.permitted_aaguids),
+    prohibitedAaguids: new Set(passkeys.filtering.prohibited_aaguids),
+    prohibitBackupEligibility: passkeys.filtering.prohibit_backup_eligibility,
+    timeoutSeconds: passkeys.timeout,
+  };
+}
+
+/** Whether the pool's filtering lets an authenticator model (AAGUID) in. */
+export function isAaguidAllowed(policy: PasskeyPolicy, aaguid: string): boolean {
+  if (policy.prohibitedAaguids.has(aaguid)) return false;
+  return policy.permittedAaguids.size === 0 || policy.permittedAaguids.has(aaguid);
+}

@@ -1,0 +1,155 @@
+/**
+ * The operator's path with PostgreSQL and Redis, through the real command:
+ * migrate (idempotent, concurrent-safe), serve refusing an unmigrated or
+ * unreachable database, two processes sharing state, --workers, keys rotate.
+ */
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { type ConfigDir, minimalPool, writeConfigDir } from '../../support/config-dir.ts';
+import { freePort, TEST_SECRET } from '../../support/postern-server.ts';
+import {
+  createTestDatabaseFor,
+  deleteKeysWithPrefix,
+  probePostgres,
+  probeRedis,
+  redisTestUrl,
+  serviceTest,
+  uniqueKeyPrefix,
+} from '../../support/services.ts';
+import { type PosternProcess, runPostern, startPosternProcess } from '../../support/spawn-postern.ts';
+
+const [postgres, redis] = await Promise.all([probePostgres(), probeRedis()]);
+const test = serviceTest(serviceTest(anyTest as TestFn, postgres), redis);
+
+const ADMIN_SECRET = 'admin-secret-0123456789-abcdefghijklmnop';
+
+async function setup(t: ExecutionContext, { publicPort }: { publicPort?: number } = {}) {
+  const database = await createTestDatabaseFor(t);
+  const prefix = uniqueKeyPrefix();
+  t.teardown(() => deleteKeysWithPrefix(prefix));
+  const port = publicPort ?? (await freePort());
+  const publicUrl = `http://localhost:${port}`;
+  const pool = `${minimalPool(publicUrl)}clients:\n  - client_id: admin\n    client_secret: ${ADMIN_SECRET}\n    grant_types: [client_credentials]\n    scope: admin\n`;
+  const config: ConfigDir = await writeConfigDir({
+    server: `redis:\n  key_prefix: "${prefix}"\n`,
+    pools: { acme: pool },
+  });
+  t.teardown(() => config.remove());
+  const env = {
+    POSTERN_CONFIG_DIR: config.dir,
+    DATABASE_URL: database.url,
+    REDIS_URL: redisTestUrl(),
+    POSTERN_SECRET: TEST_SECRET,
+    PUBLIC_URL: publicUrl,
+    PORT: String(port),
+  };
+  return { env, publicUrl, port };
+}
+
+function stopAll(t: ExecutionContext, processes: PosternProcess[]) {
+  t.teardown(() => Promise.all(processes.map((process) => process.stop('SIGKILL'))));
+}
+
+async function clientCredentials(url: string) {
+  const response = await fetch(`${url}/acme/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`admin:${ADMIN_SECRET}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'admin' }),
+  });
+  return ((await response.json()) as { access_token: string }).access_token;
+}
+
+async function introspect(url: string, token: string) {
+  const response = await fetch(`${url}/acme/token/introspection`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`admin:${ADMIN_SECRET}`).toString('base64')}` },
+    body: new URLSearchParams({ token }),
+  });
+  return (await response.json()) as { active: boolean };
+}
+
+test('migrate applies the schema once; a second run and a concurrent run change nothing', async (t) => {
+  const { env } = await setup(t);
+  const [first, concurrent] = await Promise.all([runPostern(['migrate'], env), runPostern(['migrate'], env)]);
+  t.is(first.code, 0, first.stderr);
+  t.is(concurrent.code, 0, concurrent.stderr);
+  const outputs = [first.stdout.trim(), concurrent.stdout.trim()].sort();
+  t.deepEqual(outputs, [
+    'Applied 2 migration(s): 0001_initial, 0002_passwords_recovery_codes.',
+    'Database is up to date.',
+  ]);
+  const again = await runPostern(['migrate'], env);
+  t.is(again.stdout.trim(), 'Database is up to date.');
+});
+
+test('serve refuses an unmigrated database (exit 1) and an unreachable one (exit 2)', async (t) => {
+  const { env } = await setup(t);
+  const unmigrated = await runPostern(['serve'], env);
+  t.is(unmigrated.code, 1);
+  t.regex(unmigrated.stderr, /run `postern migrate` first/);
+
+  const unreachable = await runPostern(['serve'], {
+    ...env,
+    DATABASE_URL: 'postgres://postern@127.0.0.1:1/postern',
+  });
+  t.is(unreachable.code, 2);
+  t.regex(unreachable.stderr, /PostgreSQL \(DATABASE_URL\) is not reachable/);
+  const noRedis = await runPostern(['migrate'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' });
+  t.is(noRedis.code, 2);
+  t.regex(noRedis.stderr, /Redis \(REDIS_URL\) is not reachable/);
+});
+
+test('two serve processes share keys and accept each other’s tokens; keys rotate for new processes', async (t) => {
+  const { env, publicUrl } = await setup(t);
+  t.is((await runPostern(['migrate'], env)).code, 0);
+  const otherPort = await freePort();
+  const a = await startPosternProcess(['serve'], env, { readyUrl: `${publicUrl}/readyz` });
+  const b = await startPosternProcess(['serve', '--port', String(otherPort)], env, {
+    readyUrl: `http://localhost:${otherPort}/readyz`,
+  });
+  stopAll(t, [a, b]);
+  const jwks = async (url: string) =>
+    (await (await fetch(`${url}/acme/jwks`)).json()) as { keys: Array<{ kid: string }> };
+  const before = await jwks(publicUrl);
+  t.deepEqual(await jwks(`http://localhost:${otherPort}`), before);
+
+  const token = await clientCredentials(publicUrl);
+  t.true((await introspect(`http://localhost:${otherPort}`, token)).active);
+
+  const rotated = await runPostern(['keys', 'rotate', '--pool', 'acme'], env);
+  t.is(rotated.code, 0, rotated.stderr);
+  t.regex(rotated.stdout, /Pool acme now signs with/);
+  const unknownPool = await runPostern(['keys', 'rotate', '--pool', 'nope'], env);
+  t.is(unknownPool.code, 1);
+  t.regex(unknownPool.stderr, /no pool "nope"/);
+
+  t.is(await b.stop(), 0);
+  const c = await startPosternProcess(['serve', '--port', String(otherPort)], env, {
+    readyUrl: `http://localhost:${otherPort}/readyz`,
+  });
+  stopAll(t, [c]);
+  const after = await jwks(`http://localhost:${otherPort}`);
+  t.is(after.keys.length, 4, 'two new keys, and the two old ones still published');
+  t.true(before.keys.every((key) => after.keys.some((published) => published.kid === key.kid)));
+  t.true((await introspect(`http://localhost:${otherPort}`, token)).active, 'tokens outlive a rotation');
+});
+
+test('serve --workers 2 shares one port and answers metrics for the whole cluster', async (t) => {
+  const { env, publicUrl } = await setup(t);
+  t.is((await runPostern(['migrate'], env)).code, 0);
+  const cluster = await startPosternProcess(['serve', '--workers', '2'], env, {
+    readyUrl: `${publicUrl}/readyz`,
+  });
+  stopAll(t, [cluster]);
+  const tokens = await Promise.all(Array.from({ length: 6 }, () => clientCredentials(publicUrl)));
+  const checks = await Promise.all(tokens.map((token) => introspect(publicUrl, token)));
+  t.true(checks.every((check) => check.active));
+  const metrics = await (await fetch(`${publicUrl}/metrics`)).text();
+  const served = [
+    ...metrics.matchAll(
+      /postern_http_request_duration_seconds_count\{method="POST",route="\/:pool\/oidc\/token",status="200"\} (\d+)/g,
+    ),
+  ];
+  t.is(served.length, 1, 'one aggregated series');
+  t.is(Number(served[0]?.[1]), 6, 'counts from both workers');
+  t.is(await cluster.stop('SIGTERM'), 0);
+});

@@ -1,0 +1,943 @@
+/**
+ * Refused passkey ceremonies through the interaction API: each test bends one
+ * part of a sign-in or sign-up ceremony with the software authenticator (the
+ * origin, the RP ID, a flag, the challenge, the credential, the user handle,
+ * the counter) and checks four things:
+ *
+ * 1. the answer is 400 `passkey_rejected` with one generic description that
+ *    names no reason (CONTRACT.md, "Interaction API");
+ * 2. nothing changed in the database (the accounts' passkeys with their
+ *    counter, last use and backup state; for sign-up, no user and no passkey);
+ * 3. the audit trail has the failure with its real reason;
+ * 4. the challenge is spent: an honest response to the same options fails too
+ *    (STYLE.md rule 5, https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
+ *
+ * Sign-up refusals run serially (AVA runs serial tests before concurrent
+ * ones), so they may compare whole-table row counts; sign-in refusals run
+ * concurrently and compare the rows of the accounts they touch. Each test
+ * talks from its own client address (X-Forwarded-For, trusted through
+ * `trust_proxy`), so the per-address rate limits of the API never couple tests.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { Browserless } from '../../support/browserless.ts';
+import { type ApiResult, InteractionClient } from '../../support/interaction-client.ts';
+import { type MailSink, startMailSink } from '../../support/mail-sink.ts';
+import { startTestServer, type TestServer } from '../../support/postern-server.ts';
+import {
+  createTestDatabase,
+  deleteKeysWithPrefix,
+  probePostgres,
+  probeRedis,
+  redisTestUrl,
+  serviceTest,
+  type TestDatabase,
+  uniqueKeyPrefix,
+} from '../../support/services.ts';
+import {
+  type AssertionOverrides,
+  type RegistrationOverrides,
+  SoftAuthenticator,
+} from '../../support/soft-authenticator.ts';
+
+const REDIRECT = 'http://127.0.0.1:8750/callback';
+/** YubiKey 5 Series with NFC, prohibited in the `no-model` pool. */
+const PROHIBITED_AAGUID = 'cb69481e-8ff7-4039-93ec-0a2729a154a8';
+/** The `expiring` pool's ceremony timeout: the schema's minimum. */
+const SHORT_TIMEOUT_SECONDS = 30;
+
+/** A pool on RP ID localhost; `passkeys` adds lines (indented by two) to its passkeys block. */
+const poolFile = (mode: 'smart' | 'classic', passkeys = '') => `
+passkeys:
+  mode: ${mode}
+  rp:
+    id: localhost
+    origins: ["\${PUBLIC_URL}"]
+${passkeys}
+clients:
+  - client_id: web
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email
+    first_party: true
+`;
+
+const POOLS = {
+  smart: poolFile('smart'),
+  classic: poolFile('classic'),
+  /** A second smart pool on the same RP ID: its credentials and challenges are its own. */
+  mirror: poolFile('smart'),
+  /** Only the serial sign-up tests use it. */
+  signup: poolFile('smart'),
+  expiring: poolFile('smart', `  timeout: ${SHORT_TIMEOUT_SECONDS}s`),
+  'no-model': poolFile('smart', `  filtering:\n    prohibited_aaguids: ["${PROHIBITED_AAGUID}"]`),
+  'device-only': poolFile('smart', '  filtering:\n    prohibit_backup_eligibility: true'),
+};
+
+interface Context {
+  server: TestServer;
+  database: TestDatabase;
+  prefix: string;
+  mail: MailSink;
+}
+
+const probes = await Promise.all([probePostgres(), probeRedis()]);
+const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<Context>);
+
+test.before(async (t) => {
+  const database = await createTestDatabase();
+  const prefix = uniqueKeyPrefix();
+  const mail = await startMailSink();
+  const { openStores } = await import('../../../src/storage/open-stores.ts');
+  const stores = await openStores({
+    databaseUrl: database.url,
+    redisUrl: redisTestUrl(),
+    redisKeyPrefix: prefix,
+  });
+  await stores.durable.migrate();
+  await stores.close();
+  const server = await startTestServer({
+    pools: POOLS,
+    server: 'trust_proxy: true',
+    databaseUrl: database.url,
+    redisUrl: redisTestUrl(),
+    redisKeyPrefix: prefix,
+    env: { SMTP_URL: mail.url },
+  });
+  t.context = { server, database, prefix, mail };
+});
+
+test.after.always(async (t) => {
+  await t.context.server?.stop();
+  await t.context.mail?.close();
+  await t.context.database?.drop();
+  if (t.context.prefix) await deleteKeysWithPrefix(t.context.prefix);
+});
+
+// ------------------------------------------------------------------ helpers
+
+type Assertion = ReturnType<SoftAuthenticator['authenticate']>;
+type Registration = ReturnType<SoftAuthenticator['register']>;
+type RequestOptions = Parameters<SoftAuthenticator['authenticate']>[0];
+type CreationOptions = Parameters<SoftAuthenticator['register']>[0];
+
+/** A browser behind the trusted proxy, at its own client address. */
+class BrowserAt extends Browserless {
+  readonly #address: string;
+
+  constructor(address: string) {
+    super();
+    this.#address = address;
+  }
+
+  override fetch(input: string | URL, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set('x-forwarded-for', this.#address);
+    return super.fetch(input, { ...init, headers });
+  }
+}
+
+let addresses = 0;
+
+/** Words a refusal's description must not contain: it would tell an attacker which check failed. */
+const REVEALING =
+  /origin|rp.?id|challenge|counter|handle|flag|presen|verif|backup|credential|aaguid|model|discoverable|expire|pool|signature|clone|type/i;
+/** The one description every refusal in this file must share. */
+let genericDescription: string | undefined;
+
+/** Asserts the generic refusal: 400 `{ error: 'passkey_rejected', error_description }`. */
+function assertRejected(t: ExecutionContext<Context>, result: ApiResult, what: string) {
+  t.is(result.status, 400, `${what}: ${JSON.stringify(result.body)}`);
+  t.deepEqual(Object.keys(result.body).sort(), ['error', 'error_description'], what);
+  t.is(result.body.error, 'passkey_rejected', what);
+  const description = result.body.error_description;
+  t.is(typeof description, 'string', what);
+  t.notRegex(String(description), REVEALING, `${what}: the description names no reason`);
+  genericDescription ??= String(description);
+  t.is(description, genericDescription, `${what}: every refusal reads the same`);
+}
+
+/** Refusals of `event` in one interaction, oldest first. */
+async function failuresOf(server: TestServer, poolId: string, event: string, uid: string) {
+  const events = await server.runtime.durable.auditEvents.list(poolId, { event, limit: 1000 });
+  return events.filter((entry) => entry.outcome === 'failure' && entry.detail?.interaction === uid).reverse();
+}
+
+async function successesOf(server: TestServer, poolId: string, event: string, uid: string) {
+  const events = await server.runtime.durable.auditEvents.list(poolId, { event, limit: 1000 });
+  return events.filter((entry) => entry.outcome === 'success' && entry.detail?.interaction === uid);
+}
+
+/** The accounts behind `emails` and every column of their passkeys (counter, last use, backup state, ...). */
+async function snapshot(server: TestServer, poolId: string, emails: string[]) {
+  const { users, passkeys } = server.runtime.durable;
+  return Promise.all(
+    emails.map(async (email) => {
+      const user = await users.findByEmail(poolId, email);
+      return { email, user, passkeys: user ? await passkeys.listByUser(poolId, user.id) : [] };
+    }),
+  );
+}
+
+/** Whole-table row counts; only meaningful in serial tests, when nothing else signs up. */
+async function rowCounts(database: TestDatabase) {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ users: number; passkeys: number }>(
+      'select (select count(*) from users)::int as users, (select count(*) from passkeys)::int as passkeys',
+    );
+    return rows[0];
+  } finally {
+    await client.end();
+  }
+}
+
+/** One test's view of the API, from its own client address. */
+function apiFor(t: ExecutionContext<Context>) {
+  const { server, mail } = t.context;
+  addresses += 1;
+  const address = `10.77.${Math.floor(addresses / 250)}.${(addresses % 250) + 1}`;
+  const start = (poolId: string) =>
+    InteractionClient.start(server, {
+      poolId,
+      clientId: 'web',
+      redirectUri: REDIRECT,
+      browser: new BrowserAt(address),
+    });
+
+  /** A sign-up interaction at its `enroll` step: the email proven with the mailed code. */
+  async function startSignUp(poolId: string, email: string) {
+    const login = await start(poolId);
+    await login.identify(email);
+    await login.sendCode();
+    const verified = await login.verifyCode(await mail.nextCode(email));
+    if (verified.body.step !== 'enroll')
+      throw new Error(`expected enroll, got ${JSON.stringify(verified.body)}`);
+    return login;
+  }
+
+  return {
+    start,
+    startSignUp,
+
+    /** Signs `email` up with a passkey from `authenticator`; returns the account and the credential id. */
+    async signUp(poolId: string, email: string, authenticator: SoftAuthenticator) {
+      const login = await startSignUp(poolId, email);
+      const options = await login.registerOptions();
+      const response = authenticator.register(options.body as CreationOptions, server.url);
+      const registered = await login.registerVerify(response);
+      if (registered.status !== 200) throw new Error(`sign-up failed: ${JSON.stringify(registered.body)}`);
+      const user = await server.runtime.durable.users.findByEmail(poolId, email);
+      if (!user) throw new Error('sign-up created no user');
+      return { user, credentialId: response.id, response };
+    },
+
+    /** An honest usernameless sign-in in a fresh interaction; throws unless it succeeds. */
+    async signIn(poolId: string, authenticator: SoftAuthenticator, overrides: AssertionOverrides = {}) {
+      const login = await start(poolId);
+      const options = await login.passkeyOptions();
+      const verified = await login.passkeyVerify(
+        authenticator.authenticate(options.body as RequestOptions, server.url, overrides),
+      );
+      if (verified.status !== 200) throw new Error(`sign-in failed: ${JSON.stringify(verified.body)}`);
+      return verified;
+    },
+  };
+}
+
+interface SignInRefusal {
+  login: InteractionClient;
+  poolId: string;
+  /** Accounts whose rows must not change. */
+  emails: string[];
+  /** The tampered, replayed or foreign response. */
+  response: Assertion;
+  /** An honest response to the same options: it must fail too, the refusal spent the challenge. */
+  honest: () => Assertion;
+  /** What the audit trail must say. */
+  reason: RegExp;
+}
+
+/** Posts a refused assertion and checks the answer, the database, the audit trail and the spent challenge. */
+async function assertSignInRefused(t: ExecutionContext<Context>, refusal: SignInRefusal) {
+  const { server } = t.context;
+  const { login, poolId, emails } = refusal;
+  const earlier = (await failuresOf(server, poolId, 'sign_in', login.uid)).length;
+  const before = await snapshot(server, poolId, emails);
+
+  assertRejected(t, await login.passkeyVerify(refusal.response), 'the bent response');
+  assertRejected(t, await login.passkeyVerify(refusal.honest()), 'an honest response to the spent challenge');
+
+  t.deepEqual(await snapshot(server, poolId, emails), before, 'nothing changed in the database');
+  const reasons = (await failuresOf(server, poolId, 'sign_in', login.uid))
+    .slice(earlier)
+    .map((entry) => String(entry.detail?.reason));
+  t.is(reasons.length, 2, JSON.stringify(reasons));
+  t.regex(reasons[0] ?? '', refusal.reason);
+  t.regex(reasons[1] ?? '', /^no challenge/);
+}
+
+interface RegistrationRefusal {
+  login: InteractionClient;
+  poolId: string;
+  /** The email being signed up: it must end with no account. */
+  email: string;
+  response: Registration;
+  honest: () => Registration;
+  reason: RegExp;
+}
+
+/** Posts a refused sign-up registration; no user, no passkey, the reason audited, the challenge spent. */
+async function assertRegistrationRefused(t: ExecutionContext<Context>, refusal: RegistrationRefusal) {
+  const { server, database } = t.context;
+  const { login, poolId, email } = refusal;
+  const { passkeys } = server.runtime.durable;
+  const earlier = (await failuresOf(server, poolId, 'passkey_registration', login.uid)).length;
+  const counts = await rowCounts(database);
+  const existing = await passkeys.findByCredentialId(poolId, refusal.response.id);
+
+  assertRejected(t, await login.registerVerify(refusal.response), 'the bent registration');
+  const honest = refusal.honest();
+  assertRejected(t, await login.registerVerify(honest), 'an honest registration on the spent challenge');
+
+  t.deepEqual(await rowCounts(database), counts, 'no user or passkey row was created');
+  t.is(await server.runtime.durable.users.findByEmail(poolId, email), undefined, 'no account for the email');
+  t.deepEqual(await passkeys.findByCredentialId(poolId, refusal.response.id), existing);
+  t.is(await passkeys.findByCredentialId(poolId, honest.id), undefined);
+  const reasons = (await failuresOf(server, poolId, 'passkey_registration', login.uid))
+    .slice(earlier)
+    .map((entry) => String(entry.detail?.reason));
+  t.is(reasons.length, 2, JSON.stringify(reasons));
+  t.regex(reasons[0] ?? '', refusal.reason);
+  t.regex(reasons[1] ?? '', /^no registration challenge/);
+  t.false(
+    (await successesOf(server, poolId, 'sign_up', login.uid)).length > 0,
+    'no sign-up was audited as a success',
+  );
+}
+
+// ------------------------------------------------- sign-up (serial: row counts)
+
+/** Starts a sign-up and returns its creation options, plus a maker of responses to them. */
+async function signUpCeremony(t: ExecutionContext<Context>, poolId: string, email: string) {
+  const login = await apiFor(t).startSignUp(poolId, email);
+  const options = (await login.registerOptions()).body as CreationOptions;
+  const register = (authenticator: SoftAuthenticator, overrides: RegistrationOverrides = {}) =>
+    authenticator.register(options, t.context.server.url, overrides);
+  return { login, options, register };
+}
+
+test.serial('refuses a sign-up passkey created on a foreign origin, and creates no account', async (t) => {
+  const email = 'reg-origin@ceremony.example';
+  const { login, register } = await signUpCeremony(t, 'signup', email);
+  const authenticator = new SoftAuthenticator();
+  await assertRegistrationRefused(t, {
+    login,
+    poolId: 'signup',
+    email,
+    response: register(authenticator, { origin: 'https://evil.example' }),
+    honest: () => register(authenticator),
+    reason: /origin/,
+  });
+});
+
+test.serial(
+  'refuses a sign-up passkey made without user verification where the pool requires it',
+  async (t) => {
+    const email = 'reg-uv@ceremony.example';
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    const authenticator = new SoftAuthenticator();
+    await assertRegistrationRefused(t, {
+      login,
+      poolId: 'signup',
+      email,
+      response: register(authenticator, { userVerified: false }),
+      honest: () => register(authenticator),
+      reason: /user verification (was )?required/i,
+    });
+  },
+);
+
+test.serial('refuses a non-discoverable sign-up passkey (credProps.rk false) in a smart pool', async (t) => {
+  const email = 'reg-rk@ceremony.example';
+  const { login, register } = await signUpCeremony(t, 'signup', email);
+  const authenticator = new SoftAuthenticator();
+  await assertRegistrationRefused(t, {
+    login,
+    poolId: 'signup',
+    email,
+    response: register(authenticator, { residentKey: false }),
+    honest: () => register(authenticator),
+    reason: /not discoverable/,
+  });
+});
+
+test.serial('refuses a registration response replayed into another sign-up', async (t) => {
+  const { server } = t.context;
+  const first = new SoftAuthenticator();
+  const owner = await apiFor(t).signUp('signup', 'reg-replay-owner@ceremony.example', first);
+
+  const email = 'reg-replay-copycat@ceremony.example';
+  const { login, register } = await signUpCeremony(t, 'signup', email);
+  await assertRegistrationRefused(t, {
+    login,
+    poolId: 'signup',
+    email,
+    response: owner.response,
+    honest: () => register(new SoftAuthenticator()),
+    reason: /challenge/,
+  });
+  const credential = await server.runtime.durable.passkeys.findByCredentialId('signup', owner.credentialId);
+  t.is(credential?.userId, owner.user.id, 'the credential still belongs to its owner alone');
+});
+
+test.serial('refuses a sign-up passkey from an authenticator model the pool prohibits', async (t) => {
+  const email = 'reg-aaguid@ceremony.example';
+  const { login, register } = await signUpCeremony(t, 'no-model', email);
+  const prohibited = new SoftAuthenticator({ aaguid: PROHIBITED_AAGUID });
+  await assertRegistrationRefused(t, {
+    login,
+    poolId: 'no-model',
+    email,
+    response: register(prohibited),
+    honest: () => register(new SoftAuthenticator()),
+    reason: new RegExp(`${PROHIBITED_AAGUID} is not allowed by the pool's filtering`),
+  });
+
+  // The interaction still accepts another model: the refusal is the AAGUID's.
+  const options = await login.registerOptions();
+  const allowed = await login.registerVerify(
+    new SoftAuthenticator().register(options.body as CreationOptions, t.context.server.url),
+  );
+  t.is(allowed.status, 200, JSON.stringify(allowed.body));
+});
+
+test.serial('refuses a synced sign-up passkey where the pool prohibits backup eligibility', async (t) => {
+  const email = 'reg-synced@ceremony.example';
+  const { login, register } = await signUpCeremony(t, 'device-only', email);
+  await assertRegistrationRefused(t, {
+    login,
+    poolId: 'device-only',
+    email,
+    response: register(new SoftAuthenticator({ synced: true })),
+    // The honest retry is device-bound: it fails only because the challenge is spent.
+    honest: () => register(new SoftAuthenticator()),
+    reason: /prohibit_backup_eligibility/,
+  });
+
+  const options = await login.registerOptions();
+  const deviceBound = await login.registerVerify(
+    new SoftAuthenticator().register(options.body as CreationOptions, t.context.server.url),
+  );
+  t.is(deviceBound.status, 200, 'a device-bound passkey registers in the same pool');
+});
+
+// ------------------------------------------------------ sign-in (concurrent)
+
+/** A signed-up account in `poolId` and a fresh interaction with request options, ready to be bent. */
+async function signInCeremony(t: ExecutionContext<Context>, poolId: string, email: string, synced = false) {
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator({ synced });
+  const account = await api.signUp(poolId, email, authenticator);
+  const login = await api.start(poolId);
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  const assert = (overrides: AssertionOverrides = {}) =>
+    authenticator.authenticate(options, t.context.server.url, overrides);
+  return { api, authenticator, account, login, options, assert };
+}
+
+test('refuses an assertion from a foreign origin', async (t) => {
+  const email = 'origin@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ origin: 'https://evil.example' }),
+    honest: () => assert(),
+    reason: /origin "https:\/\/evil\.example"/,
+  });
+});
+
+test('refuses assertions from look-alike origins', async (t) => {
+  const { server } = t.context;
+  const email = 'lookalike@ceremony.example';
+  const { authenticator, login } = await signInCeremony(t, 'smart', email);
+  const url = new URL(server.url);
+  const lookAlikes = [
+    `http://localhost:${Number(url.port) + 1}`,
+    `https://localhost:${url.port}`,
+    `http://localhost.evil.example:${url.port}`,
+    `${server.url}/`,
+    `http://LocalHost:${url.port}`,
+  ];
+  for (const origin of lookAlikes) {
+    // Each refusal spends the interaction's challenge; the next look-alike gets fresh options.
+    const options = (await login.passkeyOptions()).body as RequestOptions;
+    await assertSignInRefused(t, {
+      login,
+      poolId: 'smart',
+      emails: [email],
+      response: authenticator.authenticate(options, server.url, { origin }),
+      honest: () => authenticator.authenticate(options, server.url),
+      reason: new RegExp(`origin "${origin.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"`),
+    });
+  }
+});
+
+test('refuses assertions signed for another RP ID', async (t) => {
+  const email = 'rpid@ceremony.example';
+  const { authenticator, login, options, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ rpId: 'evil.example' }),
+    honest: () => assert(),
+    reason: /RP ID/,
+  });
+  // A suffix of the RP ID is not the RP ID ('host' is no parent of 'localhost', and no parent is accepted).
+  const again = (await login.passkeyOptions()).body as RequestOptions;
+  t.not(again.challenge, options.challenge);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: authenticator.authenticate(again, t.context.server.url, { rpId: 'host' }),
+    honest: () => authenticator.authenticate(again, t.context.server.url),
+    reason: /RP ID/,
+  });
+});
+
+test('refuses an assertion without user verification where the pool requires it', async (t) => {
+  const email = 'uv@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ userVerified: false }),
+    honest: () => assert(),
+    reason: /user verification (was )?required/i,
+  });
+});
+
+test('refuses an assertion without user presence', async (t) => {
+  const email = 'up@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ userPresent: false }),
+    honest: () => assert(),
+    reason: /not present/,
+  });
+});
+
+test('refuses registration client data (type webauthn.create) in an assertion', async (t) => {
+  const email = 'type@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ type: 'webauthn.create' }),
+    honest: () => assert(),
+    reason: /type.*webauthn\.create/,
+  });
+});
+
+test('refuses a cross-origin assertion embedded in a foreign top origin', async (t) => {
+  const email = 'top-origin@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ crossOrigin: true, topOrigin: 'https://evil.example' }),
+    honest: () => assert(),
+    reason: /cross-origin.*https:\/\/evil\.example/,
+  });
+});
+
+test('refuses a replayed challenge: the same valid response succeeds once', async (t) => {
+  const { server } = t.context;
+  const email = 'replay@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  const response = assert();
+  const first = await login.passkeyVerify(response);
+  t.is(first.status, 200, JSON.stringify(first.body));
+  t.truthy(first.body.redirect_to);
+  const after = await snapshot(server, 'smart', [email]);
+
+  assertRejected(t, await login.passkeyVerify(response), 'the replay');
+  t.deepEqual(await snapshot(server, 'smart', [email]), after, 'only the first verification was recorded');
+  const reasons = (await failuresOf(server, 'smart', 'sign_in', login.uid)).map((entry) =>
+    String(entry.detail?.reason),
+  );
+  t.is(reasons.length, 1);
+  t.regex(reasons[0] ?? '', /^no challenge/);
+  t.is((await successesOf(server, 'smart', 'sign_in', login.uid)).length, 1);
+});
+
+test('refuses a used response replayed into another interaction as a challenge mismatch, not a clone', async (t) => {
+  // The replayed assertion carries the counter the server stored from it: a
+  // server that judges the counter before the challenge (and the signature)
+  // mistakes every replay for a cloned authenticator.
+  const { server } = t.context;
+  const email = 'replay-elsewhere@ceremony.example';
+  const { api, authenticator, login, assert } = await signInCeremony(t, 'smart', email);
+  const response = assert();
+  t.is((await login.passkeyVerify(response)).status, 200);
+
+  const other = await api.start('smart');
+  const otherOptions = (await other.passkeyOptions()).body as RequestOptions;
+  await assertSignInRefused(t, {
+    login: other,
+    poolId: 'smart',
+    emails: [email],
+    response,
+    honest: () => authenticator.authenticate(otherOptions, server.url),
+    reason: /challenge/,
+  });
+  t.deepEqual(await failuresOf(server, 'smart', 'passkey_counter_regression', other.uid), []);
+});
+
+test(`refuses a challenge older than the pool's ${SHORT_TIMEOUT_SECONDS}s ceremony timeout`, async (t) => {
+  // A real wait (about 31 s, concurrent with the other tests) rather than a
+  // fake clock: the challenge lives in Redis, whose expiry is what is tested.
+  const { server, prefix } = t.context;
+  const email = 'expired@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'expiring', email);
+  const key = `${prefix}webauthn:expiring:authentication:interaction:${login.uid}`;
+  const redis = new Redis(redisTestUrl(), { maxRetriesPerRequest: 1 });
+  t.teardown(() => redis.disconnect());
+  const ttl = await redis.pttl(key);
+  t.true(
+    ttl > (SHORT_TIMEOUT_SECONDS - 5) * 1000 && ttl <= SHORT_TIMEOUT_SECONDS * 1000,
+    `the challenge lives as long as the ceremony timeout (PTTL ${ttl} ms)`,
+  );
+  const before = await snapshot(server, 'expiring', [email]);
+
+  await sleep(ttl + 1_000);
+  t.is(await redis.exists(key), 0, 'the challenge expired');
+  assertRejected(t, await login.passkeyVerify(assert()), 'an honest response after the timeout');
+  t.deepEqual(await snapshot(server, 'expiring', [email]), before);
+  const reasons = (await failuresOf(server, 'expiring', 'sign_in', login.uid)).map(
+    (entry) => entry.detail?.reason,
+  );
+  t.is(reasons.length, 1);
+  t.regex(String(reasons[0]), /^no challenge.*expired/);
+});
+
+test('refuses a response to another interaction’s challenge', async (t) => {
+  const { server } = t.context;
+  const email = 'other-interaction@ceremony.example';
+  const { api, authenticator, login: first, assert: assertFirst } = await signInCeremony(t, 'smart', email);
+  const second = await api.start('smart');
+  const secondOptions = (await second.passkeyOptions()).body as RequestOptions;
+  await assertSignInRefused(t, {
+    login: second,
+    poolId: 'smart',
+    emails: [email],
+    response: assertFirst(),
+    honest: () => authenticator.authenticate(secondOptions, server.url),
+    reason: /challenge/,
+  });
+  // The first interaction's challenge was never touched: it is bound to its own interaction.
+  const own = await first.passkeyVerify(assertFirst());
+  t.is(own.status, 200, JSON.stringify(own.body));
+});
+
+test('refuses a response to another pool’s challenge, for the same email', async (t) => {
+  const { server } = t.context;
+  const email = 'other-pool-challenge@ceremony.example';
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator();
+  const inSmart = await api.signUp('smart', email, authenticator);
+  const inMirror = await api.signUp('mirror', email, authenticator);
+  t.not(inSmart.user.id, inMirror.user.id);
+
+  const smartLogin = await api.start('smart');
+  const smartOptions = (await smartLogin.passkeyOptions()).body as RequestOptions;
+  const mirrorLogin = await api.start('mirror');
+  const mirrorOptions = (await mirrorLogin.passkeyOptions()).body as RequestOptions;
+  const credentialId = inMirror.credentialId;
+  const before = await snapshot(server, 'smart', [email]);
+  await assertSignInRefused(t, {
+    login: mirrorLogin,
+    poolId: 'mirror',
+    emails: [email],
+    // The mirror pool's own credential, answering the smart pool's challenge.
+    response: authenticator.authenticate(smartOptions, server.url, { credentialId }),
+    honest: () => authenticator.authenticate(mirrorOptions, server.url, { credentialId }),
+    reason: /challenge/,
+  });
+  t.deepEqual(await snapshot(server, 'smart', [email]), before);
+});
+
+test('refuses a credential registered in another pool', async (t) => {
+  const { server } = t.context;
+  const email = 'other-pool-credential@ceremony.example';
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator();
+  await api.signUp('smart', email, authenticator);
+  const login = await api.start('mirror');
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  const before = await snapshot(server, 'smart', [email]);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'mirror',
+    emails: [email],
+    response: authenticator.authenticate(options, server.url),
+    honest: () => authenticator.authenticate(options, server.url),
+    reason: /unknown credential/,
+  });
+  t.deepEqual(await snapshot(server, 'smart', [email]), before, 'the home pool’s row is untouched');
+  t.is(await server.runtime.durable.users.findByEmail('mirror', email), undefined);
+});
+
+test('refuses a user handle that is not the credential owner’s', async (t) => {
+  const { server } = t.context;
+  const email = 'handle-owner@ceremony.example';
+  const otherEmail = 'handle-other@ceremony.example';
+  const { api, authenticator, login, assert } = await signInCeremony(t, 'smart', email);
+  const other = await api.signUp('smart', otherEmail, new SoftAuthenticator());
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email, otherEmail],
+    response: assert({ userHandle: other.user.webauthnUserId }),
+    honest: () => assert(),
+    reason: /user handle is not the credential owner/,
+  });
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email, otherEmail],
+    response: authenticator.authenticate(options, server.url, {
+      userHandle: randomBytes(32).toString('base64url'),
+    }),
+    honest: () => authenticator.authenticate(options, server.url),
+    reason: /user handle is not the credential owner/,
+  });
+});
+
+test('refuses a usernameless assertion without a user handle in a smart pool', async (t) => {
+  const email = 'handle-missing@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ userHandle: null }),
+    honest: () => assert(),
+    reason: /user handle missing/,
+  });
+});
+
+test('refuses a credential the server never registered', async (t) => {
+  const { server } = t.context;
+  const email = 'unknown-credential@ceremony.example';
+  const { login, options } = await signInCeremony(t, 'smart', email);
+  // A credential made on the authenticator alone, for options the server never issued.
+  const stranger = new SoftAuthenticator();
+  stranger.register(
+    {
+      challenge: randomBytes(32).toString('base64url'),
+      rp: { id: 'localhost', name: 'localhost' },
+      user: { id: randomBytes(32).toString('base64url'), name: email, displayName: email },
+      pubKeyCredParams: [{ alg: -7, type: 'public-key' }],
+    },
+    server.url,
+  );
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: stranger.authenticate(options, server.url),
+    honest: () => stranger.authenticate(options, server.url),
+    reason: /unknown credential/,
+  });
+});
+
+test('refuses another user’s passkey after identifying in a classic pool', async (t) => {
+  const { server } = t.context;
+  const email = 'classic-a@ceremony.example';
+  const otherEmail = 'classic-b@ceremony.example';
+  const api = apiFor(t);
+  const mine = new SoftAuthenticator();
+  const theirs = new SoftAuthenticator();
+  await api.signUp('classic', email, mine);
+  const other = await api.signUp('classic', otherEmail, theirs);
+
+  const login = await api.start('classic');
+  t.is((await login.identify(email)).body.step, 'first_factor');
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  t.false(options.allowCredentials?.some((credential) => credential.id === other.credentialId));
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'classic',
+    emails: [email, otherEmail],
+    response: theirs.authenticate(options, server.url, { credentialId: other.credentialId }),
+    honest: () => mine.authenticate(options, server.url),
+    reason: /does not belong to the identified user/,
+  });
+
+  // Identified with an email that has no account, the same passkey is refused alike.
+  const stranger = await api.start('classic');
+  await stranger.identify('classic-nobody@ceremony.example');
+  const decoyOptions = (await stranger.passkeyOptions()).body as RequestOptions;
+  await assertSignInRefused(t, {
+    login: stranger,
+    poolId: 'classic',
+    emails: [email, otherEmail],
+    response: theirs.authenticate(decoyOptions, server.url, { credentialId: other.credentialId }),
+    honest: () => theirs.authenticate(decoyOptions, server.url, { credentialId: other.credentialId }),
+    reason: /does not belong to the identified user/,
+  });
+});
+
+test('refuses a device-bound passkey whose counter does not increase, and flags a possible clone', async (t) => {
+  const { server } = t.context;
+  const email = 'counter@ceremony.example';
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator();
+  const { user } = await api.signUp('smart', email, authenticator);
+  await api.signIn('smart', authenticator);
+  await api.signIn('smart', authenticator);
+  const [stored] = await server.runtime.durable.passkeys.listByUser('smart', user.id);
+  t.is(stored?.counter, 2, 'two honest sign-ins raised the stored counter');
+
+  const login = await api.start('smart');
+  for (const signCount of [2, 1]) {
+    const options = (await login.passkeyOptions()).body as RequestOptions;
+    await assertSignInRefused(t, {
+      login,
+      poolId: 'smart',
+      emails: [email],
+      response: authenticator.authenticate(options, server.url, { signCount }),
+      honest: () => authenticator.authenticate(options, server.url),
+      reason: new RegExp(`counter went from 2 to ${signCount}`),
+    });
+  }
+  const flagged = await failuresOf(server, 'smart', 'passkey_counter_regression', login.uid);
+  t.deepEqual(
+    flagged.map((entry) => [entry.userId, entry.credentialId, String(entry.detail?.reason)]),
+    [
+      [user.id, stored?.credentialId, 'signature counter went from 2 to 2: possible cloned authenticator'],
+      [user.id, stored?.credentialId, 'signature counter went from 2 to 1: possible cloned authenticator'],
+    ],
+  );
+});
+
+test('flags a possible clone only for a correctly signed assertion', async (t) => {
+  // Credential ids are not secret (classic pools list them in allowCredentials),
+  // so an unsigned "low counter" must not raise the cloned-authenticator alarm
+  // (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion: the counter is
+  // step 22, after the signature, step 21).
+  const { server } = t.context;
+  const email = 'counter-forged@ceremony.example';
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator();
+  const { user } = await api.signUp('smart', email, authenticator);
+  await api.signIn('smart', authenticator);
+
+  const login = await api.start('smart');
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  const lowCounter = authenticator.authenticate(options, server.url, { signCount: 1 });
+  // A well-formed ES256 signature, but over other data: what a forger without the key can send.
+  const otherSignature = authenticator.authenticate(options, server.url, { origin: 'https://evil.example' });
+  const forged = {
+    ...lowCounter,
+    response: { ...lowCounter.response, signature: otherSignature.response.signature },
+  };
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: forged,
+    honest: () => authenticator.authenticate(options, server.url),
+    reason: /^(?!.*counter).*(did not verify|signature)/i,
+  });
+  t.deepEqual(await failuresOf(server, 'smart', 'passkey_counter_regression', login.uid), []);
+  const flagged = await server.runtime.durable.auditEvents.list('smart', {
+    event: 'passkey_counter_regression',
+    userId: user.id,
+  });
+  t.is(flagged.length, 0, 'no clone alarm for the account');
+});
+
+test('accepts a synced passkey that always reports counter 0', async (t) => {
+  const { server } = t.context;
+  const email = 'synced-counter@ceremony.example';
+  const api = apiFor(t);
+  const authenticator = new SoftAuthenticator({ synced: true });
+  const { user } = await api.signUp('smart', email, authenticator);
+  for (let attempt = 0; attempt < 4; attempt++) await api.signIn('smart', authenticator);
+  const [stored] = await server.runtime.durable.passkeys.listByUser('smart', user.id);
+  t.is(stored?.counter, 0);
+  t.true(stored?.backupEligible);
+  t.true(stored?.backupState);
+  t.truthy(stored?.lastUsedAt);
+  const flagged = await server.runtime.durable.auditEvents.list('smart', {
+    event: 'passkey_counter_regression',
+    userId: user.id,
+  });
+  t.is(flagged.length, 0);
+});
+
+test('refuses an assertion whose backup eligibility differs from registration', async (t) => {
+  const email = 'be-device@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ backupEligible: true }),
+    honest: () => assert(),
+    reason: /backup eligibility changed from false to true/,
+  });
+
+  const syncedEmail = 'be-synced@ceremony.example';
+  const synced = await signInCeremony(t, 'smart', syncedEmail, true);
+  await assertSignInRefused(t, {
+    login: synced.login,
+    poolId: 'smart',
+    emails: [syncedEmail],
+    response: synced.assert({ backupEligible: false, backupState: false }),
+    honest: () => synced.assert(),
+    reason: /backup eligibility changed from true to false/,
+  });
+});
+
+test('of concurrent verifications of one challenge, exactly one succeeds', async (t) => {
+  const { server } = t.context;
+  const email = 'concurrent@ceremony.example';
+  const { account, login, assert } = await signInCeremony(t, 'smart', email);
+  const response = assert();
+  const started = new Date();
+  const results = await Promise.all(Array.from({ length: 8 }, () => login.passkeyVerify(response)));
+
+  const succeeded = results.filter((result) => result.status === 200);
+  const refused = results.filter((result) => result.status !== 200);
+  t.is(succeeded.length, 1, JSON.stringify(results.map((result) => result.status)));
+  t.is(refused.length, 7);
+  for (const result of refused) assertRejected(t, result, 'a losing verification');
+
+  const [stored] = await server.runtime.durable.passkeys.listByUser('smart', account.user.id);
+  t.is(stored?.counter, 1);
+  t.true((stored?.lastUsedAt?.getTime() ?? 0) >= started.getTime() - 1_000);
+  t.is((await successesOf(server, 'smart', 'sign_in', login.uid)).length, 1, 'one sign-in recorded');
+  const reasons = (await failuresOf(server, 'smart', 'sign_in', login.uid)).map((entry) =>
+    String(entry.detail?.reason),
+  );
+  t.is(reasons.length, 7);
+  for (const reason of reasons) t.regex(reason, /^no challenge/);
+});

@@ -1,0 +1,354 @@
+/**
+ * Passwords as a first factor, passkeys as a required second factor, and
+ * recovery codes, through the interaction API: what a relying app gets, what
+ * an attacker does not.
+ */
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { hashRecoveryCode } from '../../../src/factors/recovery-code/recovery-codes.ts';
+import { deriveKey } from '../../../src/secrets/derive-key.ts';
+import { InteractionClient } from '../../support/interaction-client.ts';
+import { TEST_SECRET } from '../../support/postern-server.ts';
+import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
+import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
+import {
+  type LoginFixture,
+  type LoginServer,
+  openLoginFixture,
+  REDIRECT,
+  TaggedBrowser,
+} from '../login/login-fixture.ts';
+
+const probes = await Promise.all([probePostgres(), probeRedis()]);
+const test = probes.reduce(
+  (fn, probe) => serviceTest(fn, probe),
+  anyTest as TestFn<{ fixture: LoginFixture }>,
+);
+
+test.before(async (t) => {
+  t.context.fixture = await openLoginFixture();
+});
+test.after.always(async (t) => {
+  await t.context.fixture?.close();
+});
+
+const PASSWORD = 'correct horse battery';
+
+const passwordPool = (required: 'always' | 'when_enrolled' | 'never' = 'always', extra = '') => `
+passkeys:
+  rp:
+    id: localhost
+    origins: ["\${PUBLIC_URL}"]
+authentication:
+  first_factor: [password]
+  second_factor: [passkey, recovery_code]
+  second_factor_required: ${required}
+  password:
+    max_failures: 8
+    argon2: { memory_kib: 8192, iterations: 1 }
+${extra}
+clients:
+  - client_id: web
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email
+    first_party: true
+`;
+
+async function serve(
+  t: ExecutionContext<{ fixture: LoginFixture }>,
+  pool = passwordPool(),
+): Promise<LoginServer> {
+  return t.context.fixture.start(t, { acme: pool }, { server: 'trust_proxy: true\n' });
+}
+
+const start = (login: LoginServer, browser = new TaggedBrowser({ 'x-forwarded-for': '198.51.100.7' })) =>
+  InteractionClient.start(login.server, { poolId: 'acme', clientId: 'web', redirectUri: REDIRECT, browser });
+
+/** Signs up by code, password and (second factor) passkey; returns the recovery codes shown. */
+async function signUp(
+  t: ExecutionContext<{ fixture: LoginFixture }>,
+  login: LoginServer,
+  email: string,
+  authenticator: SoftAuthenticator,
+) {
+  const client = await start(login);
+  await client.identify(email);
+  await client.sendCode();
+  const proven = await client.verifyCode(await t.context.fixture.mail.nextCode(email));
+  t.like(proven.body, { step: 'enroll', reason: 'signup', methods: ['password'], optional: false });
+  const weak = await client.post('/password', { password: 'short' });
+  t.like(weak, { status: 400, body: { error: 'weak_password' } });
+  const chosen = await client.post('/password', { password: PASSWORD });
+  t.like(
+    chosen.body,
+    { step: 'enroll', reason: 'second_factor', optional: false },
+    'no code before the second factor',
+  );
+  const options = await client.registerOptions();
+  const registered = await client.registerVerify(
+    authenticator.register(options.body as never, login.server.url),
+  );
+  t.is(registered.status, 200, JSON.stringify(registered.body));
+  const codes = registered.body.recovery_codes as string[];
+  t.is(codes.length, 10, 'the first second factor brings ten recovery codes');
+  t.true(codes.every((code) => /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(code)));
+  const { claims } = await client.finish(String(registered.body.redirect_to));
+  return { codes, claims };
+}
+
+/** Password first; resolves at the second-factor step. */
+async function passwordFirst(login: LoginServer, email: string, browser?: TaggedBrowser) {
+  const client = await start(login, browser);
+  await client.identify(email);
+  const answer = await client.post('/password', { password: PASSWORD });
+  return { client, answer };
+}
+
+test('password + passkey, always: a code only after both factors, and amr says pwd, pop, mfa', async (t) => {
+  const login = await serve(t);
+  const authenticator = new SoftAuthenticator();
+  const { claims: signedUp } = await signUp(t, login, 'ada@acme.example', authenticator);
+  t.deepEqual(
+    signedUp.amr,
+    ['hwk', 'mfa', 'otp', 'pop', 'user'],
+    'sign-up: email code and the passkey made as second factor',
+  );
+  t.is(signedUp.acr, '0', 'making a passkey is not a phishing-resistant sign-in');
+
+  const { client, answer } = await passwordFirst(login, 'ada@acme.example');
+  t.like(answer.body, { step: 'second_factor', methods: ['passkey', 'recovery_code'] });
+  t.is(answer.body.redirect_to, undefined);
+  const options = await client.passkeyOptions();
+  t.deepEqual(
+    options.body.allowCredentials?.map((credential) => credential.id),
+    authenticator.credentials.map((credential) => credential.id.toString('base64url')),
+  );
+  const verified = await client.passkeyVerify(
+    authenticator.authenticate(options.body as never, login.server.url),
+  );
+  const { claims } = await client.finish(String(verified.body.redirect_to));
+  t.is(claims.sub, signedUp.sub);
+  t.deepEqual(claims.amr, ['hwk', 'mfa', 'pop', 'pwd', 'user']);
+  t.is(claims.acr, 'phrh');
+});
+
+test('a wrong password and an unknown email answer the same, and an account’s second factor must be its own', async (t) => {
+  const login = await serve(t);
+  await signUp(t, login, 'ben@acme.example', new SoftAuthenticator());
+  const mallory = new SoftAuthenticator();
+  await signUp(t, login, 'mallory@acme.example', mallory);
+
+  const wrong = await start(login);
+  await wrong.identify('ben@acme.example');
+  const badPassword = await wrong.post('/password', { password: 'not the password' });
+  const unknown = await start(login);
+  await unknown.identify('nobody@acme.example');
+  const noAccount = await unknown.post('/password', { password: PASSWORD });
+  t.like(badPassword, { status: 400, body: { error: 'invalid_credentials' } });
+  t.deepEqual(noAccount.body, badPassword.body);
+
+  const { client } = await passwordFirst(login, 'ben@acme.example');
+  const options = await client.passkeyOptions();
+  const foreign = await client.passkeyVerify(
+    mallory.authenticate(options.body as never, login.server.url, {
+      credentialId: mallory.credentials[0]?.id.toString('base64url'),
+    }),
+  );
+  t.like(foreign, { status: 400, body: { error: 'passkey_rejected' } });
+  t.like((await client.state()).body, { step: 'second_factor' }, 'still owes the second factor');
+});
+
+test('a recovery code signs in once, says how many remain, and the sign-in says so (otp, acr 0)', async (t) => {
+  const login = await serve(t);
+  const { codes } = await signUp(t, login, 'cy@acme.example', new SoftAuthenticator());
+
+  const { client } = await passwordFirst(login, 'cy@acme.example');
+  const used = await client.post('/recovery-code', {
+    code: (codes[3] ?? '').toLowerCase().replaceAll('-', ' '),
+  });
+  t.like(used.body, { step: 'enroll', reason: 'recovery', optional: true, recovery_codes_remaining: 9 });
+  t.is((used.body.passkeys as unknown[]).length, 1, 'the recovery step lists the passkeys to remove');
+  const done = await client.skipEnroll();
+  const { claims } = await client.finish(String(done.body.redirect_to));
+  t.deepEqual(claims.amr, ['mfa', 'otp', 'pwd']);
+  t.is(claims.acr, '0');
+
+  const again = await passwordFirst(login, 'cy@acme.example');
+  const reused = await again.client.post('/recovery-code', { code: codes[3] });
+  t.like(reused, { status: 400, body: { error: 'invalid_code' } });
+});
+
+test('of one recovery code sent at the same moment from five logins, exactly one signs in', async (t) => {
+  const login = await serve(t);
+  const { codes } = await signUp(t, login, 'dee@acme.example', new SoftAuthenticator());
+  const logins = await Promise.all(Array.from({ length: 5 }, () => passwordFirst(login, 'dee@acme.example')));
+  const results = await Promise.all(
+    logins.map(({ client }) => client.post('/recovery-code', { code: codes[0] })),
+  );
+  t.deepEqual(results.map((result) => result.status).sort(), [200, 400, 400, 400, 400]);
+  const userId = (await login.server.runtime.durable.users.findByEmail('acme', 'dee@acme.example'))?.id ?? '';
+  t.is(await login.server.runtime.durable.recoveryCodes.countUnused('acme', userId), 9);
+});
+
+test('a recovery sign-in replaces the lost passkey: add a new one, remove the old, keep a way in', async (t) => {
+  const login = await serve(t);
+  const lost = new SoftAuthenticator();
+  const { codes } = await signUp(t, login, 'eve@acme.example', lost);
+  const { client } = await passwordFirst(login, 'eve@acme.example');
+  const recovered = await client.post('/recovery-code', { code: codes[1] });
+  const [old] = recovered.body.passkeys as Array<{ id: string }>;
+
+  const replacement = new SoftAuthenticator();
+  const options = await client.registerOptions({ name: 'New phone' });
+  const added = await client.registerVerify(
+    replacement.register(options.body as never, login.server.url),
+    'New phone',
+  );
+  t.like(
+    added.body,
+    { step: 'enroll', reason: 'recovery' },
+    'still in the recovery step, to remove the lost one',
+  );
+  t.is((added.body.passkeys as unknown[]).length, 2);
+  const removed = await client.post('/passkey/remove', { id: old?.id });
+  t.deepEqual(
+    (removed.body.passkeys as Array<{ name: string }>).map((passkey) => passkey.name),
+    ['New phone'],
+  );
+  const done = await client.skipEnroll();
+  await client.finish(String(done.body.redirect_to));
+
+  const next = await passwordFirst(login, 'eve@acme.example');
+  const nextOptions = await next.client.passkeyOptions();
+  t.throws(() => lost.authenticate(nextOptions.body as never, login.server.url), {
+    message: /no credential/,
+  });
+  const verified = await next.client.passkeyVerify(
+    replacement.authenticate(nextOptions.body as never, login.server.url),
+  );
+  t.truthy(verified.body.redirect_to);
+  const [event] = await login.server.runtime.durable.auditEvents.list('acme', { event: 'passkey_removed' });
+  t.is(event?.outcome, 'success');
+});
+
+test('a recovery step refuses to remove the only way in', async (t) => {
+  // Passkeys as the only first factor and no password: the last passkey must stay.
+  const pool = `
+passkeys:
+  mode: classic
+  rp: { id: localhost, origins: ["\${PUBLIC_URL}"] }
+authentication:
+  first_factor: [passkey]
+  second_factor: [passkey, recovery_code]
+  second_factor_required: always
+  passkey_counts_as_two_factors: false
+clients:
+  - { client_id: web, token_endpoint_auth_method: none, redirect_uris: ["${REDIRECT}"], scope: openid email, first_party: true }
+`;
+  const login = await serve(t, pool);
+  const authenticator = new SoftAuthenticator();
+  const signUpClient = await start(login);
+  await signUpClient.identify('fay@acme.example');
+  await signUpClient.sendCode();
+  await signUpClient.verifyCode(await t.context.fixture.mail.nextCode('fay@acme.example'));
+  const options = await signUpClient.registerOptions();
+  const registered = await signUpClient.registerVerify(
+    authenticator.register(options.body as never, login.server.url),
+  );
+  const codes = registered.body.recovery_codes as string[];
+
+  const client = await start(login);
+  await client.identify('fay@acme.example');
+  const signInOptions = await client.passkeyOptions();
+  await client.passkeyVerify(authenticator.authenticate(signInOptions.body as never, login.server.url));
+  const recovered = await client.post('/recovery-code', { code: codes[0] });
+  const [only] = recovered.body.passkeys as Array<{ id: string }>;
+  const refused = await client.post('/passkey/remove', { id: only?.id });
+  t.like(refused, { status: 400, body: { error: 'last_way_in' } });
+});
+
+test('guessing passwords pauses per account and address, then per account, but not other ways in', async (t) => {
+  const login = await serve(t);
+  await signUp(t, login, 'gus@acme.example', new SoftAuthenticator());
+  const guess = async (address: string, password = 'wrong password!') => {
+    const client = await start(login, new TaggedBrowser({ 'x-forwarded-for': address }));
+    await client.identify('gus@acme.example');
+    return client.browser.fetch(`${client.base}/password`, { method: 'POST', json: { password } });
+  };
+
+  for (let i = 0; i < 5; i++) t.is((await guess('203.0.113.1')).status, 400);
+  const paused = await guess('203.0.113.1', PASSWORD);
+  t.is(paused.status, 429, 'even the right password waits from that address');
+  t.regex(paused.headers.get('retry-after') ?? '', /^\d+$/);
+
+  // The owner, from elsewhere, still gets in until the account-wide limit (8) is reached.
+  const owner = await guess('198.51.100.20', PASSWORD);
+  t.is(owner.status, 200);
+  for (let i = 0; i < 8; i++) await guess(`203.0.113.${10 + i}`);
+  const everywhere = await guess('198.51.100.21', PASSWORD);
+  t.is(everywhere.status, 429, 'the account pauses for the window');
+  const pauseSeconds = Number(everywhere.headers.get('retry-after'));
+  t.true(pauseSeconds > 0 && pauseSeconds <= 15 * 60, 'for at most the pool’s failure_window');
+  const refusals = await login.server.runtime.durable.auditEvents.list('acme', { event: 'sign_in' });
+  t.true(refusals.some((event) => event.outcome === 'failure' && event.detail?.reason === 'wrong password'));
+});
+
+test('when_enrolled: a user without a second factor signs in with the password alone', async (t) => {
+  const login = await serve(t, passwordPool('when_enrolled'));
+  const client = await start(login);
+  await client.identify('hal@acme.example');
+  await client.sendCode();
+  await client.verifyCode(await t.context.fixture.mail.nextCode('hal@acme.example'));
+  const chosen = await client.post('/password', { password: PASSWORD });
+  t.like(chosen.body, { step: 'enroll', reason: 'offer', optional: true, conditional_create: true });
+  await client.finish(String((await client.skipEnroll()).body.redirect_to));
+
+  const { client: again, answer } = await passwordFirst(login, 'hal@acme.example');
+  t.is(answer.status, 200);
+  t.is(answer.body.step, undefined, 'the offer was skipped recently: not asked again');
+  const { claims } = await again.finish(String(answer.body.redirect_to));
+  t.deepEqual(claims.amr, ['pwd']);
+  t.is(claims.acr, '0');
+});
+
+test('a conditional create after a password sign-in is accepted without presence or verification, only for the offer', async (t) => {
+  const login = await serve(t, passwordPool('when_enrolled'));
+  const client = await start(login);
+  await client.identify('ivy@acme.example');
+  await client.sendCode();
+  await client.verifyCode(await t.context.fixture.mail.nextCode('ivy@acme.example'));
+  await client.post('/password', { password: PASSWORD });
+  const options = await client.registerOptions({ mediation: 'conditional' } as never);
+  t.is((options.body.authenticatorSelection as { userVerification?: string }).userVerification, 'preferred');
+  const authenticator = new SoftAuthenticator();
+  const created = await client.registerVerify(
+    authenticator.register(options.body as never, login.server.url, {
+      userPresent: false,
+      userVerified: false,
+    }),
+  );
+  t.is(created.status, 200, JSON.stringify(created.body));
+  t.is((created.body.recovery_codes as string[] | undefined)?.length, 10);
+  const metrics = await (await fetch(`${login.server.url}/metrics`)).text();
+  t.regex(metrics, /postern_passkey_offers_total\{pool="acme",outcome="accepted_conditional"\} 1/);
+  t.regex(metrics, /postern_passkey_offers_total\{pool="acme",outcome="shown"\} 1/);
+
+  // It is stored as made without user verification: it never claims more than it proved.
+  const userId = (await login.server.runtime.durable.users.findByEmail('acme', 'ivy@acme.example'))?.id ?? '';
+  const stored = await login.server.runtime.durable.passkeys.listByUser('acme', userId);
+  t.false(stored[0]?.uvInitialized);
+});
+
+test('recovery codes are stored only as keyed hashes', async (t) => {
+  const login = await serve(t);
+  const { codes } = await signUp(t, login, 'joy@acme.example', new SoftAuthenticator());
+  const userId = (await login.server.runtime.durable.users.findByEmail('acme', 'joy@acme.example'))?.id ?? '';
+  const key = deriveKey(TEST_SECRET, 'recovery-codes');
+  const durable = login.server.runtime.durable;
+  t.is(
+    await durable.recoveryCodes.use('acme', userId, codes[9] ?? ''),
+    undefined,
+    'the code itself is not what is stored',
+  );
+  t.is(await durable.recoveryCodes.use('acme', userId, hashRecoveryCode(key, codes[9] ?? '')), 9);
+});

@@ -1,0 +1,625 @@
+/**
+ * The self-service API (`/{pool}/api/self/…`) with real access tokens: users
+ * sign up through the interaction API (email code, then a software passkey),
+ * redeem the code, and manage their passkeys, password and recovery codes
+ * with the access token. Tokens the API must refuse (stale, without
+ * auth_time, DPoP-bound, expired) are copies of a real token's stored
+ * payload with one field changed, so no test waits for a clock.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import type { TestServer } from '../../support/postern-server.ts';
+import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
+import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
+import {
+  type LoginFixture,
+  type LoginServer,
+  mailedCode,
+  openLoginFixture,
+  REDIRECT,
+  signUp,
+  startLogin,
+} from '../login/login-fixture.ts';
+
+interface Context {
+  fixture: LoginFixture;
+}
+
+const probes = await Promise.all([probePostgres(), probeRedis()]);
+const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<Context>);
+
+test.before(async (t) => {
+  t.context.fixture = await openLoginFixture();
+});
+
+test.after.always(async (t) => {
+  await t.context.fixture?.close();
+});
+
+const MACHINE_SECRET = 'machine-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+/** A pool file with a first-party `web`, a third-party `partner` and a client-credentials `machine`. */
+function poolFile({
+  authentication = '',
+  maxPerUser = 10,
+}: {
+  authentication?: string;
+  maxPerUser?: number;
+}) {
+  return `
+passkeys:
+  mode: smart
+  rp:
+    id: localhost
+    origins: ["\${PUBLIC_URL}"]
+  registration:
+    max_per_user: ${maxPerUser}
+${authentication ? `authentication:\n${authentication}` : ''}
+self_service:
+  recent_auth: 5m
+clients:
+  - client_id: web
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email
+    first_party: true
+  - client_id: partner
+    client_name: Partner App
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email
+  - client_id: machine
+    client_secret: ${MACHINE_SECRET}
+    grant_types: [client_credentials]
+    redirect_uris: []
+    scope: admin
+`;
+}
+
+const POOLS = {
+  /** Passkeys and email codes (the defaults), at most two passkeys each. */
+  acme: poolFile({ maxPerUser: 2 }),
+  /** Passkeys only: the last one is the only way in. */
+  strict: poolFile({ authentication: '  first_factor: [passkey]\n' }),
+  /** Passwords too; cheap argon2 for the test. */
+  words: poolFile({
+    authentication:
+      '  first_factor: [passkey, email_otp, password]\n  password:\n    argon2: { memory_kib: 8192, iterations: 1 }\n',
+  }),
+  /** Recovery codes: a second factor once enrolled. */
+  codes: poolFile({
+    authentication:
+      '  first_factor: [email_otp, passkey]\n  second_factor: [passkey, recovery_code]\n  second_factor_required: when_enrolled\n',
+  }),
+};
+
+type PoolIds = { [K in keyof typeof POOLS]: string };
+
+/** A server for this test, with its own pool ids (the database is shared by the file's tests). */
+async function serve(t: ExecutionContext<Context>, tag: string): Promise<LoginServer & { P: PoolIds }> {
+  const P = Object.fromEntries(Object.keys(POOLS).map((id) => [id, `${tag}-${id}`])) as PoolIds;
+  const files = Object.fromEntries(Object.entries(POOLS).map(([id, file]) => [`${tag}-${id}`, file]));
+  return { ...(await t.context.fixture.start(t, files)), P };
+}
+
+interface ApiAnswer {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers of several shapes
+  body: any;
+}
+
+/** Calls the self-service API of `poolId` with `token` (none when undefined). */
+async function api(
+  server: TestServer,
+  poolId: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  { json, body, headers = {} }: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
+): Promise<ApiAnswer> {
+  const response = await fetch(`${server.url}/${poolId}/api/self/${path}`, {
+    method,
+    headers: {
+      accept: 'application/json',
+      'user-agent': 'self-service-test',
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      ...(json === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    body: json === undefined ? body : JSON.stringify(json),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+interface SignedIn {
+  token: string;
+  userId: string;
+  email: string;
+  authenticator: SoftAuthenticator;
+}
+
+/** Signs `email` up with a new software passkey and returns the user's access token. */
+async function signedUp(login: LoginServer, mail: LoginFixture['mail'], poolId: string, email: string) {
+  const authenticator = new SoftAuthenticator();
+  const { login: client, answer } = await signUp(login.server, mail, poolId, email, authenticator);
+  const { tokens, claims } = await client.finish(String(answer.body.redirect_to));
+  return { token: tokens.access_token, userId: claims.sub, email, authenticator } satisfies SignedIn;
+}
+
+/** Adds a passkey through the API: options, then the software authenticator's answer. */
+async function addPasskey(server: TestServer, poolId: string, user: SignedIn, name?: string) {
+  const options = await api(server, poolId, user.token, 'POST', 'passkeys/register/options', { json: {} });
+  if (options.status !== 200) return { options, verified: undefined };
+  const response = user.authenticator.register(options.body, server.url);
+  const verified = await api(server, poolId, user.token, 'POST', 'passkeys/register/verify', {
+    json: name === undefined ? { response } : { response, name },
+  });
+  return { options, verified };
+}
+
+/** A copy of `token` (same grant and client) with its stored payload changed by `change`. */
+async function forgedCopy(
+  server: TestServer,
+  poolId: string,
+  token: string,
+  change: (payload: Record<string, unknown>) => Record<string, unknown>,
+): Promise<string> {
+  const store = server.runtime.ephemeral.oidcModels(poolId);
+  const payload = await store.find('AccessToken', token);
+  if (!payload) throw new Error('the access token is not stored');
+  const jti = randomBytes(32).toString('base64url');
+  await store.upsert('AccessToken', jti, change({ ...payload, jti }), 600);
+  return jti;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+test('lists the passkeys and adds a second one, excluding the first', async (t) => {
+  const login = await serve(t, 'list');
+  const { server, P } = login;
+  const ada = await signedUp(login, t.context.fixture.mail, P.acme, `ada@${P.acme}.example`);
+
+  const listed = await api(server, P.acme, ada.token, 'GET', 'passkeys');
+  t.is(listed.status, 200);
+  t.is(listed.body.length, 1);
+  const [first] = listed.body;
+  t.deepEqual(Object.keys(first).sort(), [
+    'aaguid',
+    'authenticator',
+    'backed_up',
+    'created_at',
+    'device_bound',
+    'id',
+    'last_used_at',
+    'name',
+  ]);
+  t.like(first, {
+    aaguid: '00000000-0000-0000-0000-000000000000',
+    authenticator: null,
+    backed_up: false,
+    device_bound: true,
+    last_used_at: null,
+    name: 'Passkey on this device',
+  });
+  t.false(Number.isNaN(Date.parse(first.created_at)));
+
+  // A YubiKey 5 (its AAGUID is in the community list), synced flags off.
+  const yubikey = new SoftAuthenticator({ aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8' });
+  const second = { ...ada, authenticator: yubikey };
+  const { options, verified } = await addPasskey(server, P.acme, second, '  Desk key ');
+  t.is(options.status, 200, JSON.stringify(options.body));
+  t.deepEqual(
+    options.body.excludeCredentials.map((credential: { id: string }) => credential.id),
+    ada.authenticator.credentials.map((credential) => credential.id.toString('base64url')),
+  );
+  t.is(options.body.user.name, ada.email);
+  t.is(verified?.status, 201, JSON.stringify(verified?.body));
+  t.like(verified?.body, {
+    name: 'Desk key',
+    aaguid: 'cb69481e-8ff7-4039-93ec-0a2729a154a8',
+    device_bound: true,
+  });
+  t.is(typeof verified?.body.authenticator, 'string', 'the AAGUID names the model');
+  t.is(verified?.body.recovery_codes, undefined, 'this pool does not use recovery codes');
+
+  const after = await api(server, P.acme, ada.token, 'GET', 'passkeys');
+  t.deepEqual(
+    after.body.map((passkey: { name: string }) => passkey.name),
+    ['Passkey on this device', 'Desk key'],
+  );
+
+  // The new passkey signs in.
+  const again = await startLogin(server, P.acme);
+  const request = await again.passkeyOptions();
+  const signedIn = await again.passkeyVerify(yubikey.authenticate(request.body as never, server.url));
+  const { claims } = await again.finish(String(signedIn.body.redirect_to));
+  t.is(claims.sub, ada.userId);
+
+  const limit = await api(server, P.acme, ada.token, 'POST', 'passkeys/register/options', { json: {} });
+  t.like(limit, { status: 400, body: { error: 'passkey_limit' } });
+
+  const replayed = await api(server, P.acme, ada.token, 'POST', 'passkeys/register/verify', {
+    json: { response: new SoftAuthenticator().register(options.body, server.url) },
+  });
+  t.like(replayed, { status: 400, body: { error: 'passkey_rejected' } }, 'the challenge was used');
+
+  const events = await server.runtime.durable.auditEvents.list(P.acme, {
+    userId: ada.userId,
+    event: 'passkey_registration',
+  });
+  t.like(events[1], { outcome: 'success', ip: '::ffff:127.0.0.1', userAgent: 'self-service-test' });
+  t.like(events[1]?.detail, { via: 'self_service', client_id: 'web' });
+});
+
+test('renames and deletes a passkey; another user, a foreign id and another pool get 404 or 401', async (t) => {
+  const login = await serve(t, 'rename');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const ada = await signedUp(login, mail, P.acme, `ada@${P.acme}.example`);
+  const bob = await signedUp(login, mail, P.acme, `bob@${P.acme}.example`);
+  const [adaKey] = (await api(server, P.acme, ada.token, 'GET', 'passkeys')).body;
+
+  const renamed = await api(server, P.acme, ada.token, 'PATCH', `passkeys/${adaKey.id}`, {
+    json: { name: 'Laptop 💻' },
+  });
+  t.is(renamed.status, 200, JSON.stringify(renamed.body));
+  t.like(renamed.body, { id: adaKey.id, name: 'Laptop 💻' });
+  t.is((await api(server, P.acme, ada.token, 'GET', 'passkeys')).body[0].name, 'Laptop 💻');
+
+  for (const name of ['', '   ', 'x'.repeat(65), 'tab\there', 'new\nline']) {
+    const refused = await api(server, P.acme, ada.token, 'PATCH', `passkeys/${adaKey.id}`, {
+      json: { name },
+    });
+    t.like(refused, { status: 400, body: { error: 'invalid_request' } }, JSON.stringify(name));
+  }
+
+  // Bob cannot see, rename or delete Ada's passkey.
+  const bobList = await api(server, P.acme, bob.token, 'GET', 'passkeys');
+  t.false(bobList.body.some((passkey: { id: string }) => passkey.id === adaKey.id));
+  const bobRename = await api(server, P.acme, bob.token, 'PATCH', `passkeys/${adaKey.id}`, {
+    json: { name: 'mine now' },
+  });
+  t.like(bobRename, { status: 404, body: { error: 'not_found' } });
+  t.like(await api(server, P.acme, bob.token, 'DELETE', `passkeys/${adaKey.id}`), { status: 404 });
+  for (const id of [randomUUID(), 'not-a-uuid', '1']) {
+    t.like(await api(server, P.acme, ada.token, 'DELETE', `passkeys/${id}`), { status: 404 }, id);
+  }
+
+  // A token of another pool is not a token here.
+  const carol = await signedUp(login, mail, P.strict, `carol@${P.acme}.example`);
+  t.like(await api(server, P.acme, carol.token, 'GET', 'passkeys'), {
+    status: 401,
+    body: { error: 'invalid_token' },
+  });
+  t.like(await api(server, P.strict, ada.token, 'DELETE', `passkeys/${adaKey.id}`), { status: 401 });
+
+  // Email codes still sign Ada in, so her only passkey may go.
+  const deleted = await api(server, P.acme, ada.token, 'DELETE', `passkeys/${adaKey.id}`);
+  t.is(deleted.status, 204);
+  t.deepEqual((await api(server, P.acme, ada.token, 'GET', 'passkeys')).body, []);
+  t.like(await api(server, P.acme, ada.token, 'DELETE', `passkeys/${adaKey.id}`), { status: 404 });
+
+  const events = await server.runtime.durable.auditEvents.list(P.acme, { userId: ada.userId });
+  t.deepEqual(
+    events.filter((event) => event.detail?.via === 'self_service').map((event) => event.event),
+    ['passkey_removed', 'passkey_renamed'],
+  );
+  t.is(events[0]?.credentialId, ada.authenticator.credentials[0]?.id.toString('base64url'));
+  t.is(
+    (await server.runtime.durable.auditEvents.list(P.acme, { userId: bob.userId, event: 'passkey_removed' }))
+      .length,
+    0,
+  );
+});
+
+test('refuses to delete the last way in', async (t) => {
+  const login = await serve(t, 'last');
+  const { server, P } = login;
+  const carol = await signedUp(login, t.context.fixture.mail, P.strict, `carol@${P.acme}.example`);
+  const [only] = (await api(server, P.strict, carol.token, 'GET', 'passkeys')).body;
+
+  const refused = await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`);
+  t.like(refused, { status: 400, body: { error: 'last_way_in' } });
+  t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
+
+  const { verified } = await addPasskey(server, P.strict, carol);
+  t.is(verified?.status, 201, JSON.stringify(verified?.body));
+  t.is((await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`)).status, 204);
+  const refusedAgain = await api(server, P.strict, carol.token, 'DELETE', `passkeys/${verified?.body.id}`);
+  t.like(refusedAgain, { status: 400, body: { error: 'last_way_in' } });
+  t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
+
+  // Two removals at once cannot both pass the check.
+  const { verified: third } = await addPasskey(server, P.strict, carol);
+  const both = await Promise.all(
+    [verified?.body.id, third?.body.id].map((id) =>
+      api(server, P.strict, carol.token, 'DELETE', `passkeys/${id}`),
+    ),
+  );
+  t.is(both.filter((answer) => answer.status === 204).length, 1, JSON.stringify(both.map((a) => a.body)));
+  t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
+});
+
+test('writes need a recent authentication; reading does not', async (t) => {
+  const login = await serve(t, 'recent');
+  const { server, P } = login;
+  const ada = await signedUp(login, t.context.fixture.mail, P.acme, `ada@${P.acme}.example`);
+  const [passkey] = (await api(server, P.acme, ada.token, 'GET', 'passkeys')).body;
+
+  const stale = await forgedCopy(server, P.acme, ada.token, (payload) => ({
+    ...payload,
+    extra: { auth_time: now() - 301 },
+  }));
+  const without = await forgedCopy(server, P.acme, ada.token, (payload) => ({ ...payload, extra: {} }));
+  const fresh = await forgedCopy(server, P.acme, ada.token, (payload) => ({
+    ...payload,
+    extra: { auth_time: now() - 290 },
+  }));
+
+  for (const token of [stale, without]) {
+    t.is((await api(server, P.acme, token, 'GET', 'passkeys')).status, 200, 'reading works');
+    const writes = await Promise.all([
+      api(server, P.acme, token, 'POST', 'passkeys/register/options', { json: {} }),
+      api(server, P.acme, token, 'PATCH', `passkeys/${passkey.id}`, { json: { name: 'renamed' } }),
+      api(server, P.acme, token, 'DELETE', `passkeys/${passkey.id}`),
+      api(server, P.acme, token, 'POST', 'recovery-codes'),
+      api(server, P.acme, token, 'PUT', 'password', { json: { password: 'a long enough password' } }),
+    ]);
+    for (const write of writes) {
+      t.like(write, { status: 401, body: { error: 'login_required' } });
+      t.is(typeof write.body.error_description, 'string');
+      t.regex(
+        write.headers.get('www-authenticate') ?? '',
+        /^Bearer error="insufficient_user_authentication".*max_age="300"/,
+      );
+    }
+  }
+  t.is(await server.runtime.durable.passkeys.countByUser(P.acme, ada.userId), 1);
+  t.is((await api(server, P.acme, ada.token, 'GET', 'passkeys')).body[0].name, passkey.name);
+
+  const renamed = await api(server, P.acme, fresh, 'PATCH', `passkeys/${passkey.id}`, {
+    json: { name: 'ok' },
+  });
+  t.is(renamed.status, 200, 'an authentication within the window is recent enough');
+});
+
+test('refuses tokens that are missing, garbage, expired, DPoP-bound, client credentials or third-party', async (t) => {
+  const login = await serve(t, 'tokens');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const ada = await signedUp(login, mail, P.acme, `ada@${P.acme}.example`);
+
+  const machine = await fetch(`${server.issuer(P.acme)}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`machine:${MACHINE_SECRET}`).toString('base64')}`,
+    },
+    body: 'grant_type=client_credentials&scope=admin',
+  });
+  t.is(machine.status, 200);
+  const { access_token: clientCredentials } = (await machine.json()) as { access_token: string };
+
+  const expired = await forgedCopy(server, P.acme, ada.token, (payload) => ({
+    ...payload,
+    iat: now() - 1000,
+    exp: now() - 60, // beyond oidc-provider's clock tolerance (15 s)
+  }));
+  const dpop = await forgedCopy(server, P.acme, ada.token, (payload) => ({
+    ...payload,
+    jkt: randomBytes(32).toString('base64url'),
+  }));
+
+  const missing = await api(server, P.acme, undefined, 'GET', 'passkeys');
+  t.like(missing, { status: 401, body: { error: 'invalid_token' } });
+  t.is(missing.headers.get('www-authenticate'), 'Bearer');
+
+  for (const [label, header] of [
+    ['garbage', 'Bearer not-a-token'],
+    ['client credentials', `Bearer ${clientCredentials}`],
+    ['expired', `Bearer ${expired}`],
+    ['DPoP-bound', `Bearer ${dpop}`],
+    ['DPoP scheme', `DPoP ${ada.token}`],
+    ['basic', `Basic ${Buffer.from('a:b').toString('base64')}`],
+    ['long', `Bearer ${'a'.repeat(8_000)}`],
+  ]) {
+    for (const [method, path] of [
+      ['GET', 'passkeys'],
+      ['POST', 'recovery-codes'],
+    ]) {
+      const answer = await api(server, P.acme, undefined, method ?? '', path ?? '', {
+        headers: { authorization: header ?? '' },
+      });
+      t.like(answer, { status: 401, body: { error: 'invalid_token' } }, `${label} ${method}`);
+      t.regex(answer.headers.get('www-authenticate') ?? '', /^Bearer/);
+    }
+  }
+
+  // A third-party app's token (the user consented to openid email) cannot manage credentials.
+  const partner = await startLogin(server, P.acme, { clientId: 'partner' });
+  const request = await partner.passkeyOptions();
+  const signedIn = await partner.passkeyVerify(
+    ada.authenticator.authenticate(request.body as never, server.url),
+  );
+  t.like(signedIn.body, { step: 'consent' });
+  const allowed = await partner.consent('allow');
+  const { tokens } = await partner.finish(String(allowed.body.redirect_to));
+  const thirdParty = await api(server, P.acme, tokens.access_token, 'GET', 'passkeys');
+  t.like(thirdParty, { status: 403, body: { error: 'insufficient_scope' } });
+
+  t.like(await api(server, 'nowhere', ada.token, 'GET', 'passkeys'), { status: 404 });
+  t.is((await api(server, P.acme, ada.token, 'GET', 'passkeys')).status, 200, 'the real token still works');
+});
+
+test('malformed requests answer 4xx, never 5xx', async (t) => {
+  const login = await serve(t, 'malformed');
+  const { server, P } = login;
+  const ada = await signedUp(login, t.context.fixture.mail, P.acme, `ada@${P.acme}.example`);
+  const [passkey] = (await api(server, P.acme, ada.token, 'GET', 'passkeys')).body;
+  const patch = (init: { json?: unknown; body?: string; headers?: Record<string, string> }) =>
+    api(server, P.acme, ada.token, 'PATCH', `passkeys/${passkey.id}`, init);
+
+  t.like(await patch({ body: '{"name":', headers: { 'content-type': 'application/json' } }), {
+    status: 400,
+    body: { error: 'invalid_request' },
+  });
+  t.like(await patch({ body: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), {
+    status: 415,
+  });
+  t.like(await patch({ json: { name: 'x'.repeat(70_000) } }), { status: 413 });
+  t.like(await patch({ json: { name: 'ok', extra: true } }), { status: 400 });
+  t.like(await patch({ json: [] }), { status: 400 });
+  t.like(await patch({ json: null }), { status: 400 });
+  t.like(await patch({}), { status: 400 }, 'a rename needs a name');
+  t.like(
+    await api(server, P.acme, ada.token, 'POST', 'passkeys/register/verify', { json: { response: {} } }),
+    { status: 400, body: { error: 'invalid_request' } },
+  );
+  t.like(
+    await api(server, P.acme, ada.token, 'POST', 'passkeys/register/verify', {
+      json: {
+        response: new SoftAuthenticator().register(
+          {
+            challenge: 'AAAA',
+            rp: { id: 'localhost', name: 'x' },
+            user: { id: 'AAAA', name: 'x', displayName: 'x' },
+            pubKeyCredParams: [],
+          },
+          server.url,
+        ),
+      },
+    }),
+    { status: 400, body: { error: 'passkey_rejected' } },
+    'no challenge was issued',
+  );
+  t.like(
+    await api(server, P.acme, ada.token, 'PUT', 'password', { json: { password: 'long enough!' } }),
+    {
+      status: 400,
+      body: { error: 'invalid_request' },
+    },
+    'this pool has no passwords',
+  );
+  t.like(
+    await api(server, P.acme, ada.token, 'POST', 'recovery-codes'),
+    {
+      status: 400,
+      body: { error: 'invalid_request' },
+    },
+    'this pool has no recovery codes',
+  );
+});
+
+test('sets a password, and changing it needs the current one', async (t) => {
+  const login = await serve(t, 'password');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const dan = await signedUp(login, mail, P.words, `dan@${P.acme}.example`);
+  const { durable } = server.runtime;
+  const put = (json: unknown) => api(server, P.words, dan.token, 'PUT', 'password', { json });
+
+  t.like(await put({ password: 'short' }), { status: 400, body: { error: 'weak_password' } });
+  t.like(await put({ password: ` ${dan.email.toUpperCase()}` }), {
+    status: 400,
+    body: { error: 'weak_password' },
+  });
+  t.is(await durable.users.getPasswordHash(P.words, dan.userId), undefined);
+
+  t.is((await put({ password: 'first password here' })).status, 204);
+  const first = await durable.users.getPasswordHash(P.words, dan.userId);
+  t.truthy(first);
+
+  t.like(await put({ password: 'second password here' }), {
+    status: 400,
+    body: { error: 'invalid_request' },
+  });
+  t.like(await put({ password: 'second password here', current_password: 'wrong password' }), {
+    status: 400,
+    body: { error: 'invalid_credentials' },
+  });
+  t.is(await durable.users.getPasswordHash(P.words, dan.userId), first, 'unchanged');
+
+  t.is(
+    (await put({ password: 'second password here', current_password: 'first password here' })).status,
+    204,
+  );
+  t.not(await durable.users.getPasswordHash(P.words, dan.userId), first);
+
+  // The new password signs in; the old one does not.
+  const signIn = async (password: string) => {
+    const client = await startLogin(server, P.words);
+    await client.identify(dan.email);
+    return client.post('/password', { password });
+  };
+  t.like(await signIn('first password here'), { status: 400, body: { error: 'invalid_credentials' } });
+  t.truthy((await signIn('second password here')).body.redirect_to);
+
+  const events = await durable.auditEvents.list(P.words, { userId: dan.userId, event: 'password_changed' });
+  t.deepEqual(
+    events.map((event) => [event.outcome, event.detail?.first_password ?? event.detail?.reason]),
+    [
+      ['success', false],
+      ['failure', 'wrong current password'],
+      ['success', true],
+    ],
+  );
+});
+
+test('a first passkey brings recovery codes; new codes replace the old ones', async (t) => {
+  const login = await serve(t, 'codes');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const email = `eve@${P.acme}.example`;
+
+  // Sign up with an email code only (this pool allows it): no second factor yet.
+  const signup = await startLogin(server, P.codes);
+  await signup.identify(email);
+  const proven = await signup.verifyCode(await mailedCode(signup, mail, email));
+  t.like(proven.body, { step: 'enroll', reason: 'signup', optional: true });
+  const skipped = await signup.skipEnroll();
+  const { tokens, claims } = await signup.finish(String(skipped.body.redirect_to));
+  const eve: SignedIn = {
+    token: tokens.access_token,
+    userId: claims.sub,
+    email,
+    authenticator: new SoftAuthenticator(),
+  };
+
+  const { verified } = await addPasskey(server, P.codes, eve);
+  t.is(verified?.status, 201, JSON.stringify(verified?.body));
+  const firstCodes = verified?.body.recovery_codes as string[];
+  t.is(firstCodes.length, 10, 'the first second factor brings ten codes');
+  const { verified: second } = await addPasskey(server, P.codes, eve);
+  t.is(second?.body.recovery_codes, undefined, 'only the first');
+
+  const replaced = await api(server, P.codes, eve.token, 'POST', 'recovery-codes');
+  t.is(replaced.status, 200, JSON.stringify(replaced.body));
+  const newCodes = replaced.body.recovery_codes as string[];
+  t.is(newCodes.length, 10);
+  t.true(newCodes.every((code) => /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(code)));
+  t.is(new Set([...firstCodes, ...newCodes]).size, 20);
+
+  // As a second factor after an email code: the old set is void, the new one works.
+  const recoverWith = async (code: string) => {
+    const client = await startLogin(server, P.codes);
+    await client.identify(email);
+    const first = await client.verifyCode(await mailedCode(client, mail, email));
+    t.like(first.body, { step: 'second_factor', methods: ['passkey', 'recovery_code'] });
+    return client.post('/recovery-code', { code });
+  };
+  t.like(await recoverWith(firstCodes[0] ?? ''), { status: 400, body: { error: 'invalid_code' } });
+  const recovered = await recoverWith(newCodes[0] ?? '');
+  t.is(recovered.status, 200, JSON.stringify(recovered.body));
+  t.is(recovered.body.recovery_codes_remaining, 9);
+
+  const issued = await server.runtime.durable.auditEvents.list(P.codes, {
+    userId: eve.userId,
+    event: 'recovery_codes_issued',
+  });
+  t.deepEqual(
+    issued.map((event) => event.detail?.replaced ?? false),
+    [true, false],
+  );
+});

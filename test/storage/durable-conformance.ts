@@ -1,0 +1,521 @@
+/**
+ * The DurableStore conformance suite (dex-style): PostgreSQL and PGlite must
+ * pass it unchanged. Beyond behaviour it pins the JS types each column comes
+ * back as, because pg and PGlite disagree on bytea, bigint and jsonb and the
+ * repositories must hide that.
+ *
+ * One store per test file, opened (and migrated) on first use: PGlite takes
+ * seconds to start. Every test works in its own pool id, so tests share the
+ * store and run concurrently.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TestFn } from 'ava';
+import { migrations } from '../../migrations/index.ts';
+import { LimitExceededError, UniqueViolationError } from '../../src/storage/errors.ts';
+import type { DurableStore, MigrationResult, NewPasskey, SigningKeyRecord } from '../../src/storage/types.ts';
+import { registerOidcModelConformance } from './oidc-model-conformance.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const unique = (label: string) => `${label}-${randomBytes(6).toString('hex')}`;
+
+/** A passkey as a registration ceremony would produce it. */
+function newPasskey(
+  overrides: Partial<NewPasskey> = {},
+): Omit<NewPasskey, 'userId' | 'poolId'> & Partial<NewPasskey> {
+  return {
+    credentialId: randomBytes(16).toString('base64url'),
+    publicKey: new Uint8Array([0xa5, 0x01, 0x02, 0x03, 0x26, 0x00, 0xff, ...randomBytes(70)]),
+    counter: 0,
+    transports: ['internal', 'hybrid'],
+    aaguid: 'fbfc3007-154e-4ecc-8c0b-6e020557d7bd',
+    backupEligible: true,
+    backupState: true,
+    uvInitialized: true,
+    attestationFormat: 'none',
+    name: 'iCloud Keychain',
+    ...overrides,
+  };
+}
+
+function signingKey(poolId: string, alg: SigningKeyRecord['alg'], createdAt: Date): SigningKeyRecord {
+  return {
+    poolId,
+    kid: unique(alg),
+    alg,
+    encryptedJwk: `sealed:${randomBytes(8).toString('hex')}`,
+    createdAt,
+    retiredAt: null,
+  };
+}
+
+/**
+ * Registers the suite under `name`. `open` is called once, on the first test
+ * that runs, and the store is migrated then; it is closed after the file's tests.
+ */
+export function registerDurableConformance(
+  test: TestFn,
+  name: string,
+  open: () => Promise<DurableStore>,
+): void {
+  let opened: Promise<{ store: DurableStore; firstMigration: MigrationResult }> | undefined;
+  const setup = () => {
+    opened ??= (async () => {
+      const store = await open();
+      return { store, firstMigration: await store.migrate() };
+    })();
+    return opened;
+  };
+  const store = async () => (await setup()).store;
+  test.after.always(`${name}: close the store`, async () => {
+    if (opened) await (await opened).store.close().catch(() => {});
+  });
+
+  const newUser = async (poolId = unique('pool'), email = `${unique('user')}@example.com`) =>
+    (await store()).users.create({ poolId, email });
+
+  // ---------------------------------------------------------------- migrations
+
+  test(`${name}: migrate applies every migration once, a second run applies nothing`, async (t) => {
+    const { store: s, firstMigration } = await setup();
+    t.deepEqual(
+      firstMigration.applied,
+      migrations.map((migration) => migration.name),
+    );
+    t.deepEqual(await s.migrate(), { applied: [] });
+    t.deepEqual(await s.pendingMigrations(), []);
+  });
+
+  test(`${name}: concurrent migrate calls on one store both succeed`, async (t) => {
+    const s = await store();
+    t.deepEqual(await Promise.all([s.migrate(), s.migrate()]), [{ applied: [] }, { applied: [] }]);
+  });
+
+  test(`${name}: ping resolves`, async (t) => {
+    const s = await store();
+    await t.notThrowsAsync(() => s.ping());
+  });
+
+  // --------------------------------------------------------------------- users
+
+  test(`${name}: users are created with a normalised email and a random WebAuthn user handle`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const user = await s.users.create({ poolId, email: '  Ada.Lovelace@Example.COM ', name: 'Ada' });
+    t.is(user.email, 'ada.lovelace@example.com');
+    t.is(user.poolId, poolId);
+    t.is(user.name, 'Ada');
+    t.false(user.emailVerified);
+    t.regex(user.webauthnUserId, /^[A-Za-z0-9_-]{43}$/, '32 bytes, base64url');
+    t.is(Buffer.from(user.webauthnUserId, 'base64url').length, 32);
+    t.true(user.createdAt instanceof Date);
+    t.true(user.updatedAt instanceof Date);
+    const other = await s.users.create({ poolId, email: 'other@example.com', emailVerified: true });
+    t.not(other.webauthnUserId, user.webauthnUserId);
+    t.true(other.emailVerified);
+    t.is(other.name, null);
+  });
+
+  test(`${name}: users are found by id, email (any case) and WebAuthn user handle, within their pool`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    t.deepEqual(await s.users.findById(user.poolId, user.id), user);
+    t.deepEqual(await s.users.findByEmail(user.poolId, ` ${user.email.toUpperCase()} `), user);
+    t.deepEqual(await s.users.findByWebauthnUserId(user.poolId, user.webauthnUserId), user);
+    t.is(await s.users.findById(unique('pool'), user.id), undefined);
+    t.is(await s.users.findByEmail(unique('pool'), user.email), undefined);
+    t.is(await s.users.findById(user.poolId, 'not-a-uuid'), undefined, 'a malformed id finds nothing');
+  });
+
+  test(`${name}: an email is unique per pool (UniqueViolationError), and free in another pool`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const error = await t.throwsAsync(
+      () => s.users.create({ poolId: user.poolId, email: user.email.toUpperCase() }),
+      {
+        instanceOf: UniqueViolationError,
+      },
+    );
+    t.is(error?.constraint, 'users_pool_id_email_unique');
+    await t.notThrowsAsync(() => s.users.create({ poolId: unique('pool'), email: user.email }));
+  });
+
+  test(`${name}: of 5 concurrent sign-ups with one email exactly one succeeds`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => s.users.create({ poolId, email: 'race@example.com' })),
+    );
+    t.is(results.filter((result) => result.status === 'fulfilled').length, 1);
+    for (const result of results) {
+      if (result.status === 'rejected') t.true(result.reason instanceof UniqueViolationError);
+    }
+  });
+
+  test(`${name}: createWithPasskey stores the user and the passkey together`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const handle = Buffer.alloc(32, 7).toString('base64url');
+    const { user, passkey } = await s.users.createWithPasskey(
+      { poolId, email: 'new@example.com', webauthnUserId: handle },
+      newPasskey(),
+    );
+    t.is(user.webauthnUserId, handle, 'the handle the registration ceremony used is kept');
+    t.is(passkey.userId, user.id);
+    t.is(passkey.poolId, poolId);
+    t.deepEqual(await s.passkeys.listByUser(poolId, user.id), [passkey]);
+    t.deepEqual(await s.users.findByEmail(poolId, 'new@example.com'), user);
+  });
+
+  test(`${name}: createWithPasskey with a taken credential id leaves no user behind`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const { passkey } = await s.users.createWithPasskey({ poolId, email: 'first@example.com' }, newPasskey());
+    const error = await t.throwsAsync(
+      () =>
+        s.users.createWithPasskey(
+          { poolId, email: 'second@example.com' },
+          newPasskey({ credentialId: passkey.credentialId }),
+        ),
+      { instanceOf: UniqueViolationError },
+    );
+    t.is(error?.constraint, 'passkeys_pool_id_credential_id_unique');
+    t.is(await s.users.findByEmail(poolId, 'second@example.com'), undefined);
+  });
+
+  test(`${name}: createWithPasskey with a taken email stores nothing`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const passkey = newPasskey();
+    await t.throwsAsync(
+      () => s.users.createWithPasskey({ poolId: user.poolId, email: user.email }, passkey),
+      {
+        instanceOf: UniqueViolationError,
+      },
+    );
+    t.is(await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId), undefined);
+  });
+
+  // ------------------------------------------------------------------ passkeys
+
+  test(`${name}: passkey columns come back with the same JS types on every backend`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const input = newPasskey({
+      poolId: user.poolId,
+      userId: user.id,
+      counter: 4_294_967_295,
+      transports: ['usb', 'nfc'],
+    });
+    const created = await s.passkeys.create({ ...input, poolId: user.poolId, userId: user.id });
+    const found = await s.passkeys.findByCredentialId(user.poolId, input.credentialId);
+    for (const passkey of [created, found]) {
+      if (!passkey) return t.fail('passkey not found');
+      t.is(
+        Object.getPrototypeOf(passkey.publicKey),
+        Uint8Array.prototype,
+        'a plain Uint8Array, not a Buffer',
+      );
+      t.deepEqual([...passkey.publicKey], [...input.publicKey]);
+      t.is(passkey.counter, 4_294_967_295);
+      t.is(typeof passkey.counter, 'number');
+      t.deepEqual(passkey.transports, ['usb', 'nfc']);
+      t.true(Array.isArray(passkey.transports));
+      t.true(passkey.createdAt instanceof Date);
+      t.is(passkey.lastUsedAt, null);
+      t.like(passkey, {
+        aaguid: input.aaguid,
+        backupEligible: true,
+        backupState: true,
+        uvInitialized: true,
+        attestationFormat: 'none',
+        name: 'iCloud Keychain',
+      });
+    }
+    t.deepEqual(found, created);
+  });
+
+  test(`${name}: an empty transports list round-trips as an empty array`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const created = await s.passkeys.create({
+      ...newPasskey({ transports: [] }),
+      poolId: user.poolId,
+      userId: user.id,
+    });
+    t.deepEqual((await s.passkeys.findByCredentialId(user.poolId, created.credentialId))?.transports, []);
+  });
+
+  test(`${name}: a credential id is unique per pool (UniqueViolationError), and free in another pool`, async (t) => {
+    const s = await store();
+    const [user, stranger] = [await newUser(), await newUser()];
+    const passkey = newPasskey();
+    await s.passkeys.create({ ...passkey, poolId: user.poolId, userId: user.id });
+    const error = await t.throwsAsync(
+      () => s.passkeys.create({ ...passkey, poolId: user.poolId, userId: user.id }),
+      {
+        instanceOf: UniqueViolationError,
+      },
+    );
+    t.is(error?.constraint, 'passkeys_pool_id_credential_id_unique');
+    await t.notThrowsAsync(() =>
+      s.passkeys.create({ ...passkey, poolId: stranger.poolId, userId: stranger.id }),
+    );
+  });
+
+  test(`${name}: maxPerUser holds under concurrency (limit 3, 6 concurrent registrations)`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, () =>
+        s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id }, { maxPerUser: 3 }),
+      ),
+    );
+    const rejected = results.filter((result) => result.status === 'rejected');
+    t.is(results.length - rejected.length, 3);
+    t.is(rejected.length, 3);
+    for (const result of rejected) {
+      t.true(result.reason instanceof LimitExceededError);
+      t.is((result.reason as LimitExceededError).limit, 3);
+    }
+    t.is(await s.passkeys.countByUser(user.poolId, user.id), 3);
+  });
+
+  test(`${name}: passkeys are listed and counted per user, oldest first`, async (t) => {
+    const s = await store();
+    const [user, other] = [await newUser(), await newUser()];
+    const first = await s.passkeys.create({
+      ...newPasskey({ name: 'first' }),
+      poolId: user.poolId,
+      userId: user.id,
+    });
+    const second = await s.passkeys.create({
+      ...newPasskey({ name: 'second' }),
+      poolId: user.poolId,
+      userId: user.id,
+    });
+    await s.passkeys.create({ ...newPasskey(), poolId: other.poolId, userId: other.id });
+    t.deepEqual(
+      (await s.passkeys.listByUser(user.poolId, user.id)).map((passkey) => passkey.id),
+      [first.id, second.id],
+    );
+    t.is(await s.passkeys.countByUser(user.poolId, user.id), 2);
+    t.deepEqual(await s.passkeys.listByUser(other.poolId, user.id), [], 'another pool sees none');
+    t.is(await s.passkeys.findByCredentialId(other.poolId, first.credentialId), undefined);
+  });
+
+  test(`${name}: recordUse stores the counter, backup state and time of use`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const passkey = await s.passkeys.create({
+      ...newPasskey({ backupState: false }),
+      poolId: user.poolId,
+      userId: user.id,
+    });
+    const usedAt = new Date('2031-02-03T04:05:06.789Z');
+    await s.passkeys.recordUse(passkey.id, { counter: 42, backupState: true, usedAt });
+    const found = await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId);
+    t.is(found?.counter, 42);
+    t.true(found?.backupState);
+    t.deepEqual(found?.lastUsedAt, usedAt);
+  });
+
+  test(`${name}: rename and delete act only on the user's own passkey in the pool`, async (t) => {
+    const s = await store();
+    const [user, other] = [await newUser(), await newUser()];
+    const passkey = await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+
+    t.false(await s.passkeys.rename(user.poolId, other.id, passkey.id, 'stolen'), 'another user');
+    t.false(await s.passkeys.rename(other.poolId, user.id, passkey.id, 'stolen'), 'another pool');
+    t.true(await s.passkeys.rename(user.poolId, user.id, passkey.id, 'Work laptop'));
+    t.is((await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId))?.name, 'Work laptop');
+
+    t.false(await s.passkeys.delete(user.poolId, other.id, passkey.id), 'another user');
+    t.false(await s.passkeys.delete(other.poolId, user.id, passkey.id), 'another pool');
+    t.false(await s.passkeys.delete(user.poolId, user.id, 'not-a-uuid'), 'a malformed id');
+    t.true(await s.passkeys.delete(user.poolId, user.id, passkey.id));
+    t.is(await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId), undefined);
+    t.false(await s.passkeys.delete(user.poolId, user.id, passkey.id), 'already gone');
+  });
+
+  // -------------------------------------------------------------- signing keys
+
+  test(`${name}: signing keys are added, listed newest first, retired by newer keys and deleted once retired`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const t0 = new Date('2030-01-01T00:00:00Z');
+    const t1 = new Date('2030-02-01T00:00:00Z');
+    const first = [signingKey(poolId, 'ES256', t0), signingKey(poolId, 'RS256', t0)];
+    t.true(await s.signingKeys.add(poolId, first));
+    t.deepEqual(await s.signingKeys.list(unique('pool')), [], 'another pool has none');
+
+    const rotated = [signingKey(poolId, 'ES256', t1)];
+    t.true(await s.signingKeys.add(poolId, rotated));
+    const listed = await s.signingKeys.list(poolId);
+    t.deepEqual(
+      listed.map((key) => key.kid),
+      [rotated[0]!.kid, ...first.map((key) => key.kid).sort()],
+    );
+    const byKid = new Map(listed.map((key) => [key.kid, key]));
+    t.deepEqual(byKid.get(rotated[0]!.kid), rotated[0]);
+    t.deepEqual(byKid.get(first[0]!.kid)?.retiredAt, t1, 'the ES256 key is retired as of its successor');
+    t.is(byKid.get(first[1]!.kid)?.retiredAt, null, 'the RS256 key still signs');
+
+    t.is(await s.signingKeys.deleteRetiredBefore(poolId, t1), 0, 'retired exactly then: kept');
+    t.is(await s.signingKeys.deleteRetiredBefore(poolId, new Date(t1.getTime() + 1)), 1);
+    t.deepEqual(
+      (await s.signingKeys.list(poolId)).map((key) => key.kid).sort(),
+      [rotated[0]!.kid, first[1]!.kid].sort(),
+    );
+  });
+
+  test(`${name}: signing keys add with onlyIfNone adds nothing when the pool has keys`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const now = new Date();
+    t.true(await s.signingKeys.add(poolId, [signingKey(poolId, 'ES256', now)], { onlyIfNone: true }));
+    t.false(await s.signingKeys.add(poolId, [signingKey(poolId, 'ES256', now)], { onlyIfNone: true }));
+    t.is((await s.signingKeys.list(poolId)).length, 1);
+  });
+
+  test(`${name}: of two concurrent first-start adds with onlyIfNone exactly one adds`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const now = new Date();
+    const sets = [0, 1].map(() => [signingKey(poolId, 'ES256', now), signingKey(poolId, 'RS256', now)]);
+    const results = await Promise.all(
+      sets.map((keys) => s.signingKeys.add(poolId, keys, { onlyIfNone: true })),
+    );
+    t.deepEqual([...results].sort(), [false, true]);
+    const winner = sets[results.indexOf(true)]!;
+    t.deepEqual(
+      (await s.signingKeys.list(poolId)).map((key) => key.kid).sort(),
+      winner.map((key) => key.kid).sort(),
+    );
+  });
+
+  // -------------------------------------------------------------- audit events
+
+  test(`${name}: a password hash is set at sign-up or later, and read back only by its own method`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const withPassword = await s.users.create({
+      poolId,
+      email: 'pw@example.com',
+      passwordHash: '$argon2id$v=19$first',
+    });
+    const without = await s.users.create({ poolId, email: 'nopw@example.com' });
+    t.false('passwordHash' in withPassword, 'the User object never carries the hash');
+    t.is(await s.users.getPasswordHash(poolId, withPassword.id), '$argon2id$v=19$first');
+    t.is(await s.users.getPasswordHash(poolId, without.id), undefined);
+    t.true(await s.users.setPasswordHash(poolId, without.id, '$argon2id$v=19$second'));
+    t.is(await s.users.getPasswordHash(poolId, without.id), '$argon2id$v=19$second');
+    t.false(await s.users.setPasswordHash(unique('other-pool'), without.id, 'x'), 'scoped by pool');
+    t.is(await s.users.getPasswordHash(unique('other-pool'), without.id), undefined);
+    t.false(await s.users.setPasswordHash(poolId, 'not-a-uuid', 'x'));
+  });
+
+  test(`${name}: the passkey offer's last decline is recorded on the user`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const user = await s.users.create({ poolId, email: 'offer@example.com' });
+    t.is(user.enrollPromptedAt, null);
+    const at = new Date('2026-11-01T10:00:00Z');
+    await s.users.recordEnrollPrompt(poolId, user.id, at);
+    t.is((await s.users.findById(poolId, user.id))?.enrollPromptedAt?.getTime(), at.getTime());
+  });
+
+  test(`${name}: recovery codes are used once, counted, and replaced as a set`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const user = await s.users.create({ poolId, email: 'rc@example.com' });
+    await s.recoveryCodes.replace(poolId, user.id, ['h1', 'h2', 'h3']);
+    t.is(await s.recoveryCodes.countUnused(poolId, user.id), 3);
+    t.is(await s.recoveryCodes.use(poolId, user.id, 'h2'), 2);
+    t.is(await s.recoveryCodes.use(poolId, user.id, 'h2'), undefined, 'a used code is spent');
+    t.is(await s.recoveryCodes.use(poolId, user.id, 'nope'), undefined);
+    t.is(await s.recoveryCodes.use(unique('other-pool'), user.id, 'h1'), undefined, 'scoped by pool');
+    await s.recoveryCodes.replace(poolId, user.id, ['n1', 'n2']);
+    t.is(await s.recoveryCodes.use(poolId, user.id, 'h1'), undefined, 'the old set stops working');
+    t.is(await s.recoveryCodes.countUnused(poolId, user.id), 2);
+  });
+
+  test(`${name}: of 8 concurrent uses of one recovery code exactly one succeeds`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const user = await s.users.create({ poolId, email: 'race@example.com' });
+    await s.recoveryCodes.replace(poolId, user.id, ['a', 'b']);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => s.recoveryCodes.use(poolId, user.id, 'a')),
+    );
+    t.deepEqual(
+      results.filter((result) => result !== undefined),
+      [1],
+    );
+  });
+
+  test(`${name}: audit events are appended and listed newest first, filtered by user and event`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const poolId = user.poolId;
+    await s.auditEvents.append({ poolId, event: 'sign_in', outcome: 'failure', ip: '192.0.2.1' });
+    await s.auditEvents.append({
+      poolId,
+      event: 'sign_in',
+      outcome: 'success',
+      userId: user.id,
+      credentialId: 'cred-1',
+      ip: '2001:db8::1',
+      userAgent: 'Mozilla/5.0',
+      detail: { amr: ['hwk', 'user'], uv: true },
+    });
+    await s.auditEvents.append({ poolId, event: 'passkey_added', outcome: 'success', userId: user.id });
+    await s.auditEvents.append({ poolId: unique('pool'), event: 'sign_in', outcome: 'success' });
+
+    const all = await s.auditEvents.list(poolId);
+    t.deepEqual(
+      all.map((event) => event.event),
+      ['passkey_added', 'sign_in', 'sign_in'],
+    );
+    const [, signIn] = all;
+    t.is(typeof signIn?.id, 'number');
+    t.true(signIn?.occurredAt instanceof Date);
+    t.deepEqual(signIn, {
+      id: signIn!.id,
+      occurredAt: signIn!.occurredAt,
+      poolId,
+      event: 'sign_in',
+      outcome: 'success',
+      userId: user.id,
+      credentialId: 'cred-1',
+      ip: '2001:db8::1',
+      userAgent: 'Mozilla/5.0',
+      detail: { amr: ['hwk', 'user'], uv: true },
+    });
+    t.like(all[2], { userId: null, credentialId: null, userAgent: null, detail: null, ip: '192.0.2.1' });
+    t.is((await s.auditEvents.list(poolId, { userId: user.id })).length, 2);
+    t.is((await s.auditEvents.list(poolId, { event: 'sign_in' })).length, 2);
+    t.is((await s.auditEvents.list(poolId, { userId: user.id, event: 'sign_in' })).length, 1);
+    t.deepEqual(
+      (await s.auditEvents.list(poolId, { limit: 1 })).map((event) => event.event),
+      ['passkey_added'],
+    );
+  });
+
+  // --------------------------------------------------------------- oidc models
+
+  registerOidcModelConformance(test, name, async (poolId) => (await store()).oidcModels(poolId));
+
+  test(`${name}: sweepExpired deletes expired oidc rows and keeps live ones`, async (t) => {
+    const s = await store();
+    const models = s.oidcModels(unique('pool'));
+    await models.upsert('RefreshToken', 'expired-1', { grantId: 'g' }, 0.1);
+    await models.upsert('RefreshToken', 'expired-2', { grantId: 'g' }, 0.1);
+    await models.upsert('RefreshToken', 'live', { grantId: 'g' }, 60);
+    await models.upsert('Grant', 'g', { accountId: 'a' }, undefined);
+    t.is(await s.sweepExpired(new Date(0)), 0, 'nothing had expired by then');
+    await sleep(300);
+    t.true((await s.sweepExpired()) >= 2, 'other tests may have expired rows too');
+    t.truthy(await models.find('RefreshToken', 'live'));
+    t.truthy(await models.find('Grant', 'g'));
+  });
+}

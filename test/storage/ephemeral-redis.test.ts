@@ -1,0 +1,168 @@
+/**
+ * The Redis ephemeral store against the shared conformance suite, plus what
+ * only Redis has: key prefixes, millisecond TTLs, and failing fast when the
+ * server is unreachable.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
+import test from 'ava';
+import { Redis } from 'ioredis';
+import { StoreUnavailableError } from '../../src/storage/errors.ts';
+import { openRedisEphemeralStore } from '../../src/storage/redis/redis-ephemeral-store.ts';
+import {
+  deleteKeysWithPrefix,
+  probeRedis,
+  redisTestUrl,
+  serviceTest,
+  uniqueKeyPrefix,
+} from '../support/services.ts';
+import { registerEphemeralConformance } from './ephemeral-conformance.ts';
+
+const redis = await probeRedis();
+const withRedis = serviceTest(test, redis);
+const keyPrefix = uniqueKeyPrefix();
+
+test.after.always('delete this file’s Redis keys', async () => {
+  if (redis.available) await deleteKeysWithPrefix(keyPrefix);
+});
+
+registerEphemeralConformance(withRedis, 'redis', () =>
+  openRedisEphemeralStore({ url: redisTestUrl(), keyPrefix }),
+);
+
+withRedis('redis: every key starts with the prefix, TTLs in milliseconds', async (t) => {
+  const prefix = uniqueKeyPrefix();
+  const store = await openRedisEphemeralStore({ url: redisTestUrl(), keyPrefix: prefix });
+  const raw = new Redis(redisTestUrl());
+  t.teardown(async () => {
+    await store.close();
+    await deleteKeysWithPrefix(prefix);
+    raw.disconnect();
+  });
+
+  await store.set('challenge:1', 'v', 0.25);
+  await store.increment('counter:1', 10);
+  await store.oidcModels('pool').upsert('Session', 's', { uid: 'u', grantId: 'g' }, 10);
+
+  const pttl = await raw.pttl(`${prefix}challenge:1`);
+  t.true(pttl > 0 && pttl <= 250, `PTTL ${pttl} is the fractional TTL in ms`);
+  const keys = (await raw.keys(`${prefix}*`)).sort();
+  t.deepEqual(keys, [
+    `${prefix}challenge:1`,
+    `${prefix}counter:1`,
+    `${prefix}oidc:pool:Session:s`,
+    `${prefix}oidc:pool:grant:g`,
+    `${prefix}oidc:pool:uid:u`,
+  ]);
+  t.deepEqual(await raw.hgetall(`${prefix}oidc:pool:Session:s`), {
+    payload: JSON.stringify({ uid: 'u', grantId: 'g' }),
+    uid: 'u',
+    grantId: 'g',
+  });
+});
+
+withRedis('redis: the grant set lives as long as its longest member', async (t) => {
+  const prefix = uniqueKeyPrefix();
+  const store = await openRedisEphemeralStore({ url: redisTestUrl(), keyPrefix: prefix });
+  const raw = new Redis(redisTestUrl());
+  t.teardown(async () => {
+    await store.close();
+    await deleteKeysWithPrefix(prefix);
+    raw.disconnect();
+  });
+  const models = store.oidcModels('pool');
+  await models.upsert('AccessToken', 'long', { grantId: 'g' }, 100);
+  await models.upsert('AccessToken', 'short', { grantId: 'g' }, 10);
+  const pttl = await raw.pttl(`${prefix}oidc:pool:grant:g`);
+  t.true(pttl > 90_000, `a shorter member does not shorten it (PTTL ${pttl})`);
+  await models.upsert('Grant', 'forever', { grantId: 'g' }, undefined);
+  t.is(await raw.pttl(`${prefix}oidc:pool:grant:g`), -1, 'a member without expiry makes it persistent');
+});
+
+test('redis: an unreachable server makes ping and operations fail fast with StoreUnavailableError', async (t) => {
+  const started = Date.now();
+  const store = await openRedisEphemeralStore({ url: 'redis://127.0.0.1:1', keyPrefix: uniqueKeyPrefix() });
+  t.teardown(() => store.close());
+  const ping = await t.throwsAsync(() => store.ping(), { instanceOf: StoreUnavailableError });
+  t.is(ping?.service, 'redis');
+  await t.throwsAsync(() => store.take('challenge'), { instanceOf: StoreUnavailableError });
+  await t.throwsAsync(() => store.oidcModels('pool').consume('AuthorizationCode', 'c'), {
+    instanceOf: StoreUnavailableError,
+  });
+  t.true(Date.now() - started < 10_000, `answered in ${Date.now() - started} ms`);
+});
+
+test('redis: connection errors are reported to the logger once, not thrown as unhandled events', async (t) => {
+  const warnings: string[] = [];
+  const store = await openRedisEphemeralStore({
+    url: 'redis://127.0.0.1:1',
+    keyPrefix: uniqueKeyPrefix(),
+    logger: { warn: (_details, message) => warnings.push(message) },
+  });
+  t.teardown(() => store.close());
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is(warnings.length, 1);
+});
+
+/** A port nothing listens on, for a throwaway redis-server this test may stop and start. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const redisServerBinary = spawnSync('redis-server', ['--version']).status === 0;
+
+(redisServerBinary ? test : test.skip)(
+  'redis: while the server is down operations fail at once, and work again when it returns',
+  async (t) => {
+    const port = await freePort();
+    const start = async (): Promise<ChildProcess> => {
+      const child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        {
+          stdio: 'ignore',
+        },
+      );
+      const probe = new Redis({
+        port,
+        lazyConnect: true,
+        retryStrategy: () => 50,
+        maxRetriesPerRequest: null,
+      });
+      probe.on('error', () => {});
+      await probe.ping();
+      probe.disconnect();
+      return child;
+    };
+    let server = await start();
+    t.teardown(() => {
+      server.kill('SIGKILL');
+    });
+    const store = await openRedisEphemeralStore({ url: `redis://127.0.0.1:${port}` });
+    t.teardown(() => store.close());
+    await store.set('k', 'v', 60);
+
+    server.kill('SIGKILL');
+    await new Promise((resolve) => server.once('exit', resolve));
+    const started = Date.now();
+    await t.throwsAsync(() => store.get('k'), { instanceOf: StoreUnavailableError });
+    t.true(Date.now() - started < 1_000, 'failed without queueing');
+
+    server = await start();
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      try {
+        await store.ping();
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await t.notThrowsAsync(() => store.ping(), 'reconnected by itself');
+    t.is(await store.increment('counter', 60), 1);
+  },
+);

@@ -1,0 +1,305 @@
+import test from 'ava';
+import { readConfig } from '../../../src/config/load-config.ts';
+import { type ConfigProblem, formatProblem } from '../../../src/config/problems.ts';
+import { writeConfigDir } from '../../support/config-dir.ts';
+
+const ACME_SERVER = 'public_url: https://id.acme.example\n';
+
+/** Reads a config made of one pool file (acme.yaml) and returns its problems. */
+async function problemsOf(pool: string, { server = ACME_SERVER, env = {} } = {}): Promise<ConfigProblem[]> {
+  const config = await writeConfigDir({ server, pools: { acme: pool } });
+  try {
+    return (await readConfig({ dir: config.dir, env })).problems;
+  } finally {
+    await config.remove();
+  }
+}
+
+const acmePool = (passkeys: string, extra = '') => `display_name: Acme
+passkeys:
+  rp:
+${passkeys}
+${extra}`;
+
+const withRp = (id: string, origins = '["https://id.acme.example"]') =>
+  acmePool(`    id: ${id}\n    origins: ${origins}`);
+
+test('accepts a valid pool and fills every default', async (t) => {
+  const config = await writeConfigDir({ server: ACME_SERVER, pools: { acme: withRp('acme.example') } });
+  const { config: loaded, problems } = await readConfig({ dir: config.dir, env: {} });
+  await config.remove();
+  t.deepEqual(problems, []);
+  const pool = loaded?.pools[0];
+  t.is(pool?.id, 'acme');
+  t.is(pool?.issuer, 'https://id.acme.example/acme');
+  t.is(pool?.passkeys.timeout, 300);
+  t.is(pool?.passkeys.registration.max_per_user, 10);
+  t.is(pool?.self_service.recent_auth, 300);
+  t.deepEqual(pool?.authentication.first_factor, ['passkey', 'email_otp']);
+  t.true(Object.isFrozen(pool?.passkeys.rp));
+});
+
+const rpIdCases: Array<[string, string, RegExp]> = [
+  ['a public suffix', 'co.uk', /public suffix/],
+  ['a private public suffix', 'github.io', /public suffix/],
+  ['a bare TLD', 'example', /public suffix/],
+  ['an IP address', '192.0.2.1', /IP address/],
+  ['a scheme', 'https://acme.example', /bare domain/],
+  ['a port', 'acme.example:443', /bare domain/],
+  ['a path', 'acme.example/login', /bare domain/],
+  ['upper case', 'Acme.example', /lowercase/],
+  ['an invalid label', 'acme-.example', /not a valid domain/],
+];
+for (const [what, rpId, message] of rpIdCases) {
+  test(`refuses an RP ID that is ${what}`, async (t) => {
+    const problems = await problemsOf(withRp(rpId));
+    const problem = problems.find((p) => p.path === 'passkeys.rp.id');
+    t.truthy(problem, JSON.stringify(problems));
+    t.regex(problem?.message ?? '', message);
+    t.is(problem?.line, 4);
+  });
+}
+
+test('accepts localhost and subdomains of a registrable domain as RP ID', async (t) => {
+  t.deepEqual(await problemsOf(withRp('id.acme.example')), []);
+  t.deepEqual(
+    await problemsOf(acmePool('    id: localhost\n    origins: ["http://localhost:3000"]'), {
+      server: 'public_url: http://localhost:3000\n',
+    }),
+    [],
+  );
+});
+
+const originCases: Array<[string, string, RegExp]> = [
+  [
+    'a trailing slash',
+    'https://id.acme.example/',
+    /exactly scheme:\/\/host\[:port\].*did you mean "https:\/\/id.acme.example"/,
+  ],
+  ['a path', 'https://id.acme.example/login', /without path/],
+  ['a wildcard', 'https://*.acme.example', /wildcard/],
+  ['plain http', 'http://id.acme.example', /must use https/],
+  ['another domain', 'https://evil.example', /not the RP ID "acme.example"/],
+  ['a look-alike suffix', 'https://evilacme.example', /not the RP ID/],
+  ['a look-alike prefix', 'https://acme.example.evil.example', /not the RP ID/],
+  ['not a URL', 'acme.example', /not a URL/],
+  ['upper case', 'https://ID.acme.example', /exactly/],
+];
+for (const [what, origin, message] of originCases) {
+  test(`refuses an origin with ${what}`, async (t) => {
+    const problems = await problemsOf(withRp('acme.example', `["https://id.acme.example", "${origin}"]`));
+    const problem = problems.find((p) => p.path === 'passkeys.rp.origins[1]');
+    t.truthy(problem, JSON.stringify(problems));
+    t.regex(problem?.message ?? '', message);
+    t.is(problem?.line, 5);
+  });
+}
+
+test('requires the public URL among the origins, where the hosted pages run', async (t) => {
+  const problems = await problemsOf(withRp('acme.example', '["https://login.acme.example"]'));
+  t.deepEqual(
+    problems.map((p) => [p.path, p.message]),
+    [
+      [
+        'passkeys.rp.origins',
+        'must include public_url "https://id.acme.example", where the hosted sign-in pages run their ceremonies',
+      ],
+    ],
+  );
+});
+
+test('keeps durations and limits in range', async (t) => {
+  const problems = await problemsOf(
+    acmePool(
+      '    id: acme.example',
+      '  timeout: 20s\n  registration:\n    max_per_user: 101\nself_service:\n  recent_auth: soon',
+    ),
+  );
+  t.deepEqual(
+    problems.map((p) => [p.path, p.message]),
+    [
+      ['passkeys.timeout', '20s is out of range (30s to 10m)'],
+      ['passkeys.registration.max_per_user', 'must be at most 100'],
+      ['self_service.recent_auth', '"soon" is not a duration (write e.g. 30s, 5m, 1h)'],
+    ],
+  );
+});
+
+test('accepts the edges of the ceremony timeout and passkey limit', async (t) => {
+  t.deepEqual(
+    await problemsOf(
+      acmePool('    id: acme.example', '  timeout: 10m\n  registration:\n    max_per_user: 1'),
+    ),
+    [],
+  );
+  t.deepEqual(await problemsOf(acmePool('    id: acme.example', '  timeout: 30')), []);
+});
+
+test('needs a non-empty list of known first factors', async (t) => {
+  const empty = await problemsOf(acmePool('    id: acme.example', 'authentication:\n  first_factor: []'));
+  t.deepEqual(
+    empty.map((p) => p.message),
+    ['needs at least one first factor'],
+  );
+  const unknown = await problemsOf(
+    acmePool('    id: acme.example', 'authentication:\n  first_factor: [passkey, sms]'),
+  );
+  t.deepEqual(
+    unknown.map((p) => [p.path, p.message]),
+    [['authentication.first_factor[1]', 'must be one of: passkey, email_otp, password']],
+  );
+});
+
+test('reports unknown keys at the key, with its line', async (t) => {
+  const problems = await problemsOf(acmePool('    id: acme.example\n    colour: blue'));
+  t.deepEqual(
+    problems.map((p) => [p.path, p.message, p.line, p.column]),
+    [['passkeys.rp.colour', 'unknown key', 5, 5]],
+  );
+});
+
+const clients = (body: string) => acmePool('    id: acme.example', `clients:\n${body}`);
+const SECRET = 'a-client-secret-that-is-long-enough-0123';
+
+test('refuses duplicate client ids within a pool', async (t) => {
+  const problems = await problemsOf(
+    clients(
+      `  - { client_id: web, client_secret: ${SECRET}, redirect_uris: [https://app.acme.example/cb] }\n` +
+        `  - { client_id: web, client_secret: ${SECRET}, redirect_uris: [https://app.acme.example/cb] }`,
+    ),
+  );
+  t.deepEqual(
+    problems.map((p) => [p.path, p.message]),
+    [['clients[1].client_id', '"web" is already the id of clients[0]']],
+  );
+});
+
+const redirectCases: Array<[string, string, RegExp | undefined]> = [
+  ['relative', '/callback', /not an absolute URI/],
+  ['plain http on a public host', 'http://app.acme.example/cb', /must use https/],
+  ['with a fragment', 'https://app.acme.example/cb#x', /fragment/],
+  ['with a wildcard', 'https://*.acme.example/cb', /wildcard/],
+  ['http on localhost', 'http://localhost:8080/cb', undefined],
+  ['http on 127.0.0.1', 'http://127.0.0.1:8080/cb', undefined],
+  ['http on [::1]', 'http://[::1]:8080/cb', undefined],
+];
+for (const [what, uri, message] of redirectCases) {
+  test(`${message ? 'refuses' : 'accepts'} a redirect URI ${what}`, async (t) => {
+    const problems = await problemsOf(
+      clients(`  - client_id: web\n    client_secret: ${SECRET}\n    redirect_uris: ["${uri}"]`),
+    );
+    if (!message) return t.deepEqual(problems, []);
+    t.is(problems.length, 1, JSON.stringify(problems));
+    t.is(problems[0]?.path, 'clients[0].redirect_uris[0]');
+    t.regex(problems[0]?.message ?? '', message);
+  });
+}
+
+test('needs a secret for a confidential client, and none for a public one', async (t) => {
+  const problems = await problemsOf(
+    clients(
+      '  - client_id: web\n    redirect_uris: [https://app.acme.example/cb]\n' +
+        `  - client_id: spa\n    token_endpoint_auth_method: none\n    client_secret: ${SECRET}\n    redirect_uris: [https://app.acme.example/cb]\n` +
+        '  - client_id: robot\n    token_endpoint_auth_method: none\n    grant_types: [client_credentials]',
+    ),
+  );
+  t.deepEqual(
+    problems.map((p) => p.path),
+    ['clients[0].client_secret', 'clients[1].client_secret', 'clients[2].grant_types'],
+  );
+});
+
+test('names an unset ${VAR} without a default, and uses defaults and set variables', async (t) => {
+  const pool = clients(
+    '  - client_id: web\n    client_secret: ${ACME_WEB_SECRET}\n    redirect_uris: ["${APP_URL:-https://app.acme.example}/cb"]',
+  );
+  const unset = await problemsOf(pool);
+  t.deepEqual(
+    unset.map((p) => [p.path, p.line]),
+    [['clients[0].client_secret', 7]],
+  );
+  t.regex(unset[0]?.message ?? '', /\$\{ACME_WEB_SECRET\} is not set and has no default/);
+
+  const config = await writeConfigDir({ server: ACME_SERVER, pools: { acme: pool } });
+  const { config: loaded } = await readConfig({
+    dir: config.dir,
+    env: { ACME_WEB_SECRET: SECRET, APP_URL: 'https://web.acme.example' },
+  });
+  await config.remove();
+  t.is(loaded?.pools[0]?.clients[0]?.client_secret, SECRET);
+  t.deepEqual(loaded?.pools[0]?.clients[0]?.redirect_uris, ['https://web.acme.example/cb']);
+});
+
+test('refuses pool ids that are not URL-safe or shadow a server route', async (t) => {
+  const config = await writeConfigDir({
+    server: ACME_SERVER,
+    pools: {
+      Acme_Corp: withRp('acme.example'),
+      healthz: withRp('acme.example'),
+      '-acme': withRp('acme.example'),
+    },
+  });
+  const { problems } = await readConfig({ dir: config.dir, env: {} });
+  await config.remove();
+  t.deepEqual(
+    problems.map((p) => [p.file.split('/').pop(), p.message.split(' (')[0]]),
+    [
+      ['-acme.yaml', 'pool id "-acme"'],
+      ['Acme_Corp.yaml', 'pool id "Acme_Corp"'],
+      ['healthz.yaml', 'pool id "healthz"'],
+    ],
+  );
+});
+
+test('lets the environment override the server file and names the variable on a bad value', async (t) => {
+  const config = await writeConfigDir({ server: 'port: 3000\n', pools: { acme: withRp('acme.example') } });
+  const env = { PUBLIC_URL: 'https://id.acme.example', PORT: '4000', REDIS_URL: 'redis://r:6379' };
+  const { config: loaded } = await readConfig({ dir: config.dir, env });
+  t.is(loaded?.server.port, 4000);
+  t.is(loaded?.server.redis.url, 'redis://r:6379');
+  const bad = await readConfig({ dir: config.dir, env: { ...env, PORT: 'eighty' } });
+  await config.remove();
+  t.deepEqual(
+    bad.problems.map((p) => [p.file, p.path]),
+    [['environment PORT', 'port']],
+  );
+});
+
+test('requires the secret with a database URL and shared storage for several workers', async (t) => {
+  const problems = await problemsOf(withRp('acme.example'), {
+    server: `${ACME_SERVER}database:\n  url: postgres://db/postern\nworkers: 4\n`,
+  });
+  t.deepEqual(
+    problems.map((p) => p.path),
+    ['secret', 'workers'],
+  );
+});
+
+test('refuses a public URL that is not a secure origin', async (t) => {
+  const problems = await problemsOf(withRp('acme.example'), {
+    server: 'public_url: http://id.acme.example/idp\n',
+  });
+  t.is(problems[0]?.path, 'public_url');
+  t.regex(problems[0]?.message ?? '', /exactly scheme/);
+});
+
+test('reports every problem of every file in one run, with file, line and key path', async (t) => {
+  const config = await writeConfigDir({
+    server: 'public_url: https://id.acme.example\nport: 99999\n',
+    pools: {
+      acme: 'passkeys:\n  mode: smrt\n  rp:\n    id: co.uk\n    origins: ["http://evil.example"]\n',
+      broken: 'passkeys: [\n',
+    },
+  });
+  const { problems } = await readConfig({ dir: config.dir, env: {} });
+  await config.remove();
+  const lines = problems.map(formatProblem).map((line) => line.replace(/^.*\/(?=[^/]+\.yaml)/, ''));
+  t.deepEqual(lines, [
+    'acme.yaml:2:9 passkeys.mode: must be one of: smart, classic',
+    'acme.yaml:4:9 passkeys.rp.id: "co.uk" is a public suffix; use a domain registered under it',
+    'acme.yaml:5:15 passkeys.rp.origins[0]: "http://evil.example" must use https (http is allowed only for localhost)',
+    lines[3] ?? '',
+    'postern.yaml:2:7 port: must be at most 65535',
+  ]);
+  t.regex(lines[3] ?? '', /^broken\.yaml:\d+:\d+ YAML: /);
+});

@@ -1,0 +1,398 @@
+import test from 'ava';
+import { assessAssurance, emailCodeFactor, passkeyFactor } from '../../../src/interactions/assurance.ts';
+import {
+  type AccountFacts,
+  type FlowPolicy,
+  nextStep,
+  type Step,
+} from '../../../src/interactions/next-step.ts';
+import type { CompletedFactor, Progress } from '../../../src/interactions/progress.ts';
+
+const policy = (overrides: Partial<FlowPolicy> = {}): FlowPolicy => ({
+  mode: 'smart',
+  firstFactors: ['passkey', 'email_otp'],
+  secondFactors: ['passkey', 'recovery_code'],
+  secondFactorRequired: 'never',
+  passkeyCountsAsTwoFactors: true,
+  offerPasskey: true,
+  ...overrides,
+});
+
+const uvPasskey = passkeyFactor(
+  { deviceBound: true, userPresent: true, userVerified: true, credentialId: 'c' },
+  1,
+);
+const upPasskey = passkeyFactor(
+  { deviceBound: true, userPresent: true, userVerified: false, credentialId: 'c' },
+  1,
+);
+const otp = emailCodeFactor(1);
+const password: CompletedFactor = { method: 'password', amr: ['pwd'], multiFactor: false, at: 1 };
+const recovery: CompletedFactor = { method: 'recovery_code', amr: ['otp'], multiFactor: false, at: 2 };
+
+const signedIn = (...factors: CompletedFactor[]): Progress => ({
+  email: 'a@x.example',
+  userId: 'u1',
+  factors,
+});
+const none: AccountFacts = { passkeys: 0, hasRecoveryCodes: false, hasPassword: false };
+const withPasskey: AccountFacts = { passkeys: 1, hasRecoveryCodes: true, hasPassword: false };
+const twoPasskeys: AccountFacts = { passkeys: 2, hasRecoveryCodes: false, hasPassword: false };
+const passkeyNoCodes: AccountFacts = { passkeys: 1, hasRecoveryCodes: false, hasPassword: true };
+const codesOnly: AccountFacts = { passkeys: 0, hasRecoveryCodes: true, hasPassword: true };
+const synced = passkeyFactor(
+  { deviceBound: false, userPresent: true, userVerified: true, credentialId: 's' },
+  1,
+);
+
+type Row = [title: string, FlowPolicy, Progress, AccountFacts | undefined, boolean, Step];
+
+const rows: Row[] = [
+  // Identification and first factor
+  [
+    'smart pool, nothing done: identify or use a passkey at once',
+    policy(),
+    { factors: [] },
+    undefined,
+    false,
+    { step: 'identify', methods: ['passkey'] },
+  ],
+  [
+    'classic pool, nothing done: identify first',
+    policy({ mode: 'classic' }),
+    { factors: [] },
+    undefined,
+    false,
+    { step: 'identify', methods: [] },
+  ],
+  [
+    'smart pool without passkey first factor: identify first',
+    policy({ firstFactors: ['email_otp'] }),
+    { factors: [] },
+    undefined,
+    false,
+    { step: 'identify', methods: [] },
+  ],
+  [
+    'identified: every first factor, known account or not',
+    policy(),
+    { email: 'a@x.example', factors: [] },
+    undefined,
+    false,
+    { step: 'first_factor', methods: ['passkey', 'email_otp'] },
+  ],
+  [
+    'first factors keep the pool order',
+    policy({ firstFactors: ['password', 'passkey'] }),
+    { email: 'a@x.example', factors: [] },
+    undefined,
+    false,
+    { step: 'first_factor', methods: ['password', 'passkey'] },
+  ],
+  // Sign-up
+  [
+    'sign-up with email sign-in allowed: passkey offered, skippable',
+    policy(),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'signup' },
+  ],
+  [
+    'sign-up in a passkey-only pool: passkey required',
+    policy({ firstFactors: ['passkey'] }),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'signup' },
+  ],
+  // One factor is enough
+  ['never: a UV passkey is done', policy(), signedIn(uvPasskey), withPasskey, false, { step: 'done' }],
+  [
+    'never: an email code from a user with a passkey is done',
+    policy(),
+    signedIn(otp),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'never: an email code from a user without passkey gets the enrolment offer',
+    policy(),
+    signedIn(otp),
+    none,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' },
+  ],
+  [
+    'declined offer: done',
+    policy(),
+    { ...signedIn(otp), enrollDeclined: true },
+    none,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'no offer in a pool without passkeys',
+    policy({ firstFactors: ['email_otp'], secondFactors: ['recovery_code'] }),
+    signedIn(otp),
+    none,
+    false,
+    { step: 'done' },
+  ],
+  ['consent after everything else', policy(), signedIn(uvPasskey), withPasskey, true, { step: 'consent' }],
+  // when_enrolled
+  [
+    'when_enrolled: email code + enrolled passkey asks for it',
+    policy({ secondFactorRequired: 'when_enrolled' }),
+    signedIn(otp),
+    withPasskey,
+    false,
+    { step: 'second_factor', methods: ['passkey', 'recovery_code'] },
+  ],
+  [
+    'when_enrolled: nothing enrolled, no second step',
+    policy({ secondFactorRequired: 'when_enrolled' }),
+    signedIn(otp),
+    none,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' },
+  ],
+  [
+    'when_enrolled: UV passkey counts as two',
+    policy({ secondFactorRequired: 'when_enrolled' }),
+    signedIn(uvPasskey),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'when_enrolled: password + enrolled passkey asks for it',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'when_enrolled' }),
+    signedIn(password),
+    withPasskey,
+    false,
+    { step: 'second_factor', methods: ['passkey', 'recovery_code'] },
+  ],
+  // always
+  [
+    'always: password, nothing enrolled: enrol a passkey now, not skippable',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
+    signedIn(password),
+    none,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
+  ],
+  [
+    'always: password + passkey: done',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
+    signedIn(password, uvPasskey),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'always: password + recovery code: done',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
+    signedIn(password, recovery),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'always: UV passkey counts as two',
+    policy({ secondFactorRequired: 'always' }),
+    signedIn(uvPasskey),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'always: passkey without UV needs another factor',
+    policy({ secondFactorRequired: 'always' }),
+    signedIn(upPasskey),
+    withPasskey,
+    false,
+    { step: 'second_factor', methods: ['recovery_code'] },
+  ],
+  [
+    'always, passkey not counting as two: UV passkey needs another factor',
+    policy({ secondFactorRequired: 'always', passkeyCountsAsTwoFactors: false }),
+    signedIn(uvPasskey),
+    withPasskey,
+    false,
+    { step: 'second_factor', methods: ['recovery_code'] },
+  ],
+  [
+    'second factors limited to the pool list',
+    policy({ secondFactorRequired: 'always', secondFactors: ['passkey'] }),
+    signedIn(otp),
+    withPasskey,
+    false,
+    { step: 'second_factor', methods: ['passkey'] },
+  ],
+  [
+    'always: second factor done, consent next',
+    policy({ secondFactorRequired: 'always' }),
+    signedIn(otp, uvPasskey),
+    withPasskey,
+    true,
+    { step: 'consent' },
+  ],
+  [
+    'sign-up in a password pool: set a password',
+    policy({ firstFactors: ['password'] }),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: ['password'], optional: false, reason: 'signup' },
+  ],
+  [
+    'sign-up where passkeys and passwords both start a sign-in: either',
+    policy({ firstFactors: ['passkey', 'password', 'email_otp'] }),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: ['passkey', 'password'], optional: true, reason: 'signup' },
+  ],
+  [
+    'no offer when the pool turned it off or asked recently',
+    policy({ offerPasskey: false }),
+    signedIn(otp),
+    none,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'offer after a password sign-in where passkeys are a second factor',
+    policy({ firstFactors: ['password'], secondFactors: ['passkey'], secondFactorRequired: 'when_enrolled' }),
+    signedIn(password),
+    { ...none, hasPassword: true },
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' },
+  ],
+  [
+    'a second passkey can follow a passkey',
+    policy({ secondFactorRequired: 'always', passkeyCountsAsTwoFactors: false }),
+    signedIn(uvPasskey),
+    twoPasskeys,
+    false,
+    { step: 'second_factor', methods: ['passkey'] },
+  ],
+  [
+    'the only passkey cannot be its own second factor: enrol another',
+    policy({ secondFactorRequired: 'always', passkeyCountsAsTwoFactors: false, secondFactors: ['passkey'] }),
+    signedIn(uvPasskey),
+    { ...withPasskey, hasRecoveryCodes: false },
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
+  ],
+  [
+    'when_enrolled: recovery codes alone count as enrolled',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'when_enrolled' }),
+    signedIn(password),
+    codesOnly,
+    false,
+    { step: 'second_factor', methods: ['recovery_code'] },
+  ],
+  [
+    'when_enrolled: passkey without recovery codes',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'when_enrolled' }),
+    signedIn(password),
+    passkeyNoCodes,
+    false,
+    { step: 'second_factor', methods: ['passkey'] },
+  ],
+  [
+    'after a recovery code: offered to replace the lost passkey',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
+    { ...signedIn(password, recovery), recovered: true },
+    withPasskey,
+    false,
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'recovery' },
+  ],
+  [
+    'recovery handled: done',
+    policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
+    { ...signedIn(password, recovery), recovered: true, recoveryHandled: true },
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'acr phr requested: only a passkey starts the sign-in',
+    policy({ requiredAcr: 'phr' }),
+    { email: 'a@x.example', factors: [] },
+    undefined,
+    false,
+    { step: 'first_factor', methods: ['passkey'] },
+  ],
+  [
+    'acr phr requested, smart pool: passkey at once',
+    policy({ requiredAcr: 'phr', firstFactors: ['email_otp', 'passkey'] }),
+    { factors: [] },
+    undefined,
+    false,
+    { step: 'identify', methods: ['passkey'] },
+  ],
+  [
+    'acr phr requested after an email code (e.g. sign-up): sign in with the passkey',
+    policy({ requiredAcr: 'phr' }),
+    signedIn(otp),
+    withPasskey,
+    false,
+    { step: 'first_factor', methods: ['passkey'], reason: 'step_up' },
+  ],
+  [
+    'acr phr met by a synced passkey',
+    policy({ requiredAcr: 'phr' }),
+    signedIn(synced),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'acr phrh not met by a synced passkey',
+    policy({ requiredAcr: 'phrh' }),
+    signedIn(synced),
+    withPasskey,
+    false,
+    { step: 'first_factor', methods: ['passkey'], reason: 'step_up' },
+  ],
+  [
+    'acr phrh met by a device-bound passkey',
+    policy({ requiredAcr: 'phrh' }),
+    signedIn(uvPasskey),
+    withPasskey,
+    false,
+    { step: 'done' },
+  ],
+];
+
+for (const [title, flowPolicy, progress, account, needsConsent, expected] of rows) {
+  test(`nextStep: ${title}`, (t) => {
+    t.deepEqual(nextStep(flowPolicy, progress, account, { needsConsent }), expected);
+  });
+}
+
+const assuranceRows: Array<[string, CompletedFactor[], { amr: string[]; acr: string }]> = [
+  ['device-bound passkey with UV', [uvPasskey], { amr: ['hwk', 'mfa', 'pop', 'user'], acr: 'phrh' }],
+  [
+    'synced passkey with UV',
+    [passkeyFactor({ deviceBound: false, userPresent: true, userVerified: true, credentialId: 'c' }, 1)],
+    { amr: ['mfa', 'pop', 'swk', 'user'], acr: 'phr' },
+  ],
+  ['passkey without UV', [upPasskey], { amr: ['hwk', 'pop', 'user'], acr: 'phrh' }],
+  ['email code', [otp], { amr: ['otp'], acr: '0' }],
+  [
+    'password then passkey',
+    [password, upPasskey],
+    { amr: ['hwk', 'mfa', 'pop', 'pwd', 'user'], acr: 'phrh' },
+  ],
+  ['recovery code after password', [password, recovery], { amr: ['mfa', 'otp', 'pwd'], acr: '0' }],
+];
+for (const [title, factors, expected] of assuranceRows) {
+  test(`assurance: ${title}`, (t) => {
+    t.deepEqual(assessAssurance(factors), expected);
+  });
+}

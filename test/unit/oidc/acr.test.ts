@@ -1,0 +1,39 @@
+import test from 'ava';
+import { acrMeets, requiredAcr } from '../../../src/oidc/acr.ts';
+
+test('phrh meets phr, and nothing but a passkey meets either', (t) => {
+  t.true(acrMeets('phrh', 'phr'));
+  t.true(acrMeets('phr', 'phr'));
+  t.false(acrMeets('phr', 'phrh'));
+  t.false(acrMeets('0', 'phr'));
+  t.false(acrMeets(undefined, 'phr'));
+  t.false(acrMeets('urn:other', 'phr'));
+});
+
+test('the required class comes from acr_values, an essential acr claim, or the client default', (t) => {
+  t.is(requiredAcr({ acrValues: 'phr' }), 'phr');
+  t.is(requiredAcr({ acrValues: 'phrh phr' }), 'phr', 'the weakest acceptable one');
+  t.is(requiredAcr({ acrValues: 'phrh' }), 'phrh');
+  t.is(requiredAcr({ acrValues: 'phr 0' }), undefined, '0 accepted: nothing required');
+  t.is(requiredAcr({ acrValues: 'urn:mace:incommon:iap:silver' }), undefined, 'unknown values are advisory');
+  t.is(
+    requiredAcr({ claims: JSON.stringify({ id_token: { acr: { essential: true, value: 'phrh' } } }) }),
+    'phrh',
+  );
+  t.is(
+    requiredAcr({ claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['phr'] } } }) }),
+    'phr',
+  );
+  t.is(
+    requiredAcr({ claims: JSON.stringify({ id_token: { acr: { value: 'phrh' } } }) }),
+    undefined,
+    'a voluntary claim is advisory',
+  );
+  t.is(requiredAcr({ defaultAcrValues: ['phr'] }), 'phr');
+  t.is(
+    requiredAcr({ acrValues: '0', defaultAcrValues: ['phr'] }),
+    undefined,
+    'the request overrides the default',
+  );
+  t.is(requiredAcr({}), undefined);
+});
