@@ -29,7 +29,7 @@ test.before(async (t) => {
     strict: `${rp}authentication:\n  first_factor: [password]\n  second_factor: [passkey, recovery_code]\n  second_factor_required: always\n${fastHashing}${client(redirectUri)}`,
     enrolled: `${rp}authentication:\n  first_factor: [email_otp]\n  second_factor: [passkey, recovery_code]\n  second_factor_required: when_enrolled\n${client(redirectUri)}`,
     mfa: `${rp}authentication:\n  first_factor: [passkey, email_otp]\n  second_factor_required: always\n${client(redirectUri)}`,
-    relaxed: `${rp}authentication:\n  first_factor: [password]\n  second_factor_required: never\n${fastHashing}${client(redirectUri)}`,
+    relaxed: `${rp}authentication:\n  first_factor: [password, passkey]\n  second_factor_required: never\n${fastHashing}${client(redirectUri)}`,
   }));
 });
 test.after.always(async (t) => {
@@ -213,10 +213,19 @@ test.serial('acr_values=phr steps a password session up to a passkey, with a fre
   await addVirtualAuthenticator(page);
   await authorize(world, page, { poolId: 'relaxed' }, async () => {
     await proveEmail(world, page, 'dee@acme.example', { signUp: true });
+    await page.getByRole('button', { name: 'Use a password instead' }).click();
     await page.getByLabel('Choose a password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account' }).click();
+    // The page first tries conditional create, which the virtual authenticator leaves pending;
+    // the button must take over from it.
+    await page.getByText('Sign in faster next time').waitFor();
     await page.getByRole('button', { name: 'Create a passkey' }).click();
   });
+  const user = await world.server.runtime.durable.users.findByEmail('relaxed', 'dee@acme.example');
+  t.is((await world.server.runtime.durable.passkeys.listByUser('relaxed', user?.id ?? '')).length, 1);
+  const metrics = await (await fetch(`${world.server.url}/metrics`)).text();
+  t.regex(metrics, /postern_passkey_offers_total\{pool="relaxed",outcome="shown"\} 1/);
+  t.regex(metrics, /postern_passkey_offers_total\{pool="relaxed",outcome="accepted"\} 1/);
   const password = await authorize(world, page, { poolId: 'relaxed', params: { prompt: 'login' } }, () =>
     signInWithPassword(page, 'dee@acme.example'),
   );

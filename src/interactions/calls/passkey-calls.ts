@@ -255,9 +255,12 @@ export function passkeyCalls(kit: LoginKit) {
         });
       }
       const recoveryCodes = await issueFirstRecoveryCodes(kit, scope, userId);
+      // A passkey made here stands in for the second step it would otherwise be asked for at once.
+      const { second_factor, second_factor_required } = scope.pool.authentication;
       const countsAsFactor =
         step.reason === 'second_factor' ||
-        (step.reason === 'signup' && scope.pool.authentication.second_factor_required === 'always');
+        (step.reason === 'signup' && second_factor_required === 'always') ||
+        (step.reason === 'offer' && second_factor_required !== 'never' && second_factor.includes('passkey'));
       const factors = countsAsFactor
         ? [
             ...progress.factors,
