@@ -9,7 +9,7 @@ import type { PoolConfig } from '../config/types.ts';
 import type { Mailer } from '../email/mailer.ts';
 import { PosternError, rateLimited } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { requiredAcr } from '../oidc/acr.ts';
+import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
 import type { DurableStore, EphemeralStore, RateLimiter, RateLimitRule, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
@@ -176,15 +176,21 @@ export function createLoginKit(deps: LoginServiceDeps) {
       return { passkeys, hasRecoveryCodes: codes > 0, hasPassword: password !== undefined };
     },
 
-    flowOf(scope: InteractionScope, user: User | undefined): FlowPolicy {
-      const { pool, interaction } = scope;
-      const { enrollment } = pool;
-      const lastPrompt = user?.enrollPromptedAt?.getTime();
-      const required = requiredAcr({
+    /** Where this request names the authentication context it wants. */
+    acrRequestOf(scope: InteractionScope): AcrRequestSources {
+      const { interaction } = scope;
+      return {
         acrValues: interaction.params.acr_values,
         claims: interaction.params.claims,
         defaultAcrValues: kit.clientOf(scope).config?.default_acr_values,
-      });
+      };
+    },
+
+    flowOf(scope: InteractionScope, user: User | undefined): FlowPolicy {
+      const { pool } = scope;
+      const { enrollment } = pool;
+      const lastPrompt = user?.enrollPromptedAt?.getTime();
+      const required = requiredAcr(kit.acrRequestOf(scope));
       return {
         mode: pool.passkeys.mode,
         firstFactors: pool.authentication.first_factor,
@@ -272,7 +278,8 @@ export function createLoginKit(deps: LoginServiceDeps) {
       const { interaction } = scope;
       const userId = progress.userId;
       if (!userId) throw new Error('finishing a login without a user');
-      const { amr, acr } = assessAssurance(progress.factors);
+      const { amr, acr: performed } = assessAssurance(progress.factors);
+      const acr = acrClaimFor(performed, requestedAcrValues(kit.acrRequestOf(scope)));
       interaction.result = {
         login: { accountId: userId, amr, acr, remember: true, ts: kit.now() },
         ...(progress.grantId ? { consent: { grantId: progress.grantId } } : {}),
@@ -281,7 +288,12 @@ export function createLoginKit(deps: LoginServiceDeps) {
       await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
       await kit.audit(scope, 'sign_in', 'success', {
         userId,
-        detail: { amr, acr, methods: progress.factors.map((factor) => factor.method) },
+        detail: {
+          amr,
+          acr,
+          performed_acr: performed,
+          methods: progress.factors.map((factor) => factor.method),
+        },
       });
       scope.log.info({ user: userId, amr, acr }, 'sign-in complete');
       return { redirect_to: interaction.returnTo };

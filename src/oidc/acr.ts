@@ -29,15 +29,12 @@ export interface AcrRequestSources {
 }
 
 /**
- * The weakest class the request accepts, when it demands more than `0`;
- * undefined when anything will do (nothing asked, `0` accepted, or only values
- * Postern does not know, which are advisory).
+ * The classes the request names, in its order of preference, that Postern
+ * knows: an essential `acr` claim's values, else `acr_values`, else the
+ * client's `default_acr_values`. Empty when it names none Postern knows
+ * (unknown values are advisory).
  */
-export function requiredAcr({
-  acrValues,
-  claims,
-  defaultAcrValues,
-}: AcrRequestSources): Exclude<Acr, '0'> | undefined {
+export function requestedAcrValues({ acrValues, claims, defaultAcrValues }: AcrRequestSources): Acr[] {
   let requested: string[] | undefined;
   if (typeof claims === 'string') {
     try {
@@ -54,7 +51,27 @@ export function requiredAcr({
   if (!requested && typeof acrValues === 'string' && acrValues.trim())
     requested = acrValues.trim().split(/\s+/);
   if (!requested && defaultAcrValues?.length) requested = [...defaultAcrValues];
-  const known = (requested ?? []).filter(isAcr);
+  return (requested ?? []).filter(isAcr);
+}
+
+/**
+ * The weakest class the request accepts, when it demands more than `0`;
+ * undefined when anything will do (nothing asked, `0` accepted, or only values
+ * Postern does not know).
+ */
+export function requiredAcr(sources: AcrRequestSources): Exclude<Acr, '0'> | undefined {
+  const known = requestedAcrValues(sources);
   if (known.length === 0 || known.includes('0')) return undefined;
   return known.includes('phr') ? 'phr' : 'phrh';
+}
+
+/**
+ * The `acr` to assert for a login at `performed`: the first requested class
+ * it satisfies (OIDC Core §5.5.1.1: an essential acr request is answered with
+ * one of its values), else what was performed. A device-bound passkey asked
+ * for `phr` says `phr`, which is true of it; nothing ever says more than was
+ * done.
+ */
+export function acrClaimFor(performed: Acr, requested: readonly Acr[]): Acr {
+  return requested.find((value) => acrMeets(performed, value)) ?? performed;
 }

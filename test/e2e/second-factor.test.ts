@@ -242,7 +242,7 @@ test.serial('acr_values=phr steps a password session up to a passkey, with a fre
     },
   );
   t.is(steppedUp.sub, password.sub);
-  t.is(steppedUp.acr, 'phrh');
+  t.is(steppedUp.acr, 'phr', 'the class asked for, which the device-bound passkey meets');
   t.deepEqual(steppedUp.amr, ['hwk', 'mfa', 'pop', 'user']);
   t.true((steppedUp.auth_time ?? 0) > (password.auth_time ?? 0));
   await page.close();

@@ -110,7 +110,7 @@ test('acr_values=phr on an email-code session: prompt=none gets login_required, 
   );
   const { claims } = await stepUp.finish(String(verified.body.redirect_to));
   t.is(claims.sub, sub);
-  t.is(claims.acr, 'phrh', 'a device-bound passkey meets phr and says what it is');
+  t.is(claims.acr, 'phr', 'a device-bound passkey asked for phr says phr (OIDC Core §5.5.1.1)');
   t.true((claims.auth_time ?? 0) >= before, 'a fresh auth_time');
 
   const now = await silently(login, browser, { acr_values: 'phr' });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { acrMeets, requiredAcr } from '../../../src/oidc/acr.ts';
+import { acrClaimFor, acrMeets, requestedAcrValues, requiredAcr } from '../../../src/oidc/acr.ts';
 
 test('phrh meets phr, and nothing but a passkey meets either', (t) => {
   t.true(acrMeets('phrh', 'phr'));
@@ -36,4 +36,21 @@ test('the required class comes from acr_values, an essential acr claim, or the c
     'the request overrides the default',
   );
   t.is(requiredAcr({}), undefined);
+});
+
+test('the acr asserted is the first requested class the login meets, else what was done', (t) => {
+  t.is(acrClaimFor('phrh', ['phr']), 'phr', 'a device-bound passkey asked for phr says phr');
+  t.is(acrClaimFor('phrh', ['phrh', 'phr']), 'phrh', 'in the request’s order of preference');
+  t.is(acrClaimFor('phr', ['phrh', 'phr']), 'phr');
+  t.is(acrClaimFor('phrh', []), 'phrh', 'nothing asked: what was done');
+  t.is(acrClaimFor('0', ['phr']), '0', 'never more than was done');
+  t.is(acrClaimFor('phr', ['0']), '0');
+  t.deepEqual(
+    requestedAcrValues({
+      acrValues: 'phrh',
+      claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:x', 'phr'] } } }),
+    }),
+    ['phr'],
+    'an essential claim comes first; unknown values drop out',
+  );
 });
