@@ -25,6 +25,7 @@ import { addInteractionRoutes } from './interactions/interaction-routes.ts';
 import type { LoginService } from './interactions/login-service.ts';
 import type { Logger } from './logging/create-logger.ts';
 import type { PoolRegistry } from './pools/pool-registry.ts';
+import { addAccountPageRoute } from './selfservice/account-page.ts';
 import type { SelfService } from './selfservice/self-service.ts';
 import { addSelfServiceRoutes } from './selfservice/self-service-routes.ts';
 import type { DurableStore, EphemeralStore } from './storage/types.ts';
@@ -77,7 +78,10 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         clientName: clientNameOf(pool, String(interaction.params.client_id)),
       }),
   });
-  if (deps.selfService) addSelfServiceRoutes(router, { registry, service: deps.selfService });
+  if (deps.selfService) {
+    addSelfServiceRoutes(router, { registry, service: deps.selfService });
+    addAccountPageRoute(router, { registry, render });
+  }
 
   app.use(requestContext(logger, { trustProxy: config.server.trust_proxy }));
   app.use(logRequests);

@@ -9,6 +9,7 @@
 import { access, readdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { z } from 'zod';
+import { withAccountClient } from './account-client.ts';
 import { checkClients } from './checks/check-clients.ts';
 import { checkFactors } from './checks/check-factors.ts';
 import { checkHostedOrigin, checkOrigins } from './checks/check-origins.ts';
@@ -114,7 +115,10 @@ export async function readConfig({
   }
 
   if (problems.length > 0) return { problems: sortProblems(problems) };
-  return { config: deepFreeze({ server: server.config, pools }), problems: [] };
+  return {
+    config: deepFreeze({ server: server.config, pools: pools.map(withAccountClient) }),
+    problems: [],
+  };
 }
 
 /**

@@ -83,6 +83,10 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
     });
   }
 
+  router.get(base, async (ctx) => {
+    ctx.body = await service.summary(await scopeOf(ctx));
+  });
+
   router.get(`${base}/passkeys`, async (ctx) => {
     ctx.body = await service.listPasskeys(await scopeOf(ctx));
   });

@@ -60,6 +60,15 @@ export interface SelfServiceScope {
   log: Logger;
 }
 
+/** `GET /api/self`: the account and which of its sign-in methods the pool lets the user manage. */
+export interface AccountSummary {
+  email: string;
+  password: { enabled: boolean; set: boolean; min_length: number };
+  recovery_codes: { enabled: boolean; remaining: number };
+  /** Seconds a sign-in stays recent enough for writes. */
+  recent_auth: number;
+}
+
 /** A passkey as the API shows it: never the public key or the counter. */
 export interface PasskeyView {
   id: string;
@@ -227,6 +236,26 @@ export function createSelfService(deps: SelfServiceDeps) {
   }
 
   return {
+    /** Who the token speaks for and what they can manage here. Reading needs no recent authentication. */
+    async summary(scope: SelfServiceScope): Promise<AccountSummary> {
+      const user = await userOf(scope);
+      const { pool } = scope;
+      const [passwordHash, remaining] = await Promise.all([
+        durable.users.getPasswordHash(pool.id, user.id),
+        durable.recoveryCodes.countUnused(pool.id, user.id),
+      ]);
+      return {
+        email: user.email,
+        password: {
+          enabled: pool.authentication.first_factor.includes('password'),
+          set: passwordHash !== undefined,
+          min_length: pool.authentication.password.min_length,
+        },
+        recovery_codes: { enabled: poolUsesRecoveryCodes(pool.authentication), remaining },
+        recent_auth: pool.self_service.recent_auth,
+      };
+    },
+
     /** The user's passkeys, oldest first. Reading needs no recent authentication. */
     async listPasskeys(scope: SelfServiceScope): Promise<PasskeyView[]> {
       const user = await userOf(scope);

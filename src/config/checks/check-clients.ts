@@ -4,6 +4,7 @@
  * (RFC 9700 §2.1, §4.1.1), confidential clients without a secret, and grants
  * a public client cannot use.
  */
+import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import type { Finding, PoolCheck } from './finding.ts';
 import { isLoopback } from './hostnames.ts';
 
@@ -14,7 +15,12 @@ export const checkClients: PoolCheck = (pool) => {
   pool.clients.forEach((client, index) => {
     const at = (...path: Array<string | number>) => ['clients', index, ...path];
     const first = seen.get(client.client_id);
-    if (first !== undefined) {
+    if (client.client_id === ACCOUNT_CLIENT_ID) {
+      findings.push({
+        path: at('client_id'),
+        message: `"${ACCOUNT_CLIENT_ID}" is reserved for Postern's account page; choose another id`,
+      });
+    } else if (first !== undefined) {
       findings.push({
         path: at('client_id'),
         message: `"${client.client_id}" is already the id of clients[${first}]`,

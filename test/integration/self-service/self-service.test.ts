@@ -623,3 +623,73 @@ test('a first passkey brings recovery codes; new codes replace the old ones', as
     [true, false],
   );
 });
+
+test('the account summary says who is signed in and what the pool lets them manage', async (t) => {
+  const login = await serve(t, 'summary');
+  const { server, P } = login;
+  const summaryOf = async (poolId: string, token: string) => {
+    const response = await fetch(`${server.url}/${poolId}/api/self`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+    });
+    return { status: response.status, body: await response.json() };
+  };
+
+  const ada = await signedUp(login, t.context.fixture.mail, P.acme, `ada@${P.acme}.example`);
+  t.deepEqual(await summaryOf(P.acme, ada.token), {
+    status: 200,
+    body: {
+      email: ada.email,
+      password: { enabled: false, set: false, min_length: 10 },
+      recovery_codes: { enabled: false, remaining: 0 },
+      recent_auth: 300,
+    },
+  });
+
+  const ben = await signedUp(login, t.context.fixture.mail, P.words, `ben@${P.words}.example`);
+  t.like((await summaryOf(P.words, ben.token)).body, { password: { enabled: true, set: false } });
+  t.is(
+    (await api(server, P.words, ben.token, 'PUT', 'password', { json: { password: 'a long passphrase' } }))
+      .status,
+    204,
+  );
+  t.like((await summaryOf(P.words, ben.token)).body, { password: { enabled: true, set: true } });
+
+  const email = `cy@${P.codes}.example`;
+  const signup = await startLogin(server, P.codes);
+  await signup.identify(email);
+  await signup.verifyCode(await mailedCode(signup, t.context.fixture.mail, email));
+  const skipped = await signup.skipEnroll();
+  const { tokens } = await signup.finish(String(skipped.body.redirect_to));
+  const cy = { ...ben, token: tokens.access_token, email, authenticator: new SoftAuthenticator() };
+  t.like((await summaryOf(P.codes, cy.token)).body, { recovery_codes: { enabled: true, remaining: 0 } });
+  await addPasskey(server, P.codes, cy);
+  t.like((await summaryOf(P.codes, cy.token)).body, { recovery_codes: { enabled: true, remaining: 10 } });
+
+  t.is((await summaryOf(P.acme, 'not-a-token')).status, 401);
+  t.is((await summaryOf(P.words, ada.token)).status, 401, 'a token of another pool');
+});
+
+test('the account page is served per pool, with its own client', async (t) => {
+  const { server, P } = await serve(t, 'page');
+  const page = await fetch(`${server.url}/${P.acme}/account`);
+  t.is(page.status, 200);
+  t.is(page.headers.get('cache-control'), 'no-store');
+  const html = await page.text();
+  t.regex(html, new RegExp(`data-issuer="${server.url}/${P.acme}"`));
+  t.regex(html, /data-client-id="postern-account"/);
+  t.is((await fetch(`${server.url}/no-such-pool/account`)).status, 404);
+
+  // The page's client exists in the pool: an authorization request for it reaches the sign-in page.
+  const authorize = new URL(`${server.url}/${P.acme}/auth`);
+  authorize.search = new URLSearchParams({
+    client_id: 'postern-account',
+    response_type: 'code',
+    redirect_uri: `${server.url}/${P.acme}/account`,
+    scope: 'openid email',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  }).toString();
+  const answer = await fetch(authorize, { redirect: 'manual' });
+  t.is(answer.status, 303);
+  t.regex(answer.headers.get('location') ?? '', new RegExp(`^/${P.acme}/interaction/`));
+});

@@ -174,6 +174,23 @@ test('refuses duplicate client ids within a pool', async (t) => {
   );
 });
 
+test('reserves the account page’s client id', async (t) => {
+  const problems = await problemsOf(
+    clients(
+      '  - { client_id: postern-account, token_endpoint_auth_method: none, redirect_uris: [https://app.acme.example/cb] }',
+    ),
+  );
+  t.deepEqual(
+    problems.map((p) => [p.path, p.message]),
+    [
+      [
+        'clients[0].client_id',
+        '"postern-account" is reserved for Postern\'s account page; choose another id',
+      ],
+    ],
+  );
+});
+
 const redirectCases: Array<[string, string, RegExp | undefined]> = [
   ['relative', '/callback', /not an absolute URI/],
   ['plain http on a public host', 'http://app.acme.example/cb', /must use https/],
