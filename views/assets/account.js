@@ -200,8 +200,8 @@ function passkeyItem(passkey) {
     }
     busy(async () => {
       await call('DELETE', `/passkeys/${encodeURIComponent(passkey.id)}`);
-      say(`“${passkey.name}” was removed.`);
       await showPasskeys();
+      say(`“${passkey.name}” was removed.`);
     });
   });
   item.append(name, details, rename, remove);
@@ -231,8 +231,8 @@ function renameForm(passkey) {
     event.preventDefault();
     busy(async () => {
       await call('PATCH', `/passkeys/${encodeURIComponent(passkey.id)}`, { name: input.value });
-      say('The passkey was renamed.');
       await showPasskeys();
+      say('The passkey was renamed.');
     });
   });
   form.append(label, input, save, cancel);
