@@ -317,7 +317,9 @@ const ClientSchema = z.strictObject({
     .describe('ACR values applied when a request names none.'),
   first_party: boolean()
     .default(false)
-    .describe('Postern extension: a first-party client skips the consent screen.'),
+    .describe(
+      'Postern extension: a first-party client skips the consent screen, and its access tokens may manage the user’s passkeys, password and recovery codes through /api/self.',
+    ),
 });
 
 export const PoolFileSchema = z.strictObject({

@@ -281,7 +281,8 @@ export function createLoginKit(deps: LoginServiceDeps) {
       const { amr, acr: performed } = assessAssurance(progress.factors);
       const acr = acrClaimFor(performed, requestedAcrValues(kit.acrRequestOf(scope)));
       interaction.result = {
-        login: { accountId: userId, amr, acr, remember: true, ts: kit.now() },
+        // auth_time is when the user last proved something, not when they left an offer or consent step.
+        login: { accountId: userId, amr, acr, remember: true, ts: lastAuthenticatedAt(progress, kit.now()) },
         ...(progress.grantId ? { consent: { grantId: progress.grantId } } : {}),
       };
       await interaction.save(kit.ttlOf(scope));
@@ -335,3 +336,7 @@ export function normaliseEmail(email: string): string {
 
 export const accountExists = () =>
   new PosternError(409, 'account_exists', 'An account with this email already exists. Sign in instead.');
+
+function lastAuthenticatedAt(progress: Progress, now: number): number {
+  return progress.factors.length > 0 ? Math.max(...progress.factors.map((factor) => factor.at)) : now;
+}

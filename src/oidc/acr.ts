@@ -28,41 +28,59 @@ export interface AcrRequestSources {
   defaultAcrValues?: readonly string[];
 }
 
+/** The classes an essential `acr` claim asks for; anything malformed counts as nothing asked. */
+function essentialClaimValues(claims: unknown): unknown[] {
+  if (typeof claims !== 'string') return [];
+  try {
+    const acr = (JSON.parse(claims) as { id_token?: { acr?: unknown } } | null)?.id_token?.acr;
+    if (!acr || typeof acr !== 'object') return [];
+    const { essential, value, values } = acr as { essential?: unknown; value?: unknown; values?: unknown };
+    if (essential !== true) return [];
+    if (Array.isArray(values)) return values;
+    return value === undefined ? [] : [value];
+  } catch {
+    return []; // oidc-provider has already refused a claims parameter that is not JSON
+  }
+}
+
+const known = (values: readonly unknown[]): Acr[] => values.filter(isAcr);
+
 /**
- * The classes the request names, in its order of preference, that Postern
- * knows: an essential `acr` claim's values, else `acr_values`, else the
- * client's `default_acr_values`. Empty when it names none Postern knows
- * (unknown values are advisory).
+ * The classes the request names that Postern knows, in its order of
+ * preference: an essential `acr` claim's, else `acr_values`, else the
+ * client's `default_acr_values`. A source naming none Postern knows is
+ * skipped (unknown values are advisory).
  */
 export function requestedAcrValues({ acrValues, claims, defaultAcrValues }: AcrRequestSources): Acr[] {
-  let requested: string[] | undefined;
-  if (typeof claims === 'string') {
-    try {
-      const acr = (
-        JSON.parse(claims) as {
-          id_token?: { acr?: { essential?: boolean; value?: string; values?: string[] } };
-        }
-      ).id_token?.acr;
-      if (acr?.essential) requested = acr.values ?? (acr.value ? [acr.value] : undefined);
-    } catch {
-      // oidc-provider has already refused a malformed claims parameter.
-    }
+  const fromValues = typeof acrValues === 'string' ? acrValues.trim().split(/\s+/) : [];
+  for (const source of [essentialClaimValues(claims), fromValues, defaultAcrValues ?? []]) {
+    const values = known(source);
+    if (values.length > 0) return values;
   }
-  if (!requested && typeof acrValues === 'string' && acrValues.trim())
-    requested = acrValues.trim().split(/\s+/);
-  if (!requested && defaultAcrValues?.length) requested = [...defaultAcrValues];
-  return (requested ?? []).filter(isAcr);
+  return [];
+}
+
+/** The weakest class of `values`, when all of them demand more than `0`. */
+function floorOf(values: readonly Acr[]): Exclude<Acr, '0'> | undefined {
+  if (values.length === 0 || values.includes('0')) return undefined;
+  return values.includes('phr') ? 'phr' : 'phrh';
 }
 
 /**
- * The weakest class the request accepts, when it demands more than `0`;
- * undefined when anything will do (nothing asked, `0` accepted, or only values
- * Postern does not know).
+ * The weakest class the login must reach; undefined when anything will do.
+ * The request's demand (essential `acr` claim, else `acr_values`) and the
+ * client's `default_acr_values` are both floors: a request can raise what the
+ * operator configured for the app, never lower it.
  */
-export function requiredAcr(sources: AcrRequestSources): Exclude<Acr, '0'> | undefined {
-  const known = requestedAcrValues(sources);
-  if (known.length === 0 || known.includes('0')) return undefined;
-  return known.includes('phr') ? 'phr' : 'phrh';
+export function requiredAcr({
+  acrValues,
+  claims,
+  defaultAcrValues,
+}: AcrRequestSources): Exclude<Acr, '0'> | undefined {
+  const request = floorOf(requestedAcrValues({ acrValues, claims }));
+  const client = floorOf(known(defaultAcrValues ?? []));
+  if (request === 'phrh' || client === 'phrh') return 'phrh';
+  return request ?? client;
 }
 
 /**

@@ -138,9 +138,18 @@ test.serial(
     // Signing out of the account page ends the session too.
     await page.goto(`${world.server.url}/acme/account`);
     await page.getByText('Signed in as ada@acme.example.').waitFor();
+    const token = await page.evaluate(() =>
+      Object.entries(sessionStorage)
+        .find(([key]) => key.endsWith(':token'))
+        ?.at(1),
+    );
+    const summary = () =>
+      fetch(`${world.server.url}/acme/api/self`, { headers: { authorization: `Bearer ${token}` } });
+    t.is((await summary()).status, 200);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
+    t.is((await summary()).status, 401, 'signing out revoked the page’s token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByLabel('Email').waitFor();
     await page.close();

@@ -62,10 +62,15 @@ const randomString = () => base64url(crypto.getRandomValues(new Uint8Array(32)))
 
 let discovery;
 function metadata() {
-  discovery ??= fetch(`${issuer}/.well-known/openid-configuration`).then((response) => {
-    if (!response.ok) throw new Error('The sign-in service is not reachable. Try again later.');
-    return response.json();
-  });
+  discovery ??= fetch(`${issuer}/.well-known/openid-configuration`)
+    .then((response) => {
+      if (!response.ok) throw new Error();
+      return response.json();
+    })
+    .catch(() => {
+      discovery = undefined; // the next try asks again
+      throw new Error('The sign-in service is not reachable. Try again later.');
+    });
   return discovery;
 }
 
@@ -96,7 +101,8 @@ async function finishSignIn(params) {
   history.replaceState(null, '', location.pathname);
   const flow = JSON.parse(sessionStorage.getItem(FLOW_KEY) || 'null');
   sessionStorage.removeItem(FLOW_KEY);
-  if (!flow || params.get('state') !== flow.state || (params.has('iss') && params.get('iss') !== issuer)) {
+  // oidc-provider always sends iss (RFC 9207), so an answer without it is not from this issuer.
+  if (!flow || params.get('state') !== flow.state || params.get('iss') !== issuer) {
     throw new Error('That sign-in was not started here. Sign in again.');
   }
   if (params.has('error')) {
@@ -129,6 +135,8 @@ async function finishSignIn(params) {
 /** One self-service call; answers the parsed body (undefined for 204). */
 async function call(method, path, body) {
   const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token && justSignedIn)
+    throw new Error('This browser did not keep your sign-in. Allow site storage and reload.');
   if (!token) return signIn();
   const response = await fetch(`${api}${path}`, {
     method,
@@ -336,8 +344,17 @@ $('sign-in').addEventListener('click', () => busy(() => signIn()));
 
 $('sign-out').addEventListener('click', () =>
   busy(async () => {
+    const token = sessionStorage.getItem(TOKEN_KEY);
     sessionStorage.removeItem(TOKEN_KEY);
-    const { end_session_endpoint } = await metadata();
+    const { end_session_endpoint, revocation_endpoint } = await metadata();
+    // The token dies now, even if the user then chooses to stay signed in to the service.
+    if (token) {
+      await fetch(revocation_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token, token_type_hint: 'access_token', client_id: clientId }),
+      }).catch(() => {});
+    }
     const url = new URL(end_session_endpoint);
     url.search = new URLSearchParams({
       client_id: clientId,
@@ -350,6 +367,11 @@ $('sign-out').addEventListener('click', () =>
 );
 
 busy(async () => {
+  // Reached at another address than the issuer's (a proxy's inner name): the sign-in and the API live there.
+  if (location.origin !== new URL(issuer).origin) {
+    location.replace(pageUrl);
+    throw new Shown();
+  }
   const params = new URLSearchParams(location.search);
   if (params.get('state') === SIGNED_OUT && !params.has('code')) {
     history.replaceState(null, '', location.pathname);

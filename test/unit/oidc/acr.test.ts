@@ -32,9 +32,32 @@ test('the required class comes from acr_values, an essential acr claim, or the c
   t.is(requiredAcr({ defaultAcrValues: ['phr'] }), 'phr');
   t.is(
     requiredAcr({ acrValues: '0', defaultAcrValues: ['phr'] }),
-    undefined,
-    'the request overrides the default',
+    'phr',
+    'a request cannot lower the client default',
   );
+  t.is(requiredAcr({ acrValues: 'phrh', defaultAcrValues: ['phr'] }), 'phrh', 'but it can raise it');
+  t.is(
+    requiredAcr({
+      acrValues: 'phrh',
+      claims: JSON.stringify({ id_token: { acr: { essential: true, values: ['urn:x'] } } }),
+    }),
+    'phrh',
+    'an essential claim of unknown values does not hide acr_values',
+  );
+  for (const acr of [
+    { essential: true, values: 'phrh' },
+    { essential: true, values: {} },
+    'phrh',
+    null,
+    { essential: 'yes', value: 'phrh' },
+  ]) {
+    t.is(
+      requiredAcr({ claims: JSON.stringify({ id_token: { acr } }) }),
+      undefined,
+      `malformed: ${JSON.stringify(acr)}`,
+    );
+  }
+  t.is(requiredAcr({ claims: 'null' }), undefined);
   t.is(requiredAcr({}), undefined);
 });
 
