@@ -70,10 +70,13 @@ export function registerOidcModelConformance(
 
   test(`${name}: oidc find after expiry is undefined, indexes included`, async (t) => {
     const models = await fresh();
+    // The long-lived record proves the lookups work after the wait, without a
+    // "still there right after writing" check that a loaded machine can outrun.
+    await models.upsert('Session', 's-kept', { uid: 'u-kept', accountId: 'a' }, 60);
     await models.upsert('Session', 's-1', { uid: 'u-1', accountId: 'a' }, SHORT_TTL_SECONDS);
     await models.upsert('DeviceCode', 'd-1', { userCode: 'ABCD-EFGH' }, SHORT_TTL_SECONDS);
-    t.truthy(await models.find('Session', 's-1'));
     await sleep(PAST_SHORT_TTL_MS);
+    t.truthy(await models.findByUid('Session', 'u-kept'));
     t.is(await models.find('Session', 's-1'), undefined);
     t.is(await models.findByUid('Session', 'u-1'), undefined);
     t.is(await models.findByUserCode('DeviceCode', 'ABCD-EFGH'), undefined);
