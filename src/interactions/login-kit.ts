@@ -186,11 +186,16 @@ export function createLoginKit(deps: LoginServiceDeps) {
       };
     },
 
+    /** The acr this request demands (phr or phrh), if any: only a passkey sign-in meets it. */
+    requiredAcrOf(scope: InteractionScope) {
+      return requiredAcr(kit.acrRequestOf(scope));
+    },
+
     flowOf(scope: InteractionScope, user: User | undefined): FlowPolicy {
       const { pool } = scope;
       const { enrollment } = pool;
       const lastPrompt = user?.enrollPromptedAt?.getTime();
-      const required = requiredAcr(kit.acrRequestOf(scope));
+      const required = kit.requiredAcrOf(scope);
       return {
         mode: pool.passkeys.mode,
         firstFactors: pool.authentication.first_factor,

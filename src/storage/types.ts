@@ -192,8 +192,16 @@ export interface PasskeyRepository {
   findByCredentialId(poolId: string, credentialId: string): Promise<Passkey | undefined>;
   listByUser(poolId: string, userId: string): Promise<Passkey[]>;
   countByUser(poolId: string, userId: string): Promise<number>;
-  /** Records a successful assertion: new counter, backup state and last use. */
-  recordUse(id: string, use: { counter: number; backupState: boolean; usedAt: Date }): Promise<void>;
+  /**
+   * Records a successful assertion: new counter, backup state and last use,
+   * only while the stored counter is still `previousCounter` (compare and
+   * set). False when another assertion moved it first: of two concurrent
+   * uses of one counter value, one is recorded.
+   */
+  recordUse(
+    id: string,
+    use: { previousCounter: number; counter: number; backupState: boolean; usedAt: Date },
+  ): Promise<boolean>;
   rename(poolId: string, userId: string, id: string, name: string): Promise<boolean>;
   delete(poolId: string, userId: string, id: string): Promise<boolean>;
 }

@@ -2,6 +2,7 @@
  * Verifies an assertion against a stored passkey. SimpleWebAuthn runs §7.2
  * (challenge, origin, RP ID hash, UP/UV flags, signature); after it, this
  * checks what the library leaves to the relying party:
+ * - no cross-origin frame (./client-data-checks.ts);
  * - the user handle, when given, is the credential owner's (§7.2 step 6);
  *   usernameless sign-in requires one;
  * - the backup eligibility flag cannot change after registration (§6.1.3);
@@ -13,6 +14,7 @@
  */
 import { type AuthenticationResponseJSON, verifyAuthenticationResponse } from '@simplewebauthn/server';
 import { parseAuthenticatorData } from '@simplewebauthn/server/helpers';
+import { crossOriginProblem } from './client-data-checks.ts';
 import { isAaguidAllowed, type PasskeyPolicy } from './passkey-policy.ts';
 
 export interface StoredCredential {
@@ -76,6 +78,8 @@ export async function finishAuthentication(
     return { ok: false, reason: (error as Error).message };
   }
   if (!verification.verified) return { ok: false, reason: 'assertion did not verify' };
+  const crossOrigin = crossOriginProblem(response.response.clientDataJSON);
+  if (crossOrigin) return { ok: false, reason: crossOrigin };
 
   const userHandle = response.response.userHandle;
   if (userHandle ? userHandle !== ownerUserHandle : requireUserHandle) {

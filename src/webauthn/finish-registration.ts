@@ -1,15 +1,27 @@
 /**
  * Verifies a registration response: SimpleWebAuthn runs §7.1 (challenge,
- * origin, RP ID hash, flags, algorithm, attestation statement); this adds the
- * pool's rules the library cannot know:
- * - attestation required by the pool (`direct`/`enterprise`) means a real statement, not `none`;
+ * origin, RP ID hash, flags, algorithm, attestation statement); this adds
+ * what the library leaves to the relying party, and the pool's rules:
+ * - no cross-origin frame (./client-data-checks.ts);
+ * - the credential id is the one in the authenticator data and at most 1023
+ *   bytes (§7.1 step 25 / §5.1 "credentialId");
+ * - attestation required by the pool (`direct`/`enterprise`) means a
+ *   statement with a certificate chain: not `none`, not self attestation;
  * - AAGUID filtering (permitted/prohibited models);
  * - `prohibit_backup_eligibility`: only device-bound credentials;
- * - smart pools: the credential must be discoverable (credProps.rk not false).
+ * - smart pools: the credential must be discoverable. `credProps.rk` is the
+ *   browser's word for it (unsigned, so best effort): `true` passes, `false`
+ *   fails, and a browser that does not say is believed only for a synced
+ *   passkey, which is discoverable by nature.
  * A refusal carries a reason for the log and audit trail only.
  */
 import { type RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
+import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
+import { crossOriginProblem } from './client-data-checks.ts';
 import { isAaguidAllowed, type PasskeyPolicy } from './passkey-policy.ts';
+
+/** https://www.w3.org/TR/webauthn-3/#credential-id: "at most 1023 bytes long". */
+const MAX_CREDENTIAL_ID_BYTES = 1023;
 
 const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
 
@@ -63,8 +75,28 @@ export async function finishRegistration({
   if (!verification.verified) return { ok: false, reason: 'registration response did not verify' };
 
   const info = verification.registrationInfo;
-  if (policy.attestation !== 'none' && info.fmt === 'none') {
-    return { ok: false, reason: `pool requires ${policy.attestation} attestation, authenticator gave none` };
+  const crossOrigin = crossOriginProblem(response.response.clientDataJSON);
+  if (crossOrigin) return { ok: false, reason: crossOrigin };
+  if (info.credential.id !== response.id) {
+    return { ok: false, reason: 'credential id differs from the one in the authenticator data' };
+  }
+  if (Buffer.from(info.credential.id, 'base64url').length > MAX_CREDENTIAL_ID_BYTES) {
+    return { ok: false, reason: `credential id longer than ${MAX_CREDENTIAL_ID_BYTES} bytes` };
+  }
+  if (policy.attestation !== 'none') {
+    if (info.fmt === 'none') {
+      return {
+        ok: false,
+        reason: `pool requires ${policy.attestation} attestation, authenticator gave none`,
+      };
+    }
+    const statement = decodeAttestationObject(info.attestationObject).get('attStmt');
+    if (info.fmt === 'packed' && !statement.get('x5c')) {
+      return {
+        ok: false,
+        reason: `pool requires ${policy.attestation} attestation, authenticator gave self attestation`,
+      };
+    }
   }
   if (!isAaguidAllowed(policy, info.aaguid)) {
     return { ok: false, reason: `authenticator model ${info.aaguid} is not allowed by the pool's filtering` };
@@ -76,8 +108,15 @@ export async function finishRegistration({
       reason: 'backup-eligible (synced) credential refused by prohibit_backup_eligibility',
     };
   }
-  if (policy.mode === 'smart' && response.clientExtensionResults?.credProps?.rk === false) {
-    return { ok: false, reason: 'credential is not discoverable, which a smart pool requires' };
+  const discoverable = response.clientExtensionResults?.credProps?.rk;
+  if (policy.mode === 'smart' && !(discoverable === true || (discoverable === undefined && backupEligible))) {
+    return {
+      ok: false,
+      reason:
+        discoverable === false
+          ? 'credential is not discoverable, which a smart pool requires'
+          : 'browser did not say the device-bound credential is discoverable (credProps), which a smart pool requires',
+    };
   }
 
   return {

@@ -312,11 +312,38 @@ export function registerDurableConformance(
       userId: user.id,
     });
     const usedAt = new Date('2031-02-03T04:05:06.789Z');
-    await s.passkeys.recordUse(passkey.id, { counter: 42, backupState: true, usedAt });
+    t.true(
+      await s.passkeys.recordUse(passkey.id, {
+        previousCounter: passkey.counter,
+        counter: 42,
+        backupState: true,
+        usedAt,
+      }),
+    );
     const found = await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId);
     t.is(found?.counter, 42);
     t.true(found?.backupState);
     t.deepEqual(found?.lastUsedAt, usedAt);
+  });
+
+  test(`${name}: recordUse sets the counter only from the value it was read at`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const passkey = await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+    const use = (counter: number) =>
+      s.passkeys.recordUse(passkey.id, {
+        previousCounter: passkey.counter,
+        counter,
+        backupState: false,
+        usedAt: new Date(),
+      });
+    const results = await Promise.all([use(passkey.counter + 1), use(passkey.counter + 1)]);
+    t.deepEqual([...results].sort(), [false, true], 'of two uses of one counter value, one is recorded');
+    t.false(await use(passkey.counter + 2), 'a stale counter is not written');
+    t.is(
+      (await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId))?.counter,
+      passkey.counter + 1,
+    );
   });
 
   test(`${name}: rename and delete act only on the user's own passkey in the pool`, async (t) => {

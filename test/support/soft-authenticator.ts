@@ -1,6 +1,7 @@
 /**
  * A software WebAuthn authenticator plus client: it builds and signs its own
- * attestation and assertion objects (ES256, `none` attestation), and lets a
+ * attestation and assertion objects (ES256, `none` or packed self
+ * attestation), and lets a
  * test bend any part of a ceremony the way an attacker or a broken device
  * would: another origin or RP ID, missing flags, a replayed challenge, a
  * foreign user handle, a counter that goes backwards.
@@ -61,10 +62,16 @@ export interface AssertionOverrides extends CeremonyOverrides {
 }
 
 export interface RegistrationOverrides extends CeremonyOverrides {
-  /** credProps.rk to report. Defaults to true (a discoverable credential). */
-  residentKey?: boolean;
+  /** credProps.rk to report; null reports no credProps at all. Defaults to true (a discoverable credential). */
+  residentKey?: boolean | null;
   /** Transports to report. */
   transports?: string[];
+  /** Length of the new credential id in bytes. Defaults to 32. */
+  credentialIdBytes?: number;
+  /** An `id`/`rawId` to report other than the one in the authenticator data. */
+  responseId?: string;
+  /** `packed-self`: a packed statement signed by the credential's own key (no certificate). Defaults to `none`. */
+  attestation?: 'none' | 'packed-self';
 }
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest();
@@ -104,7 +111,7 @@ export class SoftAuthenticator {
         [-3, Buffer.from(jwk.y ?? '', 'base64url')],
       ]),
     );
-    const id = randomBytes(32);
+    const id = randomBytes(overrides.credentialIdBytes ?? 32);
     const credential: StoredSoftCredential = {
       id,
       privateKey,
@@ -125,20 +132,29 @@ export class SoftAuthenticator {
       attestedCredentialData,
     ]);
     const clientDataJSON = this.#clientData('webauthn.create', options.challenge, origin, overrides);
+    const selfAttested = overrides.attestation === 'packed-self';
+    const attStmt = selfAttested
+      ? new Map<string, unknown>([
+          ['alg', -7],
+          ['sig', sign('sha256', Buffer.concat([authData, sha256(clientDataJSON)]), privateKey)],
+        ])
+      : new Map();
     const attestationObject = isoCBOR.encode(
       new Map<string, unknown>([
-        ['fmt', 'none'],
-        ['attStmt', new Map()],
+        ['fmt', selfAttested ? 'packed' : 'none'],
+        ['attStmt', attStmt],
         ['authData', authData],
       ]) as Parameters<typeof isoCBOR.encode>[0],
     );
     this.credentials.push(credential);
+    const responseId = overrides.responseId ?? b64u(id);
+    const residentKey = overrides.residentKey === undefined ? true : overrides.residentKey;
     return {
-      id: b64u(id),
-      rawId: b64u(id),
+      id: responseId,
+      rawId: responseId,
       type: 'public-key',
       authenticatorAttachment: 'platform',
-      clientExtensionResults: { credProps: { rk: overrides.residentKey ?? true } },
+      clientExtensionResults: residentKey === null ? {} : { credProps: { rk: residentKey } },
       response: {
         clientDataJSON: b64u(clientDataJSON),
         attestationObject: b64u(attestationObject),

@@ -54,7 +54,7 @@ export interface PosternProcess {
 export async function startPosternProcess(
   args: string[],
   env: Record<string, string | undefined>,
-  { readyUrl, timeoutMs = 30_000 }: { readyUrl: string; timeoutMs?: number },
+  { readyUrl, timeoutMs = 60_000 }: { readyUrl: string; timeoutMs?: number },
 ): Promise<PosternProcess> {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: childEnv(env),

@@ -3,9 +3,11 @@
  * their challenge to the pool, the ceremony and the interaction; `finish`
  * takes that challenge (atomically, before anything else), finds the
  * credential in this pool only, checks it belongs to the identified user
- * when there is one, verifies the assertion with the pool's policy, and
- * records the use. Every refusal is a `PasskeyRefused` with the real reason
- * for the log; nothing is written.
+ * when there is one, verifies the assertion with the pool's policy, lets the
+ * caller judge the verified passkey (`accept`: a second factor must be another
+ * credential, a step-up a device-bound one), and only then records the use.
+ * Every refusal is a `PasskeyRefused` with the real reason for the log;
+ * nothing is written.
  */
 
 import type { DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';
@@ -95,11 +97,18 @@ export interface PasskeySignIn {
   userVerified: boolean;
 }
 
-/** @throws {PasskeyRefused} for any refused ceremony. */
+/**
+ * (Optional) The caller's last word on a verified passkey, before anything is
+ * recorded: throw to refuse (a `PasskeyRefused`, or an error of its own).
+ */
+export type AcceptPasskey = (signIn: PasskeySignIn) => void;
+
+/** @throws {PasskeyRefused} for any refused ceremony; whatever `accept` throws. */
 export async function finishPasskeySignIn(
   deps: PasskeySignInDeps,
   { policy, binding }: SignInScope,
   response: AuthenticationResponseJSON,
+  accept: AcceptPasskey = () => {},
 ): Promise<PasskeySignIn> {
   const stored = await takeChallenge(deps.ephemeral, binding);
   if (!stored) throw new PasskeyRefused('no challenge for this interaction (used, expired or never issued)');
@@ -134,10 +143,16 @@ export async function finishPasskeySignIn(
   });
   if (!result.ok) throw refuse(result.reason, result.counterRegression ?? false);
 
-  await deps.durable.passkeys.recordUse(passkey.id, {
+  const signIn = { user, passkey, userPresent: result.userPresent, userVerified: result.userVerified };
+  accept(signIn);
+  const recorded = await deps.durable.passkeys.recordUse(passkey.id, {
+    previousCounter: passkey.counter,
     counter: result.newCounter,
     backupState: result.backupState,
     usedAt: new Date(),
   });
-  return { user, passkey, userPresent: result.userPresent, userVerified: result.userVerified };
+  // Another assertion of this credential moved the counter since it was read:
+  // two live copies of one device-bound key, or a race that one of them loses.
+  if (!recorded) throw refuse('signature counter changed during verification (concurrent use)', true);
+  return signIn;
 }

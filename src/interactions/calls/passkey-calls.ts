@@ -16,10 +16,11 @@ import {
   beginPasskeySignIn,
   finishPasskeySignIn,
   PasskeyRefused,
+  type PasskeySignIn,
 } from '../../factors/passkey/passkey-sign-in.ts';
 import { acrMeets } from '../../oidc/acr.ts';
 import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
-import type { NewPasskey } from '../../storage/types.ts';
+import type { NewPasskey, Passkey } from '../../storage/types.ts';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '../../webauthn/types.ts';
 import { passkeyFactor } from '../assurance.ts';
 import { type Answer, accountExists, type InteractionScope, type LoginKit } from '../login-kit.ts';
@@ -31,6 +32,17 @@ const PASSKEY_REJECTED = 'That passkey could not be used. Try again, or choose a
 const acceptsPasskey = (step: Step) =>
   (step.step === 'identify' || step.step === 'first_factor' || step.step === 'second_factor') &&
   step.methods.includes('passkey');
+
+/** A verified passkey weaker than the request demands (phrh, device-bound): refused, not recorded. */
+class AcrNotMet extends Error {
+  constructor(
+    readonly userId: string,
+    readonly credentialId: string,
+    readonly required: string,
+  ) {
+    super(`request needs acr ${required}`);
+  }
+}
 
 const passkeyLimit = (max: number) =>
   new PosternError(
@@ -94,60 +106,54 @@ export function passkeyCalls(kit: LoginKit) {
       await kit.limit('passkey_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       const step = await kit.requireStep(scope, progress, acceptsPasskey, 'A passkey sign-in');
-      let signIn: Awaited<ReturnType<typeof finishPasskeySignIn>>;
+      const [first] = progress.factors;
+      const secondFactor = step.step === 'second_factor';
+      const required = secondFactor ? undefined : kit.requiredAcrOf(scope);
+      const deviceBound = (passkey: Passkey) => !passkey.backupEligible;
+
+      // Judged after the signature verifies and before the use is recorded, so
+      // a refused passkey leaves its counter and last use as they were.
+      const accept = ({ user, passkey }: PasskeySignIn) => {
+        if (secondFactor && user.id !== progress.userId) {
+          throw new PasskeyRefused('second factor from another user', { userId: user.id });
+        }
+        if (secondFactor && first?.credentialId === passkey.credentialId) {
+          throw new PasskeyRefused('the first factor’s passkey again', { userId: user.id });
+        }
+        if (required && !acrMeets(deviceBound(passkey) ? 'phrh' : 'phr', required)) {
+          throw new AcrNotMet(user.id, passkey.credentialId, required);
+        }
+      };
+      let signIn: PasskeySignIn;
       try {
         signIn = await finishPasskeySignIn(
           signInDeps(),
           { policy: kit.policyOf(scope.pool), binding: kit.binding(scope, 'authentication') },
           response,
+          accept,
         );
       } catch (error) {
         if (error instanceof PasskeyRefused) return refuse(scope, 'sign_in', error);
+        if (error instanceof AcrNotMet) {
+          await kit.audit(scope, 'sign_in', 'failure', {
+            userId: error.userId,
+            credentialId: error.credentialId,
+            detail: { method: 'passkey', reason: `request needs acr ${error.required}, passkey gives phr` },
+          });
+          throw new PosternError(
+            400,
+            'acr_not_met',
+            'This app asks for a passkey kept on one device, such as a security key. A synced passkey cannot be used here.',
+          );
+        }
         throw error;
       }
       const { user, passkey, userPresent, userVerified } = signIn;
       const factor = passkeyFactor(
-        {
-          deviceBound: !passkey.backupEligible,
-          userPresent,
-          userVerified,
-          credentialId: passkey.credentialId,
-        },
+        { deviceBound: deviceBound(passkey), userPresent, userVerified, credentialId: passkey.credentialId },
         kit.now(),
       );
-
-      if (step.step === 'second_factor') {
-        const [first] = progress.factors;
-        if (user.id !== progress.userId) {
-          return refuse(
-            scope,
-            'sign_in',
-            new PasskeyRefused('second factor from another user', { userId: user.id }),
-          );
-        }
-        if (first?.credentialId === passkey.credentialId) {
-          return refuse(
-            scope,
-            'sign_in',
-            new PasskeyRefused('the first factor’s passkey again', { userId: user.id }),
-          );
-        }
-        return kit.advance(scope, { ...progress, factors: [...progress.factors, factor] });
-      }
-
-      const required = kit.flowOf(scope, user).requiredAcr;
-      if (required && !acrMeets(factor.acr, required)) {
-        await kit.audit(scope, 'sign_in', 'failure', {
-          userId: user.id,
-          credentialId: passkey.credentialId,
-          detail: { method: 'passkey', reason: `request needs acr ${required}, passkey gives ${factor.acr}` },
-        });
-        throw new PosternError(
-          400,
-          'acr_not_met',
-          'This app asks for a passkey kept on one device, such as a security key. A synced passkey cannot be used here.',
-        );
-      }
+      if (secondFactor) return kit.advance(scope, { ...progress, factors: [...progress.factors, factor] });
       return kit.advance(scope, { ...progress, userId: user.id, email: user.email, factors: [factor] });
     },
 

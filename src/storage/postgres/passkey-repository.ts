@@ -126,9 +126,12 @@ export function createPasskeyRepository(db: Knex): PasskeyRepository {
       return countByUser(db, poolId, userId);
     },
 
-    async recordUse(id, { counter, backupState, usedAt }) {
-      if (!isUuid(id)) return;
-      await db('passkeys').where({ id }).update({ counter, backup_state: backupState, last_used_at: usedAt });
+    async recordUse(id, { previousCounter, counter, backupState, usedAt }) {
+      if (!isUuid(id)) return false;
+      const changed = await db('passkeys')
+        .where({ id, counter: previousCounter })
+        .update({ counter, backup_state: backupState, last_used_at: usedAt });
+      return changedRows(changed) > 0;
     },
 
     async rename(poolId, userId, id, name) {

@@ -42,7 +42,12 @@ type Options = {
   [key: string]: unknown;
 };
 
-/** What an observer can compare between two option answers, leaving out the random and the per-email parts. */
+/**
+ * What an observer can compare between two option answers, leaving out the
+ * random and the per-email parts. How many credentials, and their id lengths
+ * and transports, vary per email for decoys as for real users: the unit test
+ * of decoy-credentials checks that mix.
+ */
 function shapeOf(status: number, options: Options) {
   const keys = Object.keys(options).sort();
   return {
@@ -58,9 +63,7 @@ function shapeOf(status: number, options: Options) {
           JSON.stringify({
             keys: Object.keys(credential).sort(),
             type: credential.type,
-            idLength: credential.id.length,
-            idBytes: Buffer.from(credential.id, 'base64url').length,
-            transports: credential.transports,
+            base64url: /^[A-Za-z0-9_-]+$/.test(credential.id),
           }),
         ),
       ),

@@ -16,7 +16,7 @@ import {
   type TestDatabase,
   uniqueKeyPrefix,
 } from '../../support/services.ts';
-import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
+import { type RegistrationOverrides, SoftAuthenticator } from '../../support/soft-authenticator.ts';
 
 const REDIRECT = 'http://127.0.0.1:8750/callback';
 
@@ -82,6 +82,7 @@ async function signUp(
   poolId: string,
   email: string,
   authenticator: SoftAuthenticator,
+  overrides: RegistrationOverrides = {},
 ) {
   const login = await InteractionClient.start(server, { poolId, clientId: 'web', redirectUri: REDIRECT });
   await login.identify(email);
@@ -90,7 +91,9 @@ async function signUp(
   if (verified.body.step !== 'enroll')
     throw new Error(`expected enroll, got ${JSON.stringify(verified.body)}`);
   const options = await login.registerOptions();
-  const registered = await login.registerVerify(authenticator.register(options.body as never, server.url));
+  const registered = await login.registerVerify(
+    authenticator.register(options.body as never, server.url, overrides),
+  );
   return { login, answer: registered };
 }
 
@@ -154,6 +157,19 @@ test('classic pool: email first, then allowCredentials lists that user’s passk
   const verified = await login.passkeyVerify(authenticator.authenticate(options.body as never, server.url));
   const { claims } = await login.finish(String(verified.body.redirect_to));
   t.is(claims.acr, 'phrh');
+});
+
+test('a pool that requires attestation refuses self attestation, which no certificate vouches for', async (t) => {
+  const { server, mail } = t.context;
+  const email = 'selfattest@acme.example';
+  const { answer } = await signUp(server, mail, 'attested', email, new SoftAuthenticator(), {
+    attestation: 'packed-self',
+  });
+  t.is(answer.status, 400);
+  t.is(answer.body.error, 'passkey_rejected');
+  t.is(await server.runtime.durable.users.findByEmail('attested', email), undefined);
+  const events = await server.runtime.durable.auditEvents.list('attested', { event: 'passkey_registration' });
+  t.true(events.some((event) => /self attestation/.test(String(event.detail?.reason))));
 });
 
 test('a pool that requires attestation refuses a passkey that offers none, and creates no account', async (t) => {

@@ -436,6 +436,101 @@ test.serial('refuses a synced sign-up passkey where the pool prohibits backup el
   t.is(deviceBound.status, 200, 'a device-bound passkey registers in the same pool');
 });
 
+test.serial(
+  'refuses a sign-up passkey created in a cross-origin frame, with or without a top origin',
+  async (t) => {
+    for (const [label, overrides] of [
+      ['framed', { crossOrigin: true }],
+      ['top-origin', { crossOrigin: true, topOrigin: 'https://evil.example' }],
+    ] as const) {
+      const email = `reg-${label}@ceremony.example`;
+      const { login, register } = await signUpCeremony(t, 'signup', email);
+      const authenticator = new SoftAuthenticator();
+      await assertRegistrationRefused(t, {
+        login,
+        poolId: 'signup',
+        email,
+        response: register(authenticator, overrides),
+        honest: () => register(authenticator),
+        reason: /cross-origin frame|top origin/,
+      });
+    }
+  },
+);
+
+test.serial(
+  'refuses credential ids over 1023 bytes without an error page, and creates no account',
+  async (t) => {
+    // 3000 bytes behind a short `id`: the id in the authenticator data is what would be stored.
+    for (const [bytes, responseId, reason] of [
+      [1024, undefined, /longer than 1023 bytes/],
+      [3000, randomBytes(16).toString('base64url'), /differs from the one in the authenticator data/],
+    ] as const) {
+      const email = `reg-long-id-${bytes}@ceremony.example`;
+      const { login, register } = await signUpCeremony(t, 'signup', email);
+      const authenticator = new SoftAuthenticator();
+      await assertRegistrationRefused(t, {
+        login,
+        poolId: 'signup',
+        email,
+        response: register(authenticator, {
+          credentialIdBytes: bytes,
+          ...(responseId ? { responseId } : {}),
+        }),
+        honest: () => register(authenticator),
+        reason,
+      });
+    }
+  },
+);
+
+test.serial(
+  'refuses a registration whose id is not the credential id in its authenticator data',
+  async (t) => {
+    const email = 'reg-id-mismatch@ceremony.example';
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    const authenticator = new SoftAuthenticator();
+    await assertRegistrationRefused(t, {
+      login,
+      poolId: 'signup',
+      email,
+      response: register(authenticator, { responseId: randomBytes(32).toString('base64url') }),
+      honest: () => register(authenticator),
+      reason: /differs from the one in the authenticator data/,
+    });
+  },
+);
+
+test.serial(
+  'a smart pool refuses a device-bound passkey the browser does not say is discoverable',
+  async (t) => {
+    const email = 'reg-no-credprops@ceremony.example';
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    const authenticator = new SoftAuthenticator();
+    await assertRegistrationRefused(t, {
+      login,
+      poolId: 'signup',
+      email,
+      response: register(authenticator, { residentKey: null }),
+      honest: () => register(authenticator),
+      reason: /did not say .* discoverable/,
+    });
+
+    // A synced passkey is discoverable by nature: a browser without credProps may sign up with one.
+    const options = await login.registerOptions();
+    const synced = await login.registerVerify(
+      new SoftAuthenticator({ synced: true }).register(
+        options.body as CreationOptions,
+        t.context.server.url,
+        {
+          residentKey: null,
+        },
+      ),
+    );
+    t.is(synced.status, 200, JSON.stringify(synced.body));
+  },
+);
+
 // ------------------------------------------------------ sign-in (concurrent)
 
 /** A signed-up account in `poolId` and a fresh interaction with request options, ready to be bent. */
@@ -562,6 +657,19 @@ test('refuses a cross-origin assertion embedded in a foreign top origin', async 
     response: assert({ crossOrigin: true, topOrigin: 'https://evil.example' }),
     honest: () => assert(),
     reason: /cross-origin.*https:\/\/evil\.example/,
+  });
+});
+
+test('refuses an assertion that says it ran in a cross-origin frame, even without a top origin', async (t) => {
+  const email = 'framed@ceremony.example';
+  const { login, assert } = await signInCeremony(t, 'smart', email);
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email],
+    response: assert({ crossOrigin: true }),
+    honest: () => assert(),
+    reason: /cross-origin frame/,
   });
 });
 
