@@ -44,6 +44,25 @@ export const rateLimited = (retryAfterSeconds: number) =>
     headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
   });
 
+export const noSuchPasskey = () => new PosternError(404, 'not_found', 'There is no such passkey.');
+
+export const passkeyLimit = (max: number) =>
+  new PosternError(
+    400,
+    'passkey_limit',
+    `You already have ${max} passkeys, the most this service allows. Remove one first.`,
+  );
+
+export const lastWayIn = () =>
+  new PosternError(
+    409,
+    'last_way_in',
+    'This passkey is your only way to sign in. Add another one before removing it.',
+  );
+
+export const passkeysBusy = () =>
+  new PosternError(409, 'conflict', 'Another change to your passkeys is under way. Try again.');
+
 /** One-line guard: `assertThat(user, notFound('No such user.'))`. */
 export function assertThat(
   condition: unknown,

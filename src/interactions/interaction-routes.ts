@@ -13,6 +13,7 @@ import { errors } from 'oidc-provider';
 import type { z } from 'zod';
 import { PosternError } from '../errors.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
+import { KNOWN_DEVICE_COOKIE, KNOWN_DEVICE_MAX_AGE_SECONDS } from './known-devices.ts';
 import type { InteractionScope, LoginService } from './login-service.ts';
 import { Bodies } from './request-schemas.ts';
 
@@ -59,6 +60,18 @@ export function addInteractionRoutes(
       ip: ctx.ip,
       userAgent: ctx.get('user-agent').slice(0, 512),
       log: ctx.state.log,
+      knownDevice: {
+        read: () => ctx.cookies.get(KNOWN_DEVICE_COOKIE),
+        write: (value) =>
+          ctx.cookies.set(KNOWN_DEVICE_COOKIE, value, {
+            path: `/${runtime.config.id}/`,
+            httpOnly: true,
+            sameSite: 'lax',
+            secure: ctx.secure,
+            maxAge: KNOWN_DEVICE_MAX_AGE_SECONDS * 1000,
+            overwrite: true,
+          }),
+      },
     };
   }
 

@@ -15,6 +15,7 @@ import type { DurableStore, EphemeralStore, RateLimiter, RateLimitRule, User } f
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { createPasskeyPolicy, type PasskeyPolicy } from '../webauthn/passkey-policy.ts';
 import { assessAssurance } from './assurance.ts';
+import { type KnownDeviceCookie, knownDeviceOf, rememberDevice } from './known-devices.ts';
 import type { LoginMetrics } from './login-metrics.ts';
 import { type AccountFacts, type FlowPolicy, nextStep, type Step } from './next-step.ts';
 import { deleteProgress, loadProgress, type Method, type Progress, saveProgress } from './progress.ts';
@@ -38,6 +39,8 @@ export interface InteractionScope {
   ip: string;
   userAgent: string;
   log: Logger;
+  /** This browser's known-device cookie for the pool (./known-devices.ts). */
+  knownDevice: KnownDeviceCookie;
 }
 
 export type StepAnswer = {
@@ -75,6 +78,7 @@ export function createLoginKit(deps: LoginServiceDeps) {
   const keys = {
     decoy: deriveKey(deps.secret, 'decoy-credentials'),
     recoveryCodes: deriveKey(deps.secret, 'recovery-codes'),
+    knownDevices: deriveKey(deps.secret, 'known-devices'),
   };
   const limiters = new Map<string, RateLimiter>();
   const limiterFor = (name: string, rule: Omit<RateLimitRule, 'name'>) => {
@@ -123,14 +127,26 @@ export function createLoginKit(deps: LoginServiceDeps) {
     },
 
     /** Counts one attempt against a limit of RATE_LIMITS. @throws {PosternError} 429 with Retry-After. */
-    async limit(name: keyof typeof RATE_LIMITS, key: string) {
-      await kit.limitWith(name, RATE_LIMITS[name], key);
+    async limit(scope: InteractionScope, name: keyof typeof RATE_LIMITS, key: string) {
+      await kit.limitWith(scope, name, RATE_LIMITS[name], key);
     },
 
-    /** Counts one attempt against a named rule (pool-specific limits). @throws {PosternError} 429. */
-    async limitWith(name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
+    /**
+     * Counts one attempt against a named rule (pool-specific limits). The
+     * moment a limit trips is audited, once per window (not every refused
+     * attempt: a flood must not turn into as many writes).
+     * @throws {PosternError} 429.
+     */
+    async limitWith(scope: InteractionScope, name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
       const decision = await limiterFor(name, rule).consume(key);
-      if (!decision.allowed) throw rateLimited(decision.retryAfterSeconds);
+      if (decision.allowed) return;
+      if (decision.firstRefusal) {
+        scope.log.warn({ limit: name }, 'rate limit reached');
+        await kit.audit(scope, 'rate_limited', 'failure', {
+          detail: { limit: name, window_seconds: rule.windowSeconds },
+        });
+      }
+      throw rateLimited(decision.retryAfterSeconds);
     },
 
     async resetLimit(name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
@@ -161,6 +177,11 @@ export function createLoginKit(deps: LoginServiceDeps) {
           ...details.detail,
         },
       });
+    },
+
+    /** The device id this browser holds for the account, when it signed in to it before. */
+    knownDeviceOf(scope: InteractionScope, email: string): string | undefined {
+      return knownDeviceOf(keys.knownDevices, scope.knownDevice.read(), { poolId: scope.pool.id, email });
     },
 
     async loadProgress(scope: InteractionScope): Promise<Progress> {
@@ -292,6 +313,14 @@ export function createLoginKit(deps: LoginServiceDeps) {
       };
       await interaction.save(kit.ttlOf(scope));
       await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
+      const email = progress.email ?? progress.signup?.email;
+      if (email) {
+        const cookie = rememberDevice(keys.knownDevices, scope.knownDevice.read(), {
+          poolId: scope.pool.id,
+          email,
+        });
+        scope.knownDevice.write(cookie);
+      }
       await kit.audit(scope, 'sign_in', 'success', {
         userId,
         detail: {

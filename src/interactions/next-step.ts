@@ -13,7 +13,10 @@
  * - second_factor (second_factor_required): never; when_enrolled, if the user
  *   has a second factor; always. A passkey verified with UV counts as both
  *   factors when passkey_counts_as_two_factors. A user who must but has none
- *   enrolls a passkey in the same interaction.
+ *   enrolls a passkey in the same interaction. Recovery codes are the fallback
+ *   of a passkey, not a factor of their own: they are offered beside a passkey
+ *   the user could use, never instead of one (codes alone would turn every
+ *   sign-in into a recovery and spend a code each time).
  * - enroll offer: after a sign-in without a passkey, a user without one is
  *   offered to create it (skippable).
  * - consent: for clients that are not first-party and lack a grant.
@@ -87,12 +90,13 @@ export function nextStep(
   const second = secondFactorStep(policy, progress.factors, account);
   if (second) return second;
 
-  if (policy.requiredAcr && !acrMeets(assessAssurance(progress.factors).acr, policy.requiredAcr)) {
-    return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
-  }
-
+  // Before any step-up: a user who recovered may first make the passkey that step-up then asks for.
   if (progress.recovered && !progress.recoveryHandled) {
     return { step: 'enroll', methods: ['passkey'], optional: true, reason: 'recovery' };
+  }
+
+  if (policy.requiredAcr && !acrMeets(assessAssurance(progress.factors).acr, policy.requiredAcr)) {
+    return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
   }
 
   // Worth offering only where a passkey will be used: to sign in, or as a second factor the pool asks for.
@@ -105,7 +109,8 @@ export function nextStep(
     usesPasskeys &&
     account.passkeys === 0 &&
     !usedPasskey &&
-    !progress.enrollDeclined
+    !progress.enrollDeclined &&
+    !progress.recovered
   ) {
     return { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' };
   }
@@ -127,9 +132,12 @@ function secondFactorStep(
   if (!first || factors.length >= 2) return undefined;
   if (first.method === 'passkey' && first.multiFactor && policy.passkeyCountsAsTwoFactors) return undefined;
 
+  // A passkey after a passkey must be another one, so the first does not count.
+  const passkeyAvailable =
+    policy.secondFactors.includes('passkey') && account.passkeys >= (first.method === 'passkey' ? 2 : 1);
   const available = (method: Method) => {
-    if (method === 'passkey') return account.passkeys >= (first.method === 'passkey' ? 2 : 1);
-    if (method === 'recovery_code') return account.hasRecoveryCodes && first.method !== 'recovery_code';
+    if (method === 'passkey') return passkeyAvailable;
+    if (method === 'recovery_code') return passkeyAvailable && account.hasRecoveryCodes;
     return false;
   };
   const enrolled = policy.secondFactors.filter(available);

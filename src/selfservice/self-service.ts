@@ -20,9 +20,17 @@
  */
 
 import type { PoolConfig } from '../config/types.ts';
-import { PosternError, rateLimited } from '../errors.ts';
+import {
+  lastWayIn,
+  noSuchPasskey,
+  PosternError,
+  passkeyLimit,
+  passkeysBusy,
+  rateLimited,
+} from '../errors.ts';
 import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../factors/passkey/passkey-enrollment.ts';
 import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
+import { removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { type Argon2Parameters, hashPassword, verifyPassword } from '../factors/password/password-hasher.ts';
 import {
   issueFirstRecoveryCodes,
@@ -107,22 +115,10 @@ const notFirstParty = (clientId: string) =>
     headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' },
   });
 
-const noSuchPasskey = () => new PosternError(404, 'not_found', 'There is no such passkey.');
-
-const passkeyLimit = (max: number) =>
-  new PosternError(
-    400,
-    'passkey_limit',
-    `You already have ${max} passkeys, the most this service allows. Remove one first.`,
-  );
-
 const PASSKEY_REJECTED = 'That passkey could not be created. Try again, or use another authenticator.';
 
 /** Wrong current passwords for one account, per the pool's failure window, before changing pauses. */
 const CURRENT_PASSWORD_ATTEMPTS = 5;
-
-/** How long the per-user lock around removing a passkey may live, should its holder die. */
-const PASSKEY_LOCK_SECONDS = 10;
 
 export function createSelfService(deps: SelfServiceDeps) {
   const { durable, ephemeral } = deps;
@@ -222,19 +218,6 @@ export function createSelfService(deps: SelfServiceDeps) {
     return { passkey, passkeys };
   }
 
-  /** Holds a short per-user lock while `work` runs, so two removals cannot both pass the last-way-in check. */
-  async function withPasskeyLock<T>(scope: SelfServiceScope, userId: string, work: () => Promise<T>) {
-    const key = `self-service:passkeys:${scope.pool.id}:${userId}`;
-    if (!(await ephemeral.setIfAbsent(key, '1', PASSKEY_LOCK_SECONDS))) {
-      throw new PosternError(409, 'conflict', 'Another change to your passkeys is under way. Try again.');
-    }
-    try {
-      return await work();
-    } finally {
-      await ephemeral.delete(key);
-    }
-  }
-
   return {
     /** Who the token speaks for and what they can manage here. Reading needs no recent authentication. */
     async summary(scope: SelfServiceScope): Promise<AccountSummary> {
@@ -313,14 +296,12 @@ export function createSelfService(deps: SelfServiceDeps) {
           ephemeral,
           { policy, binding: binding(scope, user.id) },
           response,
-          name === undefined ? {} : { name },
+          { ...(name === undefined ? {} : { name }), userHandle: user.webauthnUserId },
         );
       } catch (error) {
         if (error instanceof PasskeyRefused) return refuse(error);
         throw error;
       }
-      if (enrollment.webauthnUserId !== user.webauthnUserId)
-        throw new Error('a self-service challenge carried another user handle');
 
       let passkey: Passkey;
       try {
@@ -329,7 +310,13 @@ export function createSelfService(deps: SelfServiceDeps) {
           { maxPerUser: policy.maxPerUser },
         );
       } catch (error) {
-        if (error instanceof LimitExceededError) throw passkeyLimit(policy.maxPerUser);
+        if (error instanceof LimitExceededError) {
+          await audit(scope, 'passkey_registration', 'failure', {
+            credentialId: enrollment.passkey.credentialId,
+            detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+          });
+          throw passkeyLimit(policy.maxPerUser);
+        }
         if (error instanceof UniqueViolationError)
           return refuse(
             new PasskeyRefused('credential already registered', {
@@ -376,28 +363,18 @@ export function createSelfService(deps: SelfServiceDeps) {
      */
     async deletePasskey(scope: SelfServiceScope, id: string): Promise<void> {
       const user = await writerOf(scope);
-      const { first_factor } = scope.pool.authentication;
-      await withPasskeyLock(scope, user.id, async () => {
-        const { passkey, passkeys } = await findPasskey(scope, user.id, id);
-        const keepsAWayIn =
-          passkeys.length > 1 ||
-          first_factor.includes('email_otp') ||
-          (first_factor.includes('password') &&
-            (await durable.users.getPasswordHash(scope.pool.id, user.id)) !== undefined);
-        if (!keepsAWayIn) {
-          await audit(scope, 'passkey_removed', 'failure', {
-            credentialId: passkey.credentialId,
-            detail: { reason: 'last way in' },
-          });
-          throw new PosternError(
-            400,
-            'last_way_in',
-            'This passkey is your only way to sign in. Add another one before removing it.',
-          );
-        }
-        if (!(await durable.passkeys.delete(scope.pool.id, user.id, id))) throw noSuchPasskey();
-        await audit(scope, 'passkey_removed', 'success', { credentialId: passkey.credentialId });
+      const removal = await removePasskey({ durable, ephemeral }, { pool: scope.pool, userId: user.id, id });
+      if (removal.ok) {
+        await audit(scope, 'passkey_removed', 'success', { credentialId: removal.passkey.credentialId });
+        return;
+      }
+      if (removal.reason === 'not_found') throw noSuchPasskey();
+      if (removal.reason === 'busy') throw passkeysBusy();
+      await audit(scope, 'passkey_removed', 'failure', {
+        credentialId: removal.passkey.credentialId,
+        detail: { reason: 'last way in' },
       });
+      throw lastWayIn();
     },
 
     /**

@@ -11,6 +11,7 @@ export function adaptRateLimiter(limiter: RateLimiterAbstract, service: 'databas
   const decide = (result: RateLimiterRes, allowed: boolean): RateLimitDecision => ({
     allowed,
     remaining: result.remainingPoints,
+    firstRefusal: !allowed && result.consumedPoints === limiter.points + 1,
     retryAfterSeconds: Math.ceil(result.msBeforeNext / 1000),
   });
   return {

@@ -62,6 +62,8 @@ export interface RateLimitRule {
 export interface RateLimitDecision {
   allowed: boolean;
   remaining: number;
+  /** The first refusal of its window: the moment a limit trips, worth recording once. */
+  firstRefusal: boolean;
   /** When a refused caller may try again. */
   retryAfterSeconds: number;
 }

@@ -142,6 +142,11 @@ export function registerEphemeralConformance(
       [true, true, true, false],
     );
     t.is(decisions[2]?.remaining, 0);
+    t.deepEqual(
+      decisions.map((decision) => decision.firstRefusal),
+      [false, false, false, true],
+    );
+    t.false((await limiter.consume('ada@x.example')).firstRefusal, 'only the first refusal of the window');
     t.true((decisions[3]?.retryAfterSeconds ?? 0) > 0 && (decisions[3]?.retryAfterSeconds ?? 0) <= 60);
     t.true((await limiter.consume('other@x.example')).allowed, 'keys are counted apart');
     await limiter.reset('ada@x.example');

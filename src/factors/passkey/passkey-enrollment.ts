@@ -54,16 +54,28 @@ export interface Enrollment {
   conditional: boolean;
 }
 
-/** @throws {PasskeyRefused} for any refused ceremony. */
+/**
+ * @param options.userHandle (Optional) The handle of the account the passkey is
+ *   for. The challenge must have been issued for it: options made for a sign-up
+ *   (a fresh handle) cannot finish on an account that exists by then, whose
+ *   passkeys would then carry a handle that is not its own. Defaults to none
+ *   (a sign-up: the challenge's handle becomes the new account's).
+ * @throws {PasskeyRefused} for any refused ceremony.
+ */
 export async function finishPasskeyEnrollment(
   ephemeral: Pick<EphemeralStore, 'take'>,
   { policy, binding }: { policy: PasskeyPolicy; binding: ChallengeBinding },
   response: RegistrationResponseJSON,
-  { name }: { name?: string },
+  { name, userHandle }: { name?: string; userHandle?: string },
 ): Promise<Enrollment> {
   const stored = await takeChallenge(ephemeral, binding);
   if (!stored?.webauthnUserId)
     throw new PasskeyRefused('no registration challenge (used, expired or never issued)');
+  if (userHandle !== undefined && stored.webauthnUserId !== userHandle) {
+    throw new PasskeyRefused('registration challenge was issued for another user handle', {
+      credentialId: response.id,
+    });
+  }
   const conditional = stored.conditional ?? false;
   const result = await finishRegistration({
     policy,

@@ -41,8 +41,8 @@ export function emailCodeCalls(kit: LoginKit) {
       if (progress.userId || progress.signup) throw kit.notNow('Sending a code');
       const email = given !== undefined ? normaliseEmail(given) : progress.email;
       if (!email) throw new PosternError(400, 'invalid_request', 'Enter your email address first.');
-      await kit.limit('email_code_send_address', `${scope.pool.id}:${email}`);
-      await kit.limit('email_code_send_ip', scope.ip);
+      await kit.limit(scope, 'email_code_send_address', `${scope.pool.id}:${email}`);
+      await kit.limit(scope, 'email_code_send_ip', scope.ip);
 
       // Same answer, same work, whether the account exists or not; only the mailbox learns.
       const user = await durable.users.findByEmail(scope.pool.id, email);
@@ -67,7 +67,7 @@ export function emailCodeCalls(kit: LoginKit) {
     },
 
     async verifyEmailCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
-      await kit.limit('email_code_verify_ip', scope.ip);
+      await kit.limit(scope, 'email_code_verify_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       if (progress.userId || progress.signup) throw kit.notNow('Entering a code');
       const check = await redeemCode(ephemeral, { poolId: scope.pool.id, uid: scope.interaction.uid, code });

@@ -34,7 +34,7 @@ export function flowCalls(kit: LoginKit) {
     },
 
     async identify(scope: InteractionScope, { email }: { email: string }): Promise<Answer> {
-      await kit.limit('identify_ip', scope.ip);
+      await kit.limit(scope, 'identify_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       if (progress.userId || progress.signup) throw kit.notNow('Changing the email');
       return kit.advance(scope, { ...progress, email: normaliseEmail(email), factors: [] });

@@ -10,7 +10,7 @@
  * - Creating a passkey never raises acr: it proves possession, not a
  *   phishing-resistant sign-in, so it only completes a required second factor.
  */
-import { PosternError } from '../../errors.ts';
+import { lastWayIn, noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
 import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../../factors/passkey/passkey-enrollment.ts';
 import {
   beginPasskeySignIn,
@@ -18,6 +18,7 @@ import {
   PasskeyRefused,
   type PasskeySignIn,
 } from '../../factors/passkey/passkey-sign-in.ts';
+import { removePasskey } from '../../factors/passkey/remove-passkey.ts';
 import { acrMeets } from '../../oidc/acr.ts';
 import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
 import type { NewPasskey, Passkey } from '../../storage/types.ts';
@@ -43,13 +44,6 @@ class AcrNotMet extends Error {
     super(`request needs acr ${required}`);
   }
 }
-
-const passkeyLimit = (max: number) =>
-  new PosternError(
-    400,
-    'passkey_limit',
-    `You already have ${max} passkeys, the most this service allows. Remove one first.`,
-  );
 
 export function passkeyCalls(kit: LoginKit) {
   const { durable, ephemeral } = kit.deps;
@@ -103,7 +97,7 @@ export function passkeyCalls(kit: LoginKit) {
       scope: InteractionScope,
       { response }: { response: AuthenticationResponseJSON },
     ): Promise<Answer> {
-      await kit.limit('passkey_ip', scope.ip);
+      await kit.limit(scope, 'passkey_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       const step = await kit.requireStep(scope, progress, acceptsPasskey, 'A passkey sign-in');
       const [first] = progress.factors;
@@ -203,6 +197,10 @@ export function passkeyCalls(kit: LoginKit) {
       );
       if (step.step !== 'enroll' || !step.methods.includes('passkey')) throw kit.notNow('Creating a passkey');
       const policy = kit.policyOf(scope.pool);
+      const account = progress.userId
+        ? await durable.users.findById(scope.pool.id, progress.userId)
+        : undefined;
+      if (progress.userId && !account) throw new Error('signed-in user vanished');
       let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
       try {
         enrollment = await finishPasskeyEnrollment(
@@ -210,7 +208,8 @@ export function passkeyCalls(kit: LoginKit) {
           { policy, binding: kit.binding(scope, 'registration') },
           response,
           {
-            name,
+            ...(name === undefined ? {} : { name }),
+            ...(account ? { userHandle: account.webauthnUserId } : {}),
           },
         );
       } catch (error) {
@@ -236,7 +235,14 @@ export function passkeyCalls(kit: LoginKit) {
           );
         }
       } catch (error) {
-        if (error instanceof LimitExceededError) throw passkeyLimit(policy.maxPerUser);
+        if (error instanceof LimitExceededError) {
+          await kit.audit(scope, 'passkey_registration', 'failure', {
+            userId,
+            credentialId: passkeyData.credentialId,
+            detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+          });
+          throw passkeyLimit(policy.maxPerUser);
+        }
         if (error instanceof UniqueViolationError && error.constraint?.includes('email'))
           throw accountExists();
         if (error instanceof UniqueViolationError) {
@@ -261,12 +267,17 @@ export function passkeyCalls(kit: LoginKit) {
         });
       }
       const recoveryCodes = await issueFirstRecoveryCodes(kit, scope, userId);
-      // A passkey made here stands in for the second step it would otherwise be asked for at once.
+      // A passkey made here, with a gesture, stands in for the second step it
+      // would otherwise be asked for at once: the one a required second factor
+      // asks for, or, where the pool asks passkey owners for one, the step
+      // owning a passkey brings. One made without a gesture (conditional
+      // create) proves nobody was there, so it counts for nothing.
       const { second_factor, second_factor_required } = scope.pool.authentication;
+      const poolAsksForPasskey = second_factor_required !== 'never' && second_factor.includes('passkey');
       const countsAsFactor =
-        step.reason === 'second_factor' ||
-        (step.reason === 'signup' && second_factor_required === 'always') ||
-        (step.reason === 'offer' && second_factor_required !== 'never' && second_factor.includes('passkey'));
+        !enrollment.conditional &&
+        (step.reason === 'second_factor' ||
+          ((step.reason === 'signup' || step.reason === 'offer') && poolAsksForPasskey));
       const factors = countsAsFactor
         ? [
             ...progress.factors,
@@ -303,23 +314,20 @@ export function passkeyCalls(kit: LoginKit) {
       );
       const userId = progress.userId;
       if (step.step !== 'enroll' || !userId) throw kit.notNow('Removing a passkey');
-      const facts = await kit.accountFacts(scope, userId);
-      const emailCodes = scope.pool.authentication.first_factor.includes('email_otp');
-      if (facts.passkeys <= 1 && !facts.hasPassword && !emailCodes) {
-        throw new PosternError(
-          400,
-          'last_way_in',
-          'This passkey is your only way to sign in. Add another one before removing it.',
-        );
-      }
-      const passkeys = await durable.passkeys.listByUser(scope.pool.id, userId);
-      const removed = passkeys.find((passkey) => passkey.id === id);
-      if (!removed || !(await durable.passkeys.delete(scope.pool.id, userId, id))) {
-        throw new PosternError(404, 'not_found', 'There is no such passkey.');
+      const removal = await removePasskey({ durable, ephemeral }, { pool: scope.pool, userId, id });
+      if (!removal.ok) {
+        if (removal.reason === 'not_found') throw noSuchPasskey();
+        if (removal.reason === 'busy') throw passkeysBusy();
+        await kit.audit(scope, 'passkey_removed', 'failure', {
+          userId,
+          credentialId: removal.passkey.credentialId,
+          detail: { reason: 'last way in' },
+        });
+        throw lastWayIn();
       }
       await kit.audit(scope, 'passkey_removed', 'success', {
         userId,
-        credentialId: removed.credentialId,
+        credentialId: removal.passkey.credentialId,
         detail: { reason: 'recovery' },
       });
       return kit.advance(scope, progress);

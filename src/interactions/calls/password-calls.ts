@@ -2,13 +2,15 @@
  * Passwords, where the pool lists them as a first factor: choosing one at
  * sign-up (after the email is proven) and signing in with one.
  *
- * Guessing is limited three ways (a 429 with Retry-After): per client
- * address, per account and address, and per account from anywhere. The
- * per-account pause lasts at most the pool's failure_window, and stops only
- * passwords: passkeys and email codes still sign the owner in, so an attacker
- * cannot lock a victim out for long. A wrong password, an account without
- * one and an unknown email all cost one argon2id verification and answer the
- * same.
+ * Guessing is limited (a 429 with Retry-After) per client address, and then
+ * for the account: from a browser that signed in to it before (a known
+ * device, ../known-devices.ts), per that device; from anywhere else, per
+ * account and address and per account from anywhere. So an attacker who
+ * trips the account-wide limit pauses only password sign-ins from unknown
+ * browsers, for at most the pool's failure_window: the owner's own browsers
+ * keep their own allowance, and passkeys and email codes still sign them in.
+ * A wrong password, an account without one and an unknown email all cost
+ * one argon2id verification and answer the same.
  */
 import { PosternError } from '../../errors.ts';
 import {
@@ -32,25 +34,27 @@ export function passwordCalls(kit: LoginKit) {
     return { memoryKib: memory_kib, iterations, parallelism };
   };
 
-  const accountRules = (scope: InteractionScope) => {
+  /** The account's limits that apply to this browser, each with the key it counts under. */
+  const accountLimits = (scope: InteractionScope, email: string) => {
     const { max_failures, failure_window } = scope.pool.authentication.password;
-    return {
-      account: {
+    const perPair = { points: ATTEMPTS_PER_ACCOUNT_AND_ADDRESS, windowSeconds: failure_window };
+    const device = kit.knownDeviceOf(scope, email);
+    if (device)
+      return [{ name: `password_account_device:${scope.pool.id}`, rule: perPair, key: `${email}|${device}` }];
+    return [
+      { name: `password_account_ip:${scope.pool.id}`, rule: perPair, key: `${email}|${scope.ip}` },
+      {
         name: `password_account:${scope.pool.id}`,
         rule: { points: max_failures, windowSeconds: failure_window },
+        key: email,
       },
-      pair: {
-        name: `password_account_ip:${scope.pool.id}`,
-        rule: { points: ATTEMPTS_PER_ACCOUNT_AND_ADDRESS, windowSeconds: failure_window },
-      },
-    };
+    ];
   };
 
   async function signIn(scope: InteractionScope, email: string, password: string): Promise<string> {
-    await kit.limit('password_ip', scope.ip);
-    const { account, pair } = accountRules(scope);
-    await kit.limitWith(pair.name, pair.rule, `${email}|${scope.ip}`);
-    await kit.limitWith(account.name, account.rule, email);
+    await kit.limit(scope, 'password_ip', scope.ip);
+    const limits = accountLimits(scope, email);
+    for (const { name, rule, key } of limits) await kit.limitWith(scope, name, rule, key);
 
     const user = await durable.users.findByEmail(scope.pool.id, email);
     const stored = user ? await durable.users.getPasswordHash(scope.pool.id, user.id) : undefined;
@@ -65,8 +69,7 @@ export function passwordCalls(kit: LoginKit) {
       });
       throw new PosternError(400, 'invalid_credentials', 'That email and password do not match.');
     }
-    await kit.resetLimit(pair.name, pair.rule, `${email}|${scope.ip}`);
-    await kit.resetLimit(account.name, account.rule, email);
+    for (const { name, rule, key } of limits) await kit.resetLimit(name, rule, key);
     if (needsRehash(stored, argon2(scope))) {
       await durable.users.setPasswordHash(
         scope.pool.id,

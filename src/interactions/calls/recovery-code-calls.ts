@@ -5,27 +5,23 @@
  * and is offered to replace the lost passkey.
  */
 import { PosternError } from '../../errors.ts';
-import { generateRecoveryCodes, hashRecoveryCode } from '../../factors/recovery-code/recovery-codes.ts';
+import { issueFirstRecoveryCodes as issueFirstCodes } from '../../factors/recovery-code/issue-recovery-codes.ts';
+import { hashRecoveryCode } from '../../factors/recovery-code/recovery-codes.ts';
 import type { Answer, InteractionScope, LoginKit } from '../login-kit.ts';
 
 /**
- * The first time a user gets a second factor (a passkey, in a pool that uses
- * second factors and recovery codes), they get ten codes. Returns them, to be
- * shown once; undefined when the user already holds codes or the pool has none.
+ * The first time a user gets a second factor they get ten codes
+ * (factors/recovery-code). Returns them, to be shown once; undefined when the
+ * user already holds codes or the pool uses none.
  */
 export async function issueFirstRecoveryCodes(kit: LoginKit, scope: InteractionScope, userId: string) {
-  const { authentication } = scope.pool;
-  if (
-    authentication.second_factor_required === 'never' ||
-    !authentication.second_factor.includes('recovery_code')
-  ) {
-    return undefined;
-  }
-  const { durable } = kit.deps;
-  if ((await durable.recoveryCodes.countUnused(scope.pool.id, userId)) > 0) return undefined;
-  const { codes, hashes } = generateRecoveryCodes(kit.keys.recoveryCodes);
-  await durable.recoveryCodes.replace(scope.pool.id, userId, hashes);
-  await kit.audit(scope, 'recovery_codes_issued', 'success', { userId, detail: { count: codes.length } });
+  const codes = await issueFirstCodes(kit.deps.durable.recoveryCodes, kit.keys.recoveryCodes, {
+    poolId: scope.pool.id,
+    userId,
+    authentication: scope.pool.authentication,
+  });
+  if (codes)
+    await kit.audit(scope, 'recovery_codes_issued', 'success', { userId, detail: { count: codes.length } });
   return codes;
 }
 
@@ -34,7 +30,7 @@ export function recoveryCodeCalls(kit: LoginKit) {
 
   return {
     async recoveryCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
-      await kit.limit('recovery_code_ip', scope.ip);
+      await kit.limit(scope, 'recovery_code_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       const step = await kit.requireStep(
         scope,
@@ -44,7 +40,7 @@ export function recoveryCodeCalls(kit: LoginKit) {
       );
       const userId = progress.userId;
       if (step.step !== 'second_factor' || !userId) throw kit.notNow('A recovery code');
-      await kit.limit('recovery_code_user', `${scope.pool.id}:${userId}`);
+      await kit.limit(scope, 'recovery_code_user', `${scope.pool.id}:${userId}`);
 
       const remaining = await durable.recoveryCodes.use(
         scope.pool.id,

@@ -212,6 +212,14 @@ test('more than 5 codes to one address within the window answer 429 with Retry-A
   for (let received = 0; received < 5; received++) await mail.next(email);
   await new Promise((resolve) => setTimeout(resolve, 300));
   t.is(mail.messages.filter((message) => message.to.includes(email)).length, 5);
+
+  // The limit tripping is audited once, not once per refused attempt.
+  t.is((await postJson(logins[2]!, '/email-otp/send', { email })).status, 429);
+  const events = await server.runtime.durable.auditEvents.list('per-address', { event: 'rate_limited' });
+  t.deepEqual(
+    events.map((event) => [event.outcome, event.detail?.limit]),
+    [['failure', 'email_code_send_address']],
+  );
 });
 
 test('more than 20 codes requested from one client address answer 429', async (t) => {

@@ -70,8 +70,9 @@ async function signUp(
   login: LoginServer,
   email: string,
   authenticator: SoftAuthenticator,
+  browser?: TaggedBrowser,
 ) {
-  const client = await start(login);
+  const client = await start(login, browser);
   await client.identify(email);
   await client.sendCode();
   const proven = await client.verifyCode(await t.context.fixture.mail.nextCode(email));
@@ -227,11 +228,15 @@ test('a recovery sign-in replaces the lost passkey: add a new one, remove the ol
     replacement.authenticate(nextOptions.body as never, login.server.url),
   );
   t.truthy(verified.body.redirect_to);
-  const [event] = await login.server.runtime.durable.auditEvents.list('acme', { event: 'passkey_removed' });
-  t.is(event?.outcome, 'success');
+  const eve = await login.server.runtime.durable.users.findByEmail('acme', 'eve@acme.example');
+  const events = await login.server.runtime.durable.auditEvents.list('acme', { event: 'passkey_removed' });
+  t.deepEqual(
+    events.filter((event) => event.userId === eve?.id).map((event) => event.outcome),
+    ['success'],
+  );
 });
 
-test('a recovery step refuses to remove the only way in', async (t) => {
+test('a recovery step removes a lost passkey, never the last way in, even when asked twice at once', async (t) => {
   // Passkeys as the only first factor and no password: the last passkey must stay.
   const pool = `
 passkeys:
@@ -256,22 +261,72 @@ clients:
     authenticator.register(options.body as never, login.server.url),
   );
   const codes = registered.body.recovery_codes as string[];
+  const primary = authenticator.credentials[0]?.id.toString('base64url');
 
+  // A passkey that is not two factors needs another one after it: the first sign-in enrols it.
+  const second = new SoftAuthenticator();
+  const first = await start(login);
+  await first.identify('fay@acme.example');
+  const firstOptions = await first.passkeyOptions();
+  const enrol = await first.passkeyVerify(
+    authenticator.authenticate(firstOptions.body as never, login.server.url),
+  );
+  t.like(enrol.body, { step: 'enroll', reason: 'second_factor', optional: false });
+  const secondOptions = await first.registerOptions();
+  const enrolled = await first.registerVerify(second.register(secondOptions.body as never, login.server.url));
+  t.truthy(enrolled.body.redirect_to, JSON.stringify(enrolled.body));
+
+  // The second passkey is lost: a recovery code stands in for it, and the step lets it go, but not the first.
   const client = await start(login);
   await client.identify('fay@acme.example');
   const signInOptions = await client.passkeyOptions();
-  await client.passkeyVerify(authenticator.authenticate(signInOptions.body as never, login.server.url));
+  const owed = await client.passkeyVerify(
+    authenticator.authenticate(signInOptions.body as never, login.server.url, { credentialId: primary }),
+  );
+  t.like(owed.body, { step: 'second_factor', methods: ['passkey', 'recovery_code'] });
+
+  // The first factor's passkey again is no second factor, and its refusal records no use.
+  const { durable } = login.server.runtime;
+  const before = await durable.passkeys.findByCredentialId('acme', primary ?? '');
+  const againOptions = await client.passkeyOptions();
+  const again = await client.passkeyVerify(
+    authenticator.authenticate(againOptions.body as never, login.server.url, { credentialId: primary }),
+  );
+  t.like(again, { status: 400, body: { error: 'passkey_rejected' } });
+  t.deepEqual(
+    await durable.passkeys.findByCredentialId('acme', primary ?? ''),
+    before,
+    'counter and last use unchanged',
+  );
+
   const recovered = await client.post('/recovery-code', { code: codes[0] });
-  const [only] = recovered.body.passkeys as Array<{ id: string }>;
-  const refused = await client.post('/passkey/remove', { id: only?.id });
-  t.like(refused, { status: 400, body: { error: 'last_way_in' } });
+  const passkeys = recovered.body.passkeys as Array<{ id: string }>;
+  t.is(passkeys.length, 2);
+  // Both at once: one goes, the other is refused (the check and the delete hold a per-user lock).
+  const attempts = await Promise.all(passkeys.map(({ id }) => client.post('/passkey/remove', { id })));
+  t.deepEqual(attempts.map((attempt) => attempt.status).sort(), [200, 409], JSON.stringify(attempts));
+  const user = await login.server.runtime.durable.users.findByEmail('acme', 'fay@acme.example');
+  const left = await login.server.runtime.durable.passkeys.listByUser('acme', user?.id ?? '');
+  t.is(left.length, 1, 'the account keeps a way in');
+  const refused = await client.post('/passkey/remove', { id: left[0]?.id });
+  t.like(refused, { status: 409, body: { error: 'last_way_in' } });
+  t.is(await login.server.runtime.durable.passkeys.countByUser('acme', user?.id ?? ''), 1);
 });
 
 test('guessing passwords pauses per account and address, then per account, but not other ways in', async (t) => {
   const login = await serve(t);
-  await signUp(t, login, 'gus@acme.example', new SoftAuthenticator());
-  const guess = async (address: string, password = 'wrong password!') => {
-    const client = await start(login, new TaggedBrowser({ 'x-forwarded-for': address }));
+  // The owner signed up in this browser, which the pool now knows as theirs.
+  const ownBrowser = new TaggedBrowser({ 'x-forwarded-for': '198.51.100.40' });
+  await signUp(t, login, 'gus@acme.example', new SoftAuthenticator(), ownBrowser);
+  // A browser of the owner's has a session too: prompt=login asks for the password all the same.
+  const guess = async (address: string, password = 'wrong password!', browser?: TaggedBrowser) => {
+    const client = await InteractionClient.start(login.server, {
+      poolId: 'acme',
+      clientId: 'web',
+      redirectUri: REDIRECT,
+      browser: browser ?? new TaggedBrowser({ 'x-forwarded-for': address }),
+      ...(browser ? { params: { prompt: 'login' } } : {}),
+    });
     await client.identify('gus@acme.example');
     return client.browser.fetch(`${client.base}/password`, { method: 'POST', json: { password } });
   };
@@ -289,6 +344,15 @@ test('guessing passwords pauses per account and address, then per account, but n
   t.is(everywhere.status, 429, 'the account pauses for the window');
   const pauseSeconds = Number(everywhere.headers.get('retry-after'));
   t.true(pauseSeconds > 0 && pauseSeconds <= 15 * 60, 'for at most the pool’s failure_window');
+
+  // The pause is for unknown browsers: the owner's own still signs in, however long the attack goes on.
+  const known = await guess('198.51.100.41', PASSWORD, ownBrowser);
+  t.is(known.status, 200, 'a browser that signed in before is not locked out');
+  t.is((await guess('203.0.113.99', PASSWORD)).status, 429, 'an unknown browser still is');
+  // A known-device cookie vouches only for its own account: another account's cookie is no key.
+  const otherBrowser = new TaggedBrowser({ 'x-forwarded-for': '198.51.100.50' });
+  await signUp(t, login, 'mal@acme.example', new SoftAuthenticator(), otherBrowser);
+  t.is((await guess('198.51.100.50', PASSWORD, otherBrowser)).status, 429);
   const refusals = await login.server.runtime.durable.auditEvents.list('acme', { event: 'sign_in' });
   t.true(refusals.some((event) => event.outcome === 'failure' && event.detail?.reason === 'wrong password'));
 });
@@ -329,6 +393,15 @@ test('a conditional create after a password sign-in is accepted without presence
   );
   t.is(created.status, 200, JSON.stringify(created.body));
   t.is((created.body.recovery_codes as string[] | undefined)?.length, 10);
+  // Made without a gesture, it proves nobody was there: the sign-in now asks for it, and the
+  // ID token says what that did.
+  t.like(created.body, { step: 'second_factor', methods: ['passkey', 'recovery_code'] });
+  const signInOptions = await client.passkeyOptions();
+  const used = await client.passkeyVerify(
+    authenticator.authenticate(signInOptions.body as never, login.server.url),
+  );
+  const { claims } = await client.finish(String(used.body.redirect_to));
+  t.deepEqual(claims.amr, ['hwk', 'mfa', 'otp', 'pop', 'user'], 'the sign-up’s email code, then the passkey');
   const metrics = await (await fetch(`${login.server.url}/metrics`)).text();
   t.regex(metrics, /postern_passkey_offers_total\{pool="acme",outcome="accepted_conditional"\} 1/);
   t.regex(metrics, /postern_passkey_offers_total\{pool="acme",outcome="shown"\} 1/);
@@ -337,6 +410,60 @@ test('a conditional create after a password sign-in is accepted without presence
   const userId = (await login.server.runtime.durable.users.findByEmail('acme', 'ivy@acme.example'))?.id ?? '';
   const stored = await login.server.runtime.durable.passkeys.listByUser('acme', userId);
   t.false(stored[0]?.uvInitialized);
+});
+
+test('when_enrolled: a passkey made at the offer after sign-up is the second step, not asked for again', async (t) => {
+  const login = await serve(t, passwordPool('when_enrolled'));
+  const client = await start(login);
+  await client.identify('kai@acme.example');
+  await client.sendCode();
+  await client.verifyCode(await t.context.fixture.mail.nextCode('kai@acme.example'));
+  await client.post('/password', { password: PASSWORD });
+  const options = await client.registerOptions();
+  const created = await client.registerVerify(
+    new SoftAuthenticator().register(options.body as never, login.server.url),
+  );
+  t.truthy(created.body.redirect_to, JSON.stringify(created.body));
+  t.is((created.body.recovery_codes as string[] | undefined)?.length, 10);
+  const { claims } = await client.finish(String(created.body.redirect_to));
+  t.deepEqual(claims.amr, ['hwk', 'mfa', 'otp', 'pop', 'user']);
+  t.is(claims.acr, '0', 'making a passkey is not signing in with one');
+});
+
+test('creation options made for a sign-up cannot finish on the account that exists by then', async (t) => {
+  const pool = `
+passkeys:
+  rp: { id: localhost, origins: ["\${PUBLIC_URL}"] }
+authentication:
+  first_factor: [passkey, email_otp]
+  second_factor: [passkey, recovery_code]
+  second_factor_required: always
+clients:
+  - { client_id: web, token_endpoint_auth_method: none, redirect_uris: ["${REDIRECT}"], scope: openid email, first_party: true }
+`;
+  const login = await serve(t, pool);
+  const client = await start(login);
+  await client.identify('lee@acme.example');
+  await client.sendCode();
+  const proven = await client.verifyCode(await t.context.fixture.mail.nextCode('lee@acme.example'));
+  t.like(proven.body, { step: 'enroll', reason: 'signup', optional: true });
+  const signUpOptions = await client.registerOptions();
+  // Skipping creates the account (email codes sign it in); `always` then asks for a passkey.
+  const skipped = await client.skipEnroll();
+  t.like(skipped.body, { step: 'enroll', reason: 'second_factor', optional: false });
+  const authenticator = new SoftAuthenticator();
+  const stale = await client.registerVerify(
+    authenticator.register(signUpOptions.body as never, login.server.url),
+  );
+  t.like(stale, { status: 400, body: { error: 'passkey_rejected' } });
+  const user = await login.server.runtime.durable.users.findByEmail('acme', 'lee@acme.example');
+  t.is(await login.server.runtime.durable.passkeys.countByUser('acme', user?.id ?? ''), 0);
+
+  // Options made for the account carry its handle, and work.
+  const options = await client.registerOptions();
+  t.is((options.body.user as { id: string }).id, user?.webauthnUserId ?? '');
+  const made = await client.registerVerify(authenticator.register(options.body as never, login.server.url));
+  t.truthy(made.body.redirect_to, JSON.stringify(made.body));
 });
 
 test('recovery codes are stored only as keyed hashes', async (t) => {

@@ -321,14 +321,14 @@ test('refuses to delete the last way in', async (t) => {
   const [only] = (await api(server, P.strict, carol.token, 'GET', 'passkeys')).body;
 
   const refused = await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`);
-  t.like(refused, { status: 400, body: { error: 'last_way_in' } });
+  t.like(refused, { status: 409, body: { error: 'last_way_in' } });
   t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
 
   const { verified } = await addPasskey(server, P.strict, carol);
   t.is(verified?.status, 201, JSON.stringify(verified?.body));
   t.is((await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`)).status, 204);
   const refusedAgain = await api(server, P.strict, carol.token, 'DELETE', `passkeys/${verified?.body.id}`);
-  t.like(refusedAgain, { status: 400, body: { error: 'last_way_in' } });
+  t.like(refusedAgain, { status: 409, body: { error: 'last_way_in' } });
   t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
 
   // Two removals at once cannot both pass the check.

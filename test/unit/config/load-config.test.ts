@@ -150,6 +150,36 @@ test('needs a non-empty list of known first factors', async (t) => {
   );
 });
 
+test('a required second factor must be a passkey; recovery codes only stand in for one', async (t) => {
+  const pool = (authentication: string) =>
+    acmePool('    id: acme.example', `authentication:\n${authentication}`);
+  const codesOnly = await problemsOf(
+    pool('  second_factor: [recovery_code]\n  second_factor_required: always'),
+  );
+  t.deepEqual(
+    codesOnly.map((p) => p.path),
+    ['authentication.second_factor'],
+  );
+  t.regex(codesOnly[0]?.message ?? '', /must list passkey/);
+  t.is((await problemsOf(pool('  second_factor: []\n  second_factor_required: when_enrolled'))).length, 1);
+  t.deepEqual(
+    await problemsOf(pool('  second_factor: [recovery_code]\n  second_factor_required: never')),
+    [],
+  );
+  t.deepEqual(await problemsOf(pool('  second_factor: [passkey]\n  second_factor_required: always')), []);
+
+  const onePasskey = await problemsOf(
+    acmePool(
+      '    id: acme.example',
+      'authentication:\n  second_factor_required: always\n  passkey_counts_as_two_factors: false',
+    ).replace('  rp:', '  registration:\n    max_per_user: 1\n  rp:'),
+  );
+  t.deepEqual(
+    onePasskey.map((p) => p.path),
+    ['passkeys.registration.max_per_user'],
+  );
+});
+
 test('reports unknown keys at the key, with its line', async (t) => {
   const problems = await problemsOf(acmePool('    id: acme.example\n    colour: blue'));
   t.deepEqual(

@@ -208,20 +208,20 @@ const rows: Row[] = [
     { step: 'done' },
   ],
   [
-    'always: passkey without UV needs another factor',
+    'always: passkey without UV and no other passkey: enrol another, codes are no factor alone',
     policy({ secondFactorRequired: 'always' }),
     signedIn(upPasskey),
     withPasskey,
     false,
-    { step: 'second_factor', methods: ['recovery_code'] },
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
   ],
   [
-    'always, passkey not counting as two: UV passkey needs another factor',
+    'always, passkey not counting as two: UV passkey and no other passkey: enrol another',
     policy({ secondFactorRequired: 'always', passkeyCountsAsTwoFactors: false }),
     signedIn(uvPasskey),
     withPasskey,
     false,
-    { step: 'second_factor', methods: ['recovery_code'] },
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
   ],
   [
     'second factors limited to the pool list',
@@ -288,12 +288,12 @@ const rows: Row[] = [
     { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
   ],
   [
-    'when_enrolled: recovery codes alone count as enrolled',
+    'when_enrolled: recovery codes alone are no second factor (the passkey offer follows)',
     policy({ firstFactors: ['password'], secondFactorRequired: 'when_enrolled' }),
     signedIn(password),
     codesOnly,
     false,
-    { step: 'second_factor', methods: ['recovery_code'] },
+    { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' },
   ],
   [
     'when_enrolled: passkey without recovery codes',
@@ -390,9 +390,66 @@ const assuranceRows: Array<[string, CompletedFactor[], { amr: string[]; acr: str
     { amr: ['hwk', 'mfa', 'pop', 'pwd', 'user'], acr: 'phrh' },
   ],
   ['recovery code after password', [password, recovery], { amr: ['mfa', 'otp', 'pwd'], acr: '0' }],
+  [
+    'recovery code after a passkey: a recovery sign-in claims no passkey class',
+    [upPasskey, recovery],
+    { amr: ['hwk', 'mfa', 'otp', 'pop', 'user'], acr: '0' },
+  ],
 ];
 for (const [title, factors, expected] of assuranceRows) {
   test(`assurance: ${title}`, (t) => {
     t.deepEqual(assessAssurance(factors), expected);
+  });
+}
+
+/*
+ * Every first factor × second_factor_required × what the user has enrolled,
+ * with passkey_counts_as_two_factors on and off, in a pool that lists every
+ * method. One row per first factor; one cell per (setting, enrolment):
+ *   D  done                       O  the optional passkey offer
+ *   E  enrol a passkey, required  P  second factor [passkey]
+ *   C  second factor [passkey, recovery_code]      -  impossible
+ */
+const ENROLMENTS: Array<[string, AccountFacts]> = [
+  ['nothing', { passkeys: 0, hasRecoveryCodes: false, hasPassword: true }],
+  ['codes only', { passkeys: 0, hasRecoveryCodes: true, hasPassword: true }],
+  ['a passkey', { passkeys: 1, hasRecoveryCodes: false, hasPassword: true }],
+  ['a passkey and codes', { passkeys: 1, hasRecoveryCodes: true, hasPassword: true }],
+  ['two passkeys and codes', { passkeys: 2, hasRecoveryCodes: true, hasPassword: true }],
+];
+const SETTINGS = ['never', 'when_enrolled', 'always'] as const;
+const CELLS: Record<string, Step> = {
+  D: { step: 'done' },
+  O: { step: 'enroll', methods: ['passkey'], optional: true, reason: 'offer' },
+  E: { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
+  P: { step: 'second_factor', methods: ['passkey'] },
+  C: { step: 'second_factor', methods: ['passkey', 'recovery_code'] },
+};
+//                                counts as two    never  when_enrolled  always
+const MATRIX: Array<[string, CompletedFactor, boolean, string]> = [
+  ['email code', otp, true, /*   */ 'OODDD OOPCC EEPCC'],
+  ['email code', otp, false, /*  */ 'OODDD OOPCC EEPCC'],
+  ['password', password, true, /**/ 'OODDD OOPCC EEPCC'],
+  ['password', password, false, /**/ 'OODDD OOPCC EEPCC'],
+  ['UV passkey', uvPasskey, true, /**/ '--DDD --DDD --DDD'],
+  ['UV passkey', uvPasskey, false, /**/ '--DDD --DDC --EEC'],
+  ['passkey without UV', upPasskey, true, /**/ '--DDD --DDC --EEC'],
+  ['passkey without UV', upPasskey, false, /**/ '--DDD --DDC --EEC'],
+];
+for (const [name, factor, counts, row] of MATRIX) {
+  const cells = row.replaceAll(' ', '');
+  SETTINGS.forEach((setting, s) => {
+    ENROLMENTS.forEach(([enrolled, account], e) => {
+      const cell = cells[s * ENROLMENTS.length + e] ?? '?';
+      if (cell === '-') return;
+      test(`matrix: ${name} first, ${setting}, counts as two ${counts}, user has ${enrolled}`, (t) => {
+        const flow = policy({
+          firstFactors: ['passkey', 'email_otp', 'password'],
+          secondFactorRequired: setting,
+          passkeyCountsAsTwoFactors: counts,
+        });
+        t.deepEqual(nextStep(flow, signedIn(factor), account, { needsConsent: false }), CELLS[cell]);
+      });
+    });
   });
 }
