@@ -24,6 +24,7 @@ import { staticAssets } from './http/static-assets.ts';
 import { addInteractionRoutes } from './interactions/interaction-routes.ts';
 import type { LoginService } from './interactions/login-service.ts';
 import type { Logger } from './logging/create-logger.ts';
+import { KEY_ACTIVATION_DELAY_SECONDS } from './oidc/signing-keys.ts';
 import type { PoolRegistry } from './pools/pool-registry.ts';
 import { addAccountPageRoute } from './selfservice/account-page.ts';
 import type { SelfService } from './selfservice/self-service.ts';
@@ -56,7 +57,9 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   const { config, registry, durable, ephemeral, logger, render, login, metrics = createMetrics() } = deps;
   const https = config.server.public_url.startsWith('https:');
 
-  const app = new Koa<AppState>({ proxy: config.server.trust_proxy, keys: deps.cookieKeys });
+  // Behind a trusted proxy the client is the address that proxy appended (the
+  // last X-Forwarded-For hop); what the client itself wrote before it is not.
+  const app = new Koa<AppState>({ proxy: config.server.trust_proxy, maxIpsCount: 1, keys: deps.cookieKeys });
   app.silent = true; // the error handler logs; Koa must not print to stderr
 
   const router = new Router<AppState>();
@@ -88,7 +91,9 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.use(measureRequests(metrics));
   app.use(async (ctx, next) => {
     setSecurityHeaders(ctx.res, { https });
-    if (/^\/[a-z0-9-]+\//.test(ctx.path) && !ctx.path.startsWith('/assets/')) setNoStore(ctx.res);
+    const publicMaxAge = publicDocumentMaxAge(ctx.path);
+    if (publicMaxAge !== undefined) ctx.res.setHeader('Cache-Control', `public, max-age=${publicMaxAge}`);
+    else if (/^\/[a-z0-9-]+\//.test(ctx.path) && !ctx.path.startsWith('/assets/')) setNoStore(ctx.res);
     await next();
   });
   app.use(errorHandler((view) => render('error', { ...view, poolName: undefined })));
@@ -105,6 +110,18 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     }),
   );
   return app;
+}
+
+/**
+ * A pool's discovery document and JWKS are public and may be cached briefly;
+ * everything else under a pool is never cached. The JWKS for less than a
+ * rotated key's activation delay, so a cached copy has the key before it signs.
+ */
+function publicDocumentMaxAge(path: string): number | undefined {
+  if (/^\/[a-z0-9-]+\/\.well-known\/(openid-configuration|oauth-authorization-server)$/.test(path))
+    return 300;
+  if (/^\/[a-z0-9-]+\/jwks$/.test(path)) return KEY_ACTIVATION_DELAY_SECONDS / 2;
+  return undefined;
 }
 
 /** One line per request, at the end, with what an operator needs to find it again. */

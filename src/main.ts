@@ -52,7 +52,7 @@ program
     ).argParser(parseInteger(1, 64)),
   )
   .action(async (options: { config?: string; port?: number; workers?: number }) => {
-    const config = await loadConfigOrFail(options.config);
+    const config = await loadConfigOrFail(options.config, { port: options.port });
     const logger = createLogger({ level: config.server.log_level });
     const workers = options.workers ?? config.server.workers;
     if (workers > 1 && (config.server.database.url === undefined || config.server.redis.url === undefined)) {

@@ -1,10 +1,14 @@
 /**
- * `postern keys rotate --pool ID`: a new signing key per algorithm signs from
- * now on (running servers pick it up within their key refresh interval); the
- * old keys stay published until nothing signed with them can still be valid.
+ * `postern keys rotate --pool ID`: a new signing key per algorithm, published
+ * by every running server first and signing a minute later (oidc/signing-keys.ts);
+ * the old keys stay published until nothing signed with them can still be valid.
  */
 import type { Logger } from '../logging/create-logger.ts';
-import { RETIRED_KEY_RETENTION_SECONDS, rotateSigningKeys } from '../oidc/signing-keys.ts';
+import {
+  KEY_REFRESH_SECONDS,
+  RETIRED_KEY_RETENTION_SECONDS,
+  rotateSigningKeys,
+} from '../oidc/signing-keys.ts';
 import { signingKeyBox } from '../pools/pool-registry.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
 import { assertMigrated, openRuntime } from './open-runtime.ts';
@@ -22,14 +26,15 @@ export async function rotateKeys(
       throw new CommandError(`no pool "${poolId}" (pools: ${known})`, EXIT.invalid);
     }
     await assertMigrated(runtime.durable);
-    const kids = await rotateSigningKeys(
+    const { kids, signsFrom } = await rotateSigningKeys(
       runtime.durable.signingKeys,
       poolId,
       signingKeyBox(runtime.secret.secret),
     );
-    out(`Pool ${poolId} now signs with ${kids.join(', ')}.`);
+    out(`Pool ${poolId}: new keys ${kids.join(', ')} are published within ${KEY_REFRESH_SECONDS} s.`);
     out(
-      `Previous keys stay published for ${RETIRED_KEY_RETENTION_SECONDS / 3600} h; running servers switch within 30 s.`,
+      `They sign from ${signsFrom.toISOString()} (running servers switch within ${KEY_REFRESH_SECONDS} s of it); ` +
+        `the previous keys stay published for ${RETIRED_KEY_RETENTION_SECONDS / 3600} h after that.`,
     );
     return EXIT.ok;
   } finally {

@@ -10,7 +10,7 @@ import { ConfigError } from '../config/problems.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type ResolvedSecret, resolveSecret } from '../secrets/resolve-secret.ts';
-import { StoreUnavailableError } from '../storage/errors.ts';
+import { DataDirLockedError, StoreUnavailableError } from '../storage/errors.ts';
 import { openStores } from '../storage/open-stores.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
@@ -23,9 +23,18 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function loadConfigOrFail(configDir: string | undefined): Promise<Config> {
+/**
+ * Loads the configuration or fails with exit 1. `port` (`serve --port`) counts
+ * as the PORT variable, so the default public URL (and `${PUBLIC_URL}` in pool
+ * files) follows it.
+ */
+export async function loadConfigOrFail(
+  configDir: string | undefined,
+  { port }: { port?: number } = {},
+): Promise<Config> {
   try {
-    return await loadConfig({ dir: configDir });
+    const env = port === undefined ? process.env : { ...process.env, PORT: String(port) };
+    return await loadConfig({ dir: configDir, env });
   } catch (error) {
     if (error instanceof ConfigError) throw new CommandError(error.message, EXIT.invalid);
     throw error;
@@ -57,6 +66,13 @@ export async function openRuntime(
     }
     return { config, secret, ...stores };
   } catch (error) {
+    if (error instanceof DataDirLockedError) {
+      throw new CommandError(
+        `the embedded database in ${error.dataDir} is open in another Postern process (pid ${error.pid}); ` +
+          'embedded mode is one process: stop the server first, or run against PostgreSQL (DATABASE_URL)',
+        EXIT.invalid,
+      );
+    }
     if (error instanceof StoreUnavailableError) {
       const where = error.service === 'database' ? 'PostgreSQL (DATABASE_URL)' : 'Redis (REDIS_URL)';
       throw new CommandError(`${where} is not reachable: ${describeCause(error)}`, EXIT.unavailable);

@@ -78,6 +78,9 @@ export async function readConfig({
   problems.push(...serverSource.problems);
   const server = validateServer(serverSource, configDir, env, problems);
 
+  // In pool files `${PUBLIC_URL}` is the server's public URL, however it was
+  // set (the variable, the server file, or the default from the port).
+  const poolEnv = { ...env, PUBLIC_URL: env.PUBLIC_URL || server.config.public_url };
   const poolsDir = join(configDir, 'pools');
   const poolFiles = (await exists(poolsDir))
     ? (await readdir(poolsDir)).filter((name) => /^[^.].*\.ya?ml$/.test(name)).sort()
@@ -94,7 +97,7 @@ export async function readConfig({
   const seenIds = new Set<string>();
   for (const name of poolFiles) {
     const id = name.replace(/\.ya?ml$/, '');
-    const source = await readYamlFile(join(poolsDir, name), shown(join(poolsDir, name)), env);
+    const source = await readYamlFile(join(poolsDir, name), shown(join(poolsDir, name)), poolEnv);
     problems.push(...source.problems);
     problems.push(...locateAll(source, checkPoolId(id)));
     if (seenIds.has(id))

@@ -3,7 +3,8 @@
  * pool's oidc-provider, with the prefix stripped (oidc-provider learns it
  * through `ctx.mountPath`). The issuer's URLs must never come from the
  * client: Host and X-Forwarded-Proto are rewritten from public_url, and
- * X-Forwarded-For survives only when the operator trusts a proxy.
+ * X-Forwarded-For survives only when the operator trusts a proxy, cut to the
+ * hop that proxy appended.
  */
 import type { Middleware } from 'koa';
 import { oidcRouteOf } from '../oidc/create-provider.ts';
@@ -27,10 +28,18 @@ export function dispatchToProviders(
     req.headers.host = host;
     req.headers['x-forwarded-proto'] = proto;
     delete req.headers['x-forwarded-host'];
-    if (!trustProxy) delete req.headers['x-forwarded-for'];
+    // oidc-provider sees only the hop the trusted proxy appended, as Postern's own routes do.
+    const forwardedFor = trustProxy ? lastHop(req.headers['x-forwarded-for']) : undefined;
+    if (forwardedFor) req.headers['x-forwarded-for'] = forwardedFor;
+    else delete req.headers['x-forwarded-for'];
 
     ctx.respond = false;
     await runtime.handle(req, res);
     ctx.state.route = `/:pool/oidc/${oidcRouteOf(req) ?? 'unmatched'}`;
   };
+}
+
+function lastHop(header: string | string[] | undefined): string | undefined {
+  const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
+  return hops[hops.length - 1]?.trim() || undefined;
 }

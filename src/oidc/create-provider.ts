@@ -3,9 +3,11 @@
  * issuer `{public_url}/{pool}`. oidc-provider owns the protocol; this file
  * decides which of it is on (STACK.md lists what must be decided explicitly):
  *
- * - authorization code only, PKCE S256 required for every client;
+ * - authorization code only (query or form_post responses), PKCE S256
+ *   required for every client;
  * - refresh tokens (rotated on every use), client credentials (for the admin
- *   API), introspection, revocation, userinfo, RP-initiated logout, PAR, DPoP;
+ *   API, where a client uses it), introspection, revocation, userinfo,
+ *   RP-initiated logout, PAR, DPoP;
  * - off: implicit and hybrid flows, dynamic registration, device flow, CIBA,
  *   resource indicators (Postern's own APIs read opaque tokens directly);
  * - `acr`, `amr` and `auth_time` declared as claims; `phr`/`phrh` advertised.
@@ -43,6 +45,28 @@ export const ACR_VALUES = ['phrh', 'phr', '0'] as const;
 
 export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'admin'] as const;
 
+/**
+ * Authorization responses go in the query or a form post. Not in the fragment:
+ * Postern runs the code flow only, and a code has no business in a URL
+ * fragment that scripts on the redirect page can read.
+ */
+const RESPONSE_MODES = ['query', 'form_post'];
+
+/**
+ * The scopes a pool offers: the identity scopes always, `offline_access` and
+ * `admin` only where one of its clients can use them, so discovery lists no
+ * grant the pool does not serve (a refresh token needs offline_access).
+ */
+function scopesOf(pool: PoolConfig): string[] {
+  const requested = new Set(pool.clients.flatMap((client) => client.scope.split(' ')));
+  const refreshes = pool.clients.some((client) => client.grant_types.includes('refresh_token'));
+  return SCOPES.filter((scope) => {
+    if (scope === 'offline_access') return refreshes || requested.has(scope);
+    if (scope === 'admin') return requested.has(scope);
+    return true;
+  });
+}
+
 export interface ProviderPages {
   /** An error page for errors oidc-provider cannot return to the client. */
   error(req: IncomingMessage, view: { error: string; description?: string; status: number }): string;
@@ -73,6 +97,7 @@ export function toClientMetadata(client: ClientFile): ClientMetadata {
     ...(client_secret === undefined ? {} : { client_secret }),
     ...(default_acr_values === undefined ? {} : { default_acr_values }),
     response_types: usesCode ? ['code'] : [],
+    ...(usesCode ? { response_modes: RESPONSE_MODES } : {}),
   } satisfies ClientMetadata;
 }
 
@@ -113,7 +138,7 @@ export function createProvider(options: CreateProviderOptions): Provider {
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
-    scopes: [...SCOPES],
+    scopes: scopesOf(pool),
     acrValues: [...ACR_VALUES],
     responseTypes: ['code'],
     // Exactly what a pool file can configure for a client.
@@ -139,7 +164,10 @@ export function createProvider(options: CreateProviderOptions): Provider {
     features: {
       devInteractions: { enabled: false },
       claimsParameter: { enabled: true },
-      clientCredentials: { enabled: true },
+      // Only where a client uses it (the admin API's machine clients).
+      clientCredentials: {
+        enabled: pool.clients.some((client) => client.grant_types.includes('client_credentials')),
+      },
       introspection: {
         enabled: true,
         // A client may introspect only its own tokens.
@@ -203,6 +231,10 @@ export function createProvider(options: CreateProviderOptions): Provider {
     (ctx as unknown as { mountPath: string }).mountPath = mountPath;
     await next();
     if (ctx.oidc?.route) ROUTES.set(ctx.req, ctx.oidc.route);
+    // oidc-provider lists every mode it implements; clients here may use only these.
+    if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object') {
+      (ctx.body as { response_modes_supported?: string[] }).response_modes_supported = [...RESPONSE_MODES];
+    }
   });
   provider.on('server_error', (ctx, error) => onServerError(ctx.req, error));
   return provider;

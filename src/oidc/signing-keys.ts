@@ -3,10 +3,13 @@
  * sign) and an RS256 key (for clients that need it), created on first start,
  * stored encrypted, and rotated by `postern keys rotate`.
  *
- * Rotation adds a new key per algorithm that signs from then on; the keys it
- * replaces stay published in the JWKS for RETIRED_KEY_RETENTION, longer than
- * any token signed with them can be valid (ID tokens live TTL.IdToken), so a
- * relying party never meets a signature it cannot verify.
+ * Rotation adds a new key per algorithm. It is published at once and signs
+ * from KEY_ACTIVATION_DELAY later, when every server has re-read the keys and
+ * publishes it too (so no JWKS behind the load balancer lacks a kid a token
+ * carries); until then the key it replaces goes on signing. Replaced keys stay
+ * published for RETIRED_KEY_RETENTION, longer than any token signed with them
+ * can be valid (ID tokens live TTL.IdToken), so a relying party never meets a
+ * signature it cannot verify.
  */
 import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
@@ -18,6 +21,12 @@ export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'RS256'
 
 /** A day: comfortably longer than an ID token (TTL.IdToken) plus clock skew. */
 export const RETIRED_KEY_RETENTION_SECONDS = Math.max(24 * 3600, TTL.IdToken * 2);
+
+/** How often running servers re-read their pools' keys (pools/pool-registry.ts). */
+export const KEY_REFRESH_SECONDS = 30;
+
+/** From rotation to the new key signing: two refresh intervals, so every server publishes it first. */
+export const KEY_ACTIVATION_DELAY_SECONDS = 2 * KEY_REFRESH_SECONDS;
 
 export type PrivateJwk = JWK & { kid: string; alg: SigningAlgorithm; use: 'sig' };
 
@@ -63,28 +72,40 @@ export async function ensureSigningKeys(
 }
 
 /**
- * Adds a new key per algorithm (the repository retires the ones they replace)
- * and deletes retired keys past retention. Returns the new kids.
+ * Adds a new key per algorithm, published now and signing from
+ * KEY_ACTIVATION_DELAY on (the repository retires the ones they replace as of
+ * then), and deletes retired keys past retention. Returns the new kids and
+ * when they start signing.
  */
 export async function rotateSigningKeys(
   repository: SigningKeyRepository,
   poolId: string,
   box: SecretBox,
   now = new Date(),
-): Promise<string[]> {
+): Promise<{ kids: string[]; signsFrom: Date }> {
   const keys = await Promise.all(SIGNING_ALGORITHMS.map((alg) => generateKey(poolId, alg, box, now)));
-  await repository.add(poolId, keys);
+  const signsFrom = new Date(now.getTime() + KEY_ACTIVATION_DELAY_SECONDS * 1000);
+  await repository.add(poolId, keys, { retireReplacedAt: signsFrom });
   await repository.deleteRetiredBefore(
     poolId,
     new Date(now.getTime() - RETIRED_KEY_RETENTION_SECONDS * 1000),
   );
-  return keys.map((key) => key.kid);
+  return { kids: keys.map((key) => key.kid), signsFrom };
 }
+
+/**
+ * Where a key stands at `now`: 0 signing until its (future) retirement, 1 not
+ * replaced (signs once no older key of its algorithm still does), 2 retired.
+ */
+const standing = (record: SigningKeyRecord, now: Date) =>
+  record.retiredAt === null ? 1 : record.retiredAt.getTime() > now.getTime() ? 0 : 2;
 
 /**
  * The private JWKS oidc-provider signs with and publishes (public parts only).
  * Order matters: oidc-provider signs with the first key of an algorithm, so
- * active keys come first, then retired ones still within retention.
+ * keys still in their signing period come first (the oldest of them: a newer
+ * one waits for its predecessor's retirement), then the newest unreplaced
+ * key, then retired ones still within retention.
  * @throws {Error} when a key does not decrypt with this secret.
  */
 export function openSigningKeys(
@@ -95,11 +116,12 @@ export function openSigningKeys(
   const oldest = now.getTime() - RETIRED_KEY_RETENTION_SECONDS * 1000;
   const published = records
     .filter((record) => record.retiredAt === null || record.retiredAt.getTime() > oldest)
-    .sort(
-      (a, b) =>
-        Number(a.retiredAt !== null) - Number(b.retiredAt !== null) ||
-        b.createdAt.getTime() - a.createdAt.getTime(),
-    );
+    .sort((a, b) => {
+      const rank = standing(a, now) - standing(b, now);
+      if (rank !== 0) return rank;
+      const age = a.createdAt.getTime() - b.createdAt.getTime();
+      return standing(a, now) === 0 ? age : -age;
+    });
   return {
     keys: published.map(
       (record) =>
@@ -108,7 +130,12 @@ export function openSigningKeys(
   };
 }
 
-/** Identifies a key set, to notice when another process rotated the keys. */
-export function keySetVersion(records: readonly SigningKeyRecord[]): string {
-  return records.map((record) => `${record.kid}:${record.retiredAt?.getTime() ?? ''}`).join(',');
+/**
+ * Identifies a key set as it stands at `now`, to notice when another process
+ * rotated the keys, and when a rotated key's time to sign has come.
+ */
+export function keySetVersion(records: readonly SigningKeyRecord[], now = new Date()): string {
+  return records
+    .map((record) => `${record.kid}:${record.retiredAt?.getTime() ?? ''}:${standing(record, now)}`)
+    .join(',');
 }

@@ -4,14 +4,20 @@
  *
  * Keys can be rotated by `postern keys rotate` while servers run, so the
  * registry re-reads each pool's key list every `keyRefreshSeconds` and, when
- * it changed, swaps in a provider built with the new keys. Providers hold no
+ * it changed (or a rotated key's time to sign came), swaps in a provider
+ * built with the keys as they stand. Providers hold no
  * state of their own (it is all in the stores), so requests already running on
  * the old one finish normally.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config, PoolConfig } from '../config/types.ts';
 import { createProvider, type Provider, type ProviderPages } from '../oidc/create-provider.ts';
-import { ensureSigningKeys, keySetVersion, openSigningKeys } from '../oidc/signing-keys.ts';
+import {
+  ensureSigningKeys,
+  KEY_REFRESH_SECONDS,
+  keySetVersion,
+  openSigningKeys,
+} from '../oidc/signing-keys.ts';
 import { validateClients } from '../oidc/validate-clients.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
 import { createSecretBox, type SecretBox } from '../secrets/secret-box.ts';
@@ -33,7 +39,7 @@ export interface OpenPoolRegistryOptions {
   /** The pages oidc-provider renders for a pool (errors, logout). */
   pagesFor(pool: PoolConfig): ProviderPages;
   onServerError(req: IncomingMessage, error: unknown): void;
-  /** (Optional) Seconds between signing key checks. Defaults to 30; 0 disables. */
+  /** (Optional) Seconds between signing key checks. Defaults to KEY_REFRESH_SECONDS (30); 0 disables. */
   keyRefreshSeconds?: number;
   /** (Optional) Reports a failed key refresh (the old keys stay in use). */
   onRefreshError?(poolId: string, error: unknown): void;
@@ -57,7 +63,15 @@ export function signingKeyBox(secret: string): SecretBox {
  * @throws {Error} when a client is refused by oidc-provider or a key does not decrypt.
  */
 export async function openPoolRegistry(options: OpenPoolRegistryOptions): Promise<PoolRegistry> {
-  const { config, durable, ephemeral, secret, pagesFor, onServerError, keyRefreshSeconds = 30 } = options;
+  const {
+    config,
+    durable,
+    ephemeral,
+    secret,
+    pagesFor,
+    onServerError,
+    keyRefreshSeconds = KEY_REFRESH_SECONDS,
+  } = options;
   const box = signingKeyBox(secret);
   const runtimes = new Map<string, PoolRuntime & { keyVersion: string }>();
 

@@ -43,3 +43,20 @@ export class StoreUnavailableError extends Error {
     this.service = service;
   }
 }
+
+/**
+ * The embedded database's directory is open in another process. PGlite is
+ * one process's database: a second one writing the same files would corrupt
+ * them, so it is refused instead.
+ */
+export class DataDirLockedError extends Error {
+  readonly dataDir: string;
+  readonly pid: number;
+
+  constructor(dataDir: string, pid: number) {
+    super(`the embedded database in ${dataDir} is in use by process ${pid}`);
+    this.name = 'DataDirLockedError';
+    this.dataDir = dataDir;
+    this.pid = pid;
+  }
+}

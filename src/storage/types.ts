@@ -217,7 +217,11 @@ export interface SigningKeyRecord {
   /** The private JWK, encrypted by the layer above; storage never sees it in clear. */
   encryptedJwk: string;
   createdAt: Date;
-  /** When a newer key of the same algorithm replaced it; null while it signs. */
+  /**
+   * When it stops signing, replaced by a newer key of the same algorithm
+   * (which signs from then on); null while no newer key exists. May lie in
+   * the future: a rotation publishes the new key at once and switches later.
+   */
   retiredAt: Date | null;
 }
 
@@ -225,11 +229,17 @@ export interface SigningKeyRepository {
   /** Every key of the pool, newest first. */
   list(poolId: string): Promise<SigningKeyRecord[]>;
   /**
-   * Adds keys in one transaction and retires the pool's active keys of the same
-   * algorithms. `onlyIfNone`: add nothing when the pool already has keys (first
-   * start racing another process); returns whether anything was added.
+   * Adds keys in one transaction and retires the pool's keys of the same
+   * algorithms that have no retirement yet, as of `retireReplacedAt` (default:
+   * each new key's creation). `onlyIfNone`: add nothing when the pool already
+   * has keys (first start racing another process); returns whether anything
+   * was added.
    */
-  add(poolId: string, keys: SigningKeyRecord[], options?: { onlyIfNone?: boolean }): Promise<boolean>;
+  add(
+    poolId: string,
+    keys: SigningKeyRecord[],
+    options?: { onlyIfNone?: boolean; retireReplacedAt?: Date },
+  ): Promise<boolean>;
   /** Deletes retired keys retired before `before`. Returns how many went. */
   deleteRetiredBefore(poolId: string, before: Date): Promise<number>;
 }

@@ -395,6 +395,23 @@ export function registerDurableConformance(
     );
   });
 
+  test(`${name}: signing keys added with retireReplacedAt retire their predecessors as of then`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const t0 = new Date('2030-01-01T00:00:00Z');
+    const switchAt = new Date('2030-01-01T00:01:00Z');
+    const first = signingKey(poolId, 'ES256', t0);
+    await s.signingKeys.add(poolId, [first]);
+    const second = signingKey(poolId, 'ES256', new Date('2030-01-01T00:00:01Z'));
+    t.true(await s.signingKeys.add(poolId, [second], { retireReplacedAt: switchAt }));
+    const third = signingKey(poolId, 'ES256', new Date('2030-01-01T00:00:02Z'));
+    await s.signingKeys.add(poolId, [third], { retireReplacedAt: new Date('2030-01-01T00:01:02Z') });
+    const byKid = new Map((await s.signingKeys.list(poolId)).map((key) => [key.kid, key.retiredAt]));
+    t.deepEqual(byKid.get(first.kid), switchAt, 'a key already retiring keeps its time');
+    t.deepEqual(byKid.get(second.kid), new Date('2030-01-01T00:01:02Z'));
+    t.is(byKid.get(third.kid), null);
+  });
+
   test(`${name}: signing keys add with onlyIfNone adds nothing when the pool has keys`, async (t) => {
     const s = await store();
     const poolId = unique('pool');

@@ -19,12 +19,13 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
 export function runPostern(
   args: string[],
   env: Record<string, string | undefined> = {},
-  timeoutMs = 60_000,
+  { timeoutMs = 60_000, cwd }: { timeoutMs?: number; cwd?: string } = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd ? { cwd } : {}),
     });
     let stdout = '';
     let stderr = '';
@@ -54,11 +55,12 @@ export interface PosternProcess {
 export async function startPosternProcess(
   args: string[],
   env: Record<string, string | undefined>,
-  { readyUrl, timeoutMs = 60_000 }: { readyUrl: string; timeoutMs?: number },
+  { readyUrl, timeoutMs = 60_000, cwd }: { readyUrl: string; timeoutMs?: number; cwd?: string },
 ): Promise<PosternProcess> {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(cwd ? { cwd } : {}),
   });
   let output = '';
   child.stdout?.on('data', (chunk) => {

@@ -15,6 +15,7 @@ import knex, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import type { StoreLogger } from '../store-logger.ts';
 import type { DurableStore } from '../types.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import { createKnexDurableStore } from './knex-durable-store.ts';
 
 /** How long to wait for a new connection, or for a free one from the pool. */
@@ -76,9 +77,16 @@ async function openPglite(
   dataDir: string | undefined,
   logger: StoreLogger | undefined,
 ): Promise<DurableStore> {
-  if (dataDir !== undefined) await mkdir(dirname(resolve(dataDir)), { recursive: true });
+  let release = async () => {};
+  if (dataDir !== undefined) {
+    await mkdir(dirname(resolve(dataDir)), { recursive: true });
+    release = await lockDataDir(resolve(dataDir));
+  }
   // Created here, not by knex-pglite, so a broken data directory fails at open.
-  const pglite = await PGlite.create(dataDir);
+  const pglite = await PGlite.create(dataDir).catch(async (error: unknown) => {
+    await release();
+    throw error;
+  });
   const db = knex({
     client: ClientPgLite,
     log: knexLog(logger),
@@ -90,12 +98,14 @@ async function openPglite(
     kind: 'pglite',
     onClose: async () => {
       if (!pglite.closed) await pglite.close();
+      await release();
     },
   });
 }
 
 /**
  * Opens PostgreSQL (with `url`) or PGlite (without).
+ * @throws {DataDirLockedError} when another process has PGlite's `dataDir` open.
  * @throws {Error} when PGlite cannot open `dataDir`. PostgreSQL is not contacted
  *   here; its failures surface as StoreUnavailableError from the first query.
  */

@@ -57,12 +57,13 @@ export function createSigningKeyRepository(db: Knex): SigningKeyRepository {
           if (toNumber(existing?.count ?? 0) > 0) return false;
         }
         if (keys.length === 0) return false;
-        // A new key of an algorithm retires the active ones it replaces, as of its own creation.
+        // A new key of an algorithm retires the ones it replaces, as of its own
+        // creation or the later moment the caller names.
         for (const key of keys) {
           await trx('signing_keys')
             .where({ pool_id: poolId, alg: key.alg })
             .whereNull('retired_at')
-            .update({ retired_at: key.createdAt });
+            .update({ retired_at: options.retireReplacedAt ?? key.createdAt });
         }
         await trx('signing_keys').insert(
           keys.map((key) => ({

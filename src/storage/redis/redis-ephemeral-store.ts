@@ -186,12 +186,17 @@ export async function openRedisEphemeralStore(
   // An 'error' event without a listener would crash the process; log only transitions,
   // not every reconnection attempt.
   let healthy = true;
+  // Why the connection is down, for messages: a command refused while offline
+  // only says "Stream isn't writeable".
+  let connectionError: Error | undefined;
   client.on('error', (error: Error) => {
+    connectionError = error;
     if (!healthy) return;
     healthy = false;
     logger?.warn({ err: error }, 'Redis is unreachable; failing requests until it returns');
   });
   client.on('ready', () => {
+    connectionError = undefined;
     if (healthy) return;
     healthy = true;
     logger?.info?.({}, 'Redis is reachable again');
@@ -249,7 +254,7 @@ export async function openRedisEphemeralStore(
       try {
         await client.ping();
       } catch (error) {
-        throw new StoreUnavailableError('redis', { cause: error });
+        throw new StoreUnavailableError('redis', { cause: connectionError ?? error });
       }
     },
 

@@ -427,3 +427,24 @@ test('sign-up and sign-in leave success events with user, client address and use
   t.like(events[2]?.detail, { amr: ['otp'], acr: '0' });
   t.like(events[3]?.detail, { amr: ['hwk', 'mfa', 'pop', 'user'], acr: 'phrh' });
 });
+
+test('the audited client address is the socket’s, or with trust_proxy the hop the proxy appended', async (t) => {
+  const { fixture } = t.context;
+  const wrongCodeFrom = async (trustProxy: boolean, forwardedFor: string) => {
+    const pool = poolFile({});
+    const { server } = await fixture.start(t, { acme: pool }, { server: `trust_proxy: ${trustProxy}\n` });
+    const login = await startLogin(server, 'acme', {
+      browser: new TaggedBrowser({ 'x-forwarded-for': forwardedFor }),
+    });
+    const email = `addr-${trustProxy}@acme.example`;
+    await login.identify(email);
+    await login.sendCode();
+    await login.verifyCode(otherCode(await fixture.mail.nextCode(email)));
+    const events = await server.runtime.durable.auditEvents.list('acme', { event: 'sign_in' });
+    return events.find((event) => event.detail?.interaction === login.uid)?.ip;
+  };
+  // A client's own X-Forwarded-For is not believed without a trusted proxy...
+  t.regex((await wrongCodeFrom(false, '6.6.6.6')) ?? '', /127\.0\.0\.1$/);
+  // ...and behind one, only the address that proxy appended counts, not what the client wrote before it.
+  t.is(await wrongCodeFrom(true, '6.6.6.6, 203.0.113.9'), '203.0.113.9');
+});

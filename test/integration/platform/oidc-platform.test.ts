@@ -5,6 +5,7 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import * as client from 'openid-client';
+import pg from 'pg';
 import { openStores } from '../../../src/storage/open-stores.ts';
 import { Browserless } from '../../support/browserless.ts';
 import { finishLogin } from '../../support/finish-login.ts';
@@ -40,6 +41,19 @@ clients:
     scope: admin
 `;
 
+/** A pool with one browser client and no machine client: nothing but the code flow to advertise. */
+const plainPool = `
+passkeys:
+  rp:
+    id: localhost
+    origins: ["\${PUBLIC_URL}"]
+clients:
+  - client_id: spa
+    token_endpoint_auth_method: none
+    redirect_uris: ["http://localhost:8080/callback"]
+    scope: openid email
+`;
+
 interface Context {
   database: TestDatabase;
   prefix: string;
@@ -54,7 +68,7 @@ const test = serviceTest(serviceTest(anyTest as TestFn<Context>, postgres), redi
 async function startPair(t: { context: Context }): Promise<[TestServer, TestServer]> {
   const { database, prefix, publicUrl } = t.context;
   const options = {
-    pools: { acme: pool },
+    pools: { acme: pool, plain: plainPool },
     databaseUrl: database.url,
     redisUrl: redisTestUrl(),
     redisKeyPrefix: prefix,
@@ -143,6 +157,36 @@ test.serial(
     t.truthy(metadata.dpop_signing_alg_values_supported);
     t.is(metadata.registration_endpoint, undefined);
     t.is(metadata.device_authorization_endpoint, undefined);
+    t.deepEqual(metadata.response_modes_supported, ['query', 'form_post'], 'no code in a URL fragment');
+    t.deepEqual(metadata.scopes_supported, ['openid', 'offline_access', 'email', 'profile', 'admin']);
+
+    // A pool whose only client is a browser app advertises no machine grant, refresh or admin scope.
+    const plain = (await (await fetch(`${a.listenUrl}/plain/.well-known/openid-configuration`)).json()) as {
+      grant_types_supported: string[];
+      scopes_supported: string[];
+    };
+    t.deepEqual(plain.grant_types_supported, ['authorization_code']);
+    t.deepEqual(plain.scopes_supported, ['openid', 'email', 'profile']);
+
+    // And what discovery leaves out is refused, not quietly served.
+    const authorize = new URL(`${a.listenUrl}/plain/auth`);
+    for (const [key, value] of Object.entries({
+      client_id: 'spa',
+      redirect_uri: 'http://localhost:8080/callback',
+      response_type: 'code',
+      response_mode: 'fragment',
+      scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    })) {
+      authorize.searchParams.set(key, value);
+    }
+    const refused = await fetch(authorize, { redirect: 'manual' });
+    t.notRegex(refused.headers.get('location') ?? '', /#code=/);
+    t.regex(
+      await refused.text().then((body) => `${refused.headers.get('location')} ${body}`),
+      /response_mode|unsupported/,
+    );
   },
 );
 
@@ -301,34 +345,53 @@ test.serial(
 );
 
 test.serial(
-  'after a key rotation both servers sign with the new key and still publish the old one',
+  'a rotated key is published by both servers before either signs with it; then both sign with it and keep the old one published',
   async (t) => {
     const [a, b] = t.context.servers as [TestServer, TestServer];
-    const before = (
-      (await (await fetch(`${a.listenUrl}/acme/jwks`)).json()) as { keys: Array<{ kid: string }> }
-    ).keys;
+    const jwksOf = async (server: TestServer) =>
+      (
+        (await (await fetch(`${server.listenUrl}/acme/jwks`)).json()) as { keys: Array<{ kid: string }> }
+      ).keys.map((key) => key.kid);
+    const idTokenKid = async (server: TestServer) => {
+      const { rp, callbackUrl, verifier, state } = await codeFlow(t, server);
+      const tokens = await client.authorizationCodeGrant(rp, callbackUrl, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+      });
+      return JSON.parse(Buffer.from(tokens.id_token?.split('.')[0] ?? '', 'base64url').toString())
+        .kid as string;
+    };
+    const before = await jwksOf(a);
     const { rotateSigningKeys } = await import('../../../src/oidc/signing-keys.ts');
     const { signingKeyBox } = await import('../../../src/pools/pool-registry.ts');
-    const newKids = await rotateSigningKeys(
+    const { kids: newKids } = await rotateSigningKeys(
       a.runtime.durable.signingKeys,
       'acme',
       signingKeyBox(a.runtime.secret.secret),
     );
     await Promise.all([a.registry.refreshKeys(), b.registry.refreshKeys()]);
+    for (const server of [a, b]) t.deepEqual((await jwksOf(server)).sort(), [...newKids, ...before].sort());
+    t.true(
+      before.includes(await idTokenKid(b)),
+      'the old key signs until every server publishes the new one',
+    );
 
+    // A minute on: the replaced keys' signing period is over.
+    const db = new pg.Client({ connectionString: t.context.database.url });
+    await db.connect();
+    await db.query(
+      `update signing_keys set retired_at = now() - interval '1 second' where retired_at > now()`,
+    );
+    await db.end();
+    await Promise.all([a.registry.refreshKeys(), b.registry.refreshKeys()]);
     for (const server of [a, b]) {
-      const keys = (
-        (await (await fetch(`${server.listenUrl}/acme/jwks`)).json()) as { keys: Array<{ kid: string }> }
-      ).keys;
-      t.deepEqual(keys.map((key) => key.kid).sort(), [...newKids, ...before.map((key) => key.kid)].sort());
+      t.true(newKids.includes(await idTokenKid(server)));
+      t.deepEqual(
+        (await jwksOf(server)).sort(),
+        [...newKids, ...before].sort(),
+        'the old keys stay published',
+      );
     }
-    const { rp, callbackUrl, verifier, state } = await codeFlow(t, b);
-    const tokens = await client.authorizationCodeGrant(rp, callbackUrl, {
-      pkceCodeVerifier: verifier,
-      expectedState: state,
-    });
-    const kid = JSON.parse(Buffer.from(tokens.id_token?.split('.')[0] ?? '', 'base64url').toString()).kid;
-    t.true(newKids.includes(kid));
   },
 );
 

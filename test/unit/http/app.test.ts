@@ -101,6 +101,15 @@ test('pool paths are never cached, and an unknown pool is a 404', async (t) => {
   t.is(response.headers.get('cache-control'), 'no-store');
 });
 
+test('a pool’s discovery document and JWKS may be cached briefly; nothing else under a pool', async (t) => {
+  const url = await serve(t, {});
+  const cacheOf = async (path: string) => (await fetch(`${url}${path}`)).headers.get('cache-control');
+  t.is(await cacheOf('/acme/.well-known/openid-configuration'), 'public, max-age=300');
+  t.is(await cacheOf('/acme/jwks'), 'public, max-age=30');
+  t.is(await cacheOf('/acme/jwks/x'), 'no-store');
+  t.is(await cacheOf('/acme/token'), 'no-store');
+});
+
 test('static assets are served with a validator and answer 304 when unchanged', async (t) => {
   const url = await serve(t, {});
   const first = await fetch(`${url}/assets/postern.css`);
