@@ -118,7 +118,7 @@ export const ServerFileSchema = z.strictObject({
   trust_proxy: boolean()
     .default(false)
     .describe(
-      'Trust X-Forwarded-For/-Proto from a reverse proxy in front of Postern. Leave false when exposed directly.',
+      'Trust X-Forwarded-For (its last hop, the one the proxy appends) and X-Forwarded-Proto from one reverse proxy in front of Postern. Leave false when exposed directly.',
     ),
   workers: integer(1, 64)
     .default(1)
@@ -223,7 +223,9 @@ const AuthenticationSchema = z
       .describe('Methods that start a sign-in, in the order the page offers them.'),
     second_factor: uniqueList(z.enum(SECOND_FACTORS))
       .default(['passkey', 'recovery_code'])
-      .describe('Methods accepted as a second factor.'),
+      .describe(
+        'Methods accepted as a second factor. Recovery codes stand in for a lost passkey: they are offered beside one, so a pool that asks for a second factor lists passkey.',
+      ),
     second_factor_required: z
       .enum(['never', 'when_enrolled', 'always'])
       .default('never')

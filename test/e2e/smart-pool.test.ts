@@ -103,6 +103,30 @@ test.serial(
 );
 
 test.serial(
+  'passkey autofill waits while the user types their email, then gives way, without an error, to the way they pick',
+  async (t) => {
+    const { world } = t.context;
+    const page = await world.browser.newPage();
+    const authenticator = await addVirtualAuthenticator(page);
+    const email = 'lin@acme.example';
+    await authorize(world, page, { poolId: 'acme' }, () => signUpOnPage(world, page, email));
+
+    // The user does not pick the suggestion: the autofill request stays open while they type.
+    await authenticator.setPresence(false);
+    const claims = await authorize(world, page, { poolId: 'acme', params: { prompt: 'login' } }, async () => {
+      await page.getByLabel('Email').fill(email);
+      await page.getByRole('button', { name: 'Continue' }).click();
+      await page.getByRole('button', { name: 'Use your passkey' }).waitFor();
+      t.is(await page.locator('#error').textContent(), '', 'the aborted autofill says nothing');
+      await authenticator.setPresence(true);
+      await page.getByRole('button', { name: 'Use your passkey' }).click();
+    });
+    t.deepEqual(claims.amr, ['hwk', 'mfa', 'pop', 'user']);
+    await page.close();
+  },
+);
+
+test.serial(
   'the hosted page is labelled for assistive technology and reports errors in an alert',
   async (t) => {
     const { world } = t.context;

@@ -50,6 +50,8 @@ export interface VirtualAuthenticator {
     Array<{ credentialId: string; isResidentCredential: boolean; signCount: number; userHandle?: string }>
   >;
   remove(): Promise<void>;
+  /** Whether the authenticator answers by itself, as a user touching it or picking a suggestion would. */
+  setPresence(enabled: boolean): Promise<void>;
 }
 
 /** Adds a virtual platform authenticator to the page's browser context. */
@@ -78,6 +80,9 @@ export async function addVirtualAuthenticator(
     credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
     remove: async () => {
       await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
+    },
+    setPresence: async (enabled) => {
+      await cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
     },
   };
 }
