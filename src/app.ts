@@ -24,7 +24,7 @@ import { staticAssets } from './http/static-assets.ts';
 import { addInteractionRoutes } from './interactions/interaction-routes.ts';
 import type { LoginService } from './interactions/login-service.ts';
 import type { Logger } from './logging/create-logger.ts';
-import { KEY_ACTIVATION_DELAY_SECONDS } from './oidc/signing-keys.ts';
+import { KEY_REFRESH_SECONDS } from './oidc/signing-keys.ts';
 import type { PoolRegistry } from './pools/pool-registry.ts';
 import { addAccountPageRoute } from './selfservice/account-page.ts';
 import type { SelfService } from './selfservice/self-service.ts';
@@ -120,7 +120,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
 function publicDocumentMaxAge(path: string): number | undefined {
   if (/^\/[a-z0-9-]+\/\.well-known\/(openid-configuration|oauth-authorization-server)$/.test(path))
     return 300;
-  if (/^\/[a-z0-9-]+\/jwks$/.test(path)) return KEY_ACTIVATION_DELAY_SECONDS / 2;
+  if (/^\/[a-z0-9-]+\/jwks$/.test(path)) return KEY_REFRESH_SECONDS;
   return undefined;
 }
 

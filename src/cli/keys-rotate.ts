@@ -1,6 +1,6 @@
 /**
  * `postern keys rotate --pool ID`: a new signing key per algorithm, published
- * by every running server first and signing a minute later (oidc/signing-keys.ts);
+ * by every running server first and signing 90 s later (oidc/signing-keys.ts);
  * the old keys stay published until nothing signed with them can still be valid.
  */
 import type { Logger } from '../logging/create-logger.ts';

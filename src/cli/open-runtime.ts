@@ -68,8 +68,9 @@ export async function openRuntime(
   } catch (error) {
     if (error instanceof DataDirLockedError) {
       throw new CommandError(
-        `the embedded database in ${error.dataDir} is open in another Postern process (pid ${error.pid}); ` +
-          'embedded mode is one process: stop the server first, or run against PostgreSQL (DATABASE_URL)',
+        `the embedded database in ${error.dataDir} is open in another Postern process (${error.holder}); ` +
+          'embedded mode is one process: stop the server first, or run against PostgreSQL (DATABASE_URL). ' +
+          `If no such process runs any more, remove ${error.dataDir}.lock.`,
         EXIT.invalid,
       );
     }

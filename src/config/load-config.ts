@@ -80,7 +80,7 @@ export async function readConfig({
 
   // In pool files `${PUBLIC_URL}` is the server's public URL, however it was
   // set (the variable, the server file, or the default from the port).
-  const poolEnv = { ...env, PUBLIC_URL: env.PUBLIC_URL || server.config.public_url };
+  const poolEnv = { ...env, PUBLIC_URL: server.config.public_url };
   const poolsDir = join(configDir, 'pools');
   const poolFiles = (await exists(poolsDir))
     ? (await readdir(poolsDir)).filter((name) => /^[^.].*\.ya?ml$/.test(name)).sort()

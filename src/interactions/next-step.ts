@@ -4,7 +4,8 @@
  * step comes next. Every route calls it after changing progress; nothing else
  * decides the order of steps. Table-tested in test/unit/interactions/.
  *
- *   identify ──► first_factor ──► (sign-up: enroll) ──► second_factor ──► enroll offer ──► consent ──► done
+ *   identify ──► first_factor ──► (sign-up: enroll) ──► second_factor ──► (recovery: enroll)
+ *            ──► (step-up: first_factor passkey) ──► enroll offer ──► consent ──► done
  *
  * - identify: nothing done yet. Smart pools also accept a passkey right away.
  * - first_factor: an email was given; any first factor the pool lists.
@@ -135,9 +136,11 @@ function secondFactorStep(
   // A passkey after a passkey must be another one, so the first does not count.
   const passkeyAvailable =
     policy.secondFactors.includes('passkey') && account.passkeys >= (first.method === 'passkey' ? 2 : 1);
+  // A recovery sign-in is acr 0, so it can never meet a request for phr/phrh: not offered then.
   const available = (method: Method) => {
     if (method === 'passkey') return passkeyAvailable;
-    if (method === 'recovery_code') return passkeyAvailable && account.hasRecoveryCodes;
+    if (method === 'recovery_code')
+      return passkeyAvailable && account.hasRecoveryCodes && !policy.requiredAcr;
     return false;
   };
   const enrolled = policy.secondFactors.filter(available);

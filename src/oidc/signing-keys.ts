@@ -25,8 +25,12 @@ export const RETIRED_KEY_RETENTION_SECONDS = Math.max(24 * 3600, TTL.IdToken * 2
 /** How often running servers re-read their pools' keys (pools/pool-registry.ts). */
 export const KEY_REFRESH_SECONDS = 30;
 
-/** From rotation to the new key signing: two refresh intervals, so every server publishes it first. */
-export const KEY_ACTIVATION_DELAY_SECONDS = 2 * KEY_REFRESH_SECONDS;
+/**
+ * From rotation to the new key signing: every server publishes it within one
+ * refresh interval, a JWKS cached before that (for at most one interval, see
+ * app.ts) expires within another, and a third is slack for clock skew.
+ */
+export const KEY_ACTIVATION_DELAY_SECONDS = 3 * KEY_REFRESH_SECONDS;
 
 export type PrivateJwk = JWK & { kid: string; alg: SigningAlgorithm; use: 'sig' };
 

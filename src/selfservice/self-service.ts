@@ -211,11 +211,11 @@ export function createSelfService(deps: SelfServiceDeps) {
     };
   }
 
-  async function findPasskey(scope: SelfServiceScope, userId: string, id: string) {
+  async function findPasskey(scope: SelfServiceScope, userId: string, id: string): Promise<Passkey> {
     const passkeys = await durable.passkeys.listByUser(scope.pool.id, userId);
     const passkey = passkeys.find((candidate) => candidate.id === id);
     if (!passkey) throw noSuchPasskey();
-    return { passkey, passkeys };
+    return passkey;
   }
 
   return {
@@ -255,7 +255,12 @@ export function createSelfService(deps: SelfServiceDeps) {
       const user = await writerOf(scope);
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
-      if (existing.length >= policy.maxPerUser) throw passkeyLimit(policy.maxPerUser);
+      if (existing.length >= policy.maxPerUser) {
+        await audit(scope, 'passkey_registration', 'failure', {
+          detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+        });
+        throw passkeyLimit(policy.maxPerUser);
+      }
       const options = await beginPasskeyEnrollment(
         ephemeral,
         { policy, binding: binding(scope, user.id) },
@@ -348,7 +353,7 @@ export function createSelfService(deps: SelfServiceDeps) {
       { name }: { name: string },
     ): Promise<PasskeyView> {
       const user = await writerOf(scope);
-      const { passkey } = await findPasskey(scope, user.id, id);
+      const passkey = await findPasskey(scope, user.id, id);
       if (!(await durable.passkeys.rename(scope.pool.id, user.id, id, name))) throw noSuchPasskey();
       await audit(scope, 'passkey_renamed', 'success', {
         credentialId: passkey.credentialId,
@@ -409,7 +414,11 @@ export function createSelfService(deps: SelfServiceDeps) {
         // A stolen but recent token must not become a way to guess the password.
         const limiter = currentPasswordLimiter(pool);
         const decision = await limiter.consume(user.id);
-        if (!decision.allowed) throw rateLimited(decision.retryAfterSeconds);
+        if (!decision.allowed) {
+          if (decision.firstRefusal)
+            await audit(scope, 'rate_limited', 'failure', { detail: { limit: 'self_service_password' } });
+          throw rateLimited(decision.retryAfterSeconds);
+        }
         if (!(await verifyPassword(stored, current_password))) {
           await audit(scope, 'password_changed', 'failure', { detail: { reason: 'wrong current password' } });
           throw new PosternError(400, 'invalid_credentials', 'Your current password is not correct.');

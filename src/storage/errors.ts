@@ -51,12 +51,13 @@ export class StoreUnavailableError extends Error {
  */
 export class DataDirLockedError extends Error {
   readonly dataDir: string;
-  readonly pid: number;
+  /** Who holds it, as the lock file says (`host pid nonce`). */
+  readonly holder: string;
 
-  constructor(dataDir: string, pid: number) {
-    super(`the embedded database in ${dataDir} is in use by process ${pid}`);
+  constructor(dataDir: string, holder: string) {
+    super(`the embedded database in ${dataDir} is in use (${holder})`);
     this.name = 'DataDirLockedError';
     this.dataDir = dataDir;
-    this.pid = pid;
+    this.holder = holder;
   }
 }

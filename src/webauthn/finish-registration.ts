@@ -9,10 +9,11 @@
  *   statement with a certificate chain: not `none`, not self attestation;
  * - AAGUID filtering (permitted/prohibited models);
  * - `prohibit_backup_eligibility`: only device-bound credentials;
- * - smart pools: the credential must be discoverable. `credProps.rk` is the
- *   browser's word for it (unsigned, so best effort): `true` passes, `false`
- *   fails, and a browser that does not say is believed only for a synced
- *   passkey, which is discoverable by nature.
+ * - smart pools: the credential must be discoverable. The options require a
+ *   resident key, which a browser must honour or fail the ceremony
+ *   (https://www.w3.org/TR/webauthn-3/#dom-residentkeyrequirement-required);
+ *   `credProps.rk: false` says it did not, and is refused. A browser that
+ *   does not report credProps (it is optional, and unsigned) is believed.
  * A refusal carries a reason for the log and audit trail only.
  */
 import { type RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
@@ -108,15 +109,8 @@ export async function finishRegistration({
       reason: 'backup-eligible (synced) credential refused by prohibit_backup_eligibility',
     };
   }
-  const discoverable = response.clientExtensionResults?.credProps?.rk;
-  if (policy.mode === 'smart' && !(discoverable === true || (discoverable === undefined && backupEligible))) {
-    return {
-      ok: false,
-      reason:
-        discoverable === false
-          ? 'credential is not discoverable, which a smart pool requires'
-          : 'browser did not say the device-bound credential is discoverable (credProps), which a smart pool requires',
-    };
+  if (policy.mode === 'smart' && response.clientExtensionResults?.credProps?.rk === false) {
+    return { ok: false, reason: 'credential is not discoverable, which a smart pool requires' };
   }
 
   return {

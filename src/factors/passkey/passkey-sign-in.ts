@@ -6,8 +6,8 @@
  * when there is one, verifies the assertion with the pool's policy, lets the
  * caller judge the verified passkey (`accept`: a second factor must be another
  * credential, a step-up a device-bound one), and only then records the use.
- * Every refusal is a `PasskeyRefused` with the real reason for the log;
- * nothing is written.
+ * Every refusal of the ceremony is a `PasskeyRefused` with the real reason
+ * for the log (`accept` may throw its own); nothing is written.
  */
 
 import type { DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';

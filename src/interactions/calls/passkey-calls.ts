@@ -84,6 +84,10 @@ export function passkeyCalls(kit: LoginKit) {
           excludeCredentialId: first?.method === 'passkey' ? first.credentialId : undefined,
         });
       }
+      // A step-up confirms the user already signed in here: only their passkeys.
+      if (step.step === 'first_factor' && step.reason === 'step_up' && progress.userId) {
+        return beginPasskeySignIn(signInDeps(), { policy, binding, userId: progress.userId });
+      }
       // Classic pools list the identified user's passkeys; smart pools ask for
       // any discoverable one, and the passkey names the user.
       return beginPasskeySignIn(signInDeps(), {
@@ -107,9 +111,12 @@ export function passkeyCalls(kit: LoginKit) {
 
       // Judged after the signature verifies and before the use is recorded, so
       // a refused passkey leaves its counter and last use as they were.
+      const stepUp = step.step === 'first_factor' && step.reason === 'step_up';
       const accept = ({ user, passkey }: PasskeySignIn) => {
-        if (secondFactor && user.id !== progress.userId) {
-          throw new PasskeyRefused('second factor from another user', { userId: user.id });
+        if ((secondFactor || stepUp) && user.id !== progress.userId) {
+          throw new PasskeyRefused(`${secondFactor ? 'second factor' : 'step-up'} from another user`, {
+            userId: user.id,
+          });
         }
         if (secondFactor && first?.credentialId === passkey.credentialId) {
           throw new PasskeyRefused('the first factor’s passkey again', { userId: user.id });
@@ -180,7 +187,13 @@ export function passkeyCalls(kit: LoginKit) {
       const user = await durable.users.findById(scope.pool.id, progress.userId);
       if (!user) throw new Error('signed-in user vanished');
       const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
-      if (existing.length >= policy.maxPerUser) throw passkeyLimit(policy.maxPerUser);
+      if (existing.length >= policy.maxPerUser) {
+        await kit.audit(scope, 'passkey_registration', 'failure', {
+          userId: user.id,
+          detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+        });
+        throw passkeyLimit(policy.maxPerUser);
+      }
       return beginPasskeyEnrollment(ephemeral, target, { ...user, existing }, { conditional });
     },
 

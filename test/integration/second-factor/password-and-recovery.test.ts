@@ -457,6 +457,15 @@ clients:
   );
   t.like(stale, { status: 400, body: { error: 'passkey_rejected' } });
   const user = await login.server.runtime.durable.users.findByEmail('acme', 'lee@acme.example');
+  const refusals = await login.server.runtime.durable.auditEvents.list('acme', {
+    event: 'passkey_registration',
+  });
+  t.true(
+    refusals.some(
+      (event) => event.outcome === 'failure' && /another user handle/.test(String(event.detail?.reason)),
+    ),
+    'refused for the handle, not for something else',
+  );
   t.is(await login.server.runtime.durable.passkeys.countByUser('acme', user?.id ?? ''), 0);
 
   // Options made for the account carry its handle, and work.

@@ -117,9 +117,12 @@ test('acr_values=phr on an email-code session: prompt=none gets login_required, 
   t.truthy(now.searchParams.get('code'), 'the stepped-up session now meets phr without a prompt');
 });
 
-test('an email code cannot meet a demand for phr, even when it is the only thing tried', async (t) => {
+test('an email code cannot meet a demand for phr, and the step-up takes only that user’s passkey', async (t) => {
   const login = await t.context.fixture.start(t, { acme: pool });
-  await emailSession(t, login, 'ben@acme.example', new SoftAuthenticator());
+  const ben = new SoftAuthenticator();
+  const { sub } = await emailSession(t, login, 'ben@acme.example', ben);
+  const mallory = new SoftAuthenticator();
+  await emailSession(t, login, 'mallory@acme.example', mallory);
   const fresh = await InteractionClient.start(login.server, {
     poolId: 'acme',
     clientId: 'web',
@@ -131,6 +134,24 @@ test('an email code cannot meet a demand for phr, even when it is the only thing
   const verified = await fresh.verifyCode(await t.context.fixture.mail.nextCode('ben@acme.example'));
   t.like(verified.body, { step: 'first_factor', methods: ['passkey'], reason: 'step_up' });
   t.is(verified.body.redirect_to, undefined);
+
+  const options = await fresh.passkeyOptions();
+  t.deepEqual(
+    (options.body.allowCredentials as Array<{ id: string }>).map((credential) => credential.id),
+    ben.credentials.map((credential) => credential.id.toString('base64url')),
+    'the step-up asks for the signed-in user’s passkeys',
+  );
+  const foreign = await fresh.passkeyVerify(
+    mallory.authenticate(options.body as never, login.server.url, {
+      credentialId: mallory.credentials[0]?.id.toString('base64url'),
+    }),
+  );
+  t.like(foreign, { status: 400, body: { error: 'passkey_rejected' } });
+  const again = await fresh.passkeyOptions();
+  const own = await fresh.passkeyVerify(ben.authenticate(again.body as never, login.server.url));
+  const { claims } = await fresh.finish(String(own.body.redirect_to));
+  t.is(claims.sub, sub);
+  t.is(claims.acr, 'phr');
 });
 
 test('phrh refuses a synced passkey; the client default and an essential acr claim demand it too', async (t) => {

@@ -249,8 +249,13 @@ test('lists the passkeys and adds a second one, excluding the first', async (t) 
     userId: ada.userId,
     event: 'passkey_registration',
   });
-  t.like(events[1], { outcome: 'success', ip: '::ffff:127.0.0.1', userAgent: 'self-service-test' });
-  t.like(events[1]?.detail, { via: 'self_service', client_id: 'web' });
+  const added = events.find((event) => event.outcome === 'success' && event.detail?.via === 'self_service');
+  t.like(added, { ip: '::ffff:127.0.0.1', userAgent: 'self-service-test' });
+  t.like(added?.detail, { via: 'self_service', client_id: 'web' });
+  t.true(
+    events.some((event) => event.outcome === 'failure' && /max_per_user/.test(String(event.detail?.reason))),
+    'the limit is audited',
+  );
 });
 
 test('renames and deletes a passkey; another user, a foreign id and another pool get 404 or 401', async (t) => {

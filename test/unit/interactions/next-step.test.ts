@@ -402,6 +402,19 @@ for (const [title, factors, expected] of assuranceRows) {
   });
 }
 
+test('a request for phr offers no recovery code as second factor: a recovery sign-in is acr 0', (t) => {
+  const flow = policy({
+    secondFactorRequired: 'always',
+    passkeyCountsAsTwoFactors: false,
+    requiredAcr: 'phr',
+  });
+  const twoPasskeysAndCodes: AccountFacts = { passkeys: 2, hasRecoveryCodes: true, hasPassword: false };
+  t.deepEqual(nextStep(flow, signedIn(uvPasskey), twoPasskeysAndCodes, { needsConsent: false }), {
+    step: 'second_factor',
+    methods: ['passkey'],
+  });
+});
+
 /*
  * Every first factor × second_factor_required × what the user has enrolled,
  * with passkey_counts_as_two_factors on and off, in a pool that lists every
