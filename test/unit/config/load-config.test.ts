@@ -95,6 +95,19 @@ for (const [what, origin, message] of originCases) {
   });
 }
 
+test('refuses a localhost look-alike origin for RP ID localhost', async (t) => {
+  const problems = await problemsOf(
+    acmePool(
+      '    id: localhost\n    origins: ["http://localhost:3000", "http://localhost.evil.example:3000"]',
+    ),
+    { server: 'public_url: http://localhost:3000\n' },
+  );
+  t.deepEqual(
+    problems.map((p) => p.path),
+    ['passkeys.rp.origins[1]'],
+  );
+});
+
 test('requires the public URL among the origins, where the hosted pages run', async (t) => {
   const problems = await problemsOf(withRp('acme.example', '["https://login.acme.example"]'));
   t.deepEqual(
@@ -283,6 +296,9 @@ test('refuses pool ids that are not URL-safe or shadow a server route', async (t
     pools: {
       Acme_Corp: withRp('acme.example'),
       healthz: withRp('acme.example'),
+      readyz: withRp('acme.example'),
+      metrics: withRp('acme.example'),
+      assets: withRp('acme.example'),
       '-acme': withRp('acme.example'),
     },
   });
@@ -293,7 +309,10 @@ test('refuses pool ids that are not URL-safe or shadow a server route', async (t
     [
       ['-acme.yaml', 'pool id "-acme"'],
       ['Acme_Corp.yaml', 'pool id "Acme_Corp"'],
+      ['assets.yaml', 'pool id "assets"'],
       ['healthz.yaml', 'pool id "healthz"'],
+      ['metrics.yaml', 'pool id "metrics"'],
+      ['readyz.yaml', 'pool id "readyz"'],
     ],
   );
 });
