@@ -60,6 +60,13 @@ export const lastWayIn = () =>
     'This passkey is your only way to sign in. Add another one before removing it.',
   );
 
+export const lastSecondFactor = () =>
+  new PosternError(
+    409,
+    'last_second_factor',
+    'This service asks for a passkey at every sign-in, and this is your last one. Add another passkey before removing it.',
+  );
+
 export const passkeysBusy = () =>
   new PosternError(409, 'conflict', 'Another change to your passkeys is under way. Try again.');
 

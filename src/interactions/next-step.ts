@@ -18,6 +18,15 @@
  *   of a passkey, not a factor of their own: they are offered beside a passkey
  *   the user could use, never instead of one (codes alone would turn every
  *   sign-in into a recovery and spend a code each time).
+ * - a passkey enrolled to meet a requirement (a required second factor, a
+ *   step-up) needs more than a password: the email is proven in this
+ *   interaction first (an email code, or the sign-up's), so whoever learnt
+ *   the password of an account that never finished enrolling cannot make its
+ *   second factor their own.
+ * - step-up (a request for phr/phrh): a passkey sign-in. A signed-in user
+ *   without a passkey first proves it is them with another first factor
+ *   they have, creates a passkey, then signs in with it; with no such
+ *   factor the request cannot be met and the app is told so.
  * - enroll offer: after a sign-in without a passkey, a user without one is
  *   offered to create it (skippable).
  * - consent: for clients that are not first-party and lack a grant.
@@ -45,15 +54,22 @@ export interface AccountFacts {
   hasPassword: boolean;
 }
 
-export type EnrollReason = 'signup' | 'second_factor' | 'offer' | 'recovery';
+export type EnrollReason = 'signup' | 'second_factor' | 'offer' | 'recovery' | 'step_up';
 
 export type Step =
   | { step: 'identify'; methods: Method[] }
-  | { step: 'first_factor'; methods: Method[]; reason?: 'step_up' }
-  | { step: 'second_factor'; methods: Method[] }
+  /** step_up: sign in with a passkey; step_up_enroll: prove who you are before creating one. */
+  | { step: 'first_factor'; methods: Method[]; reason?: 'step_up' | 'step_up_enroll' }
+  /** prove_email: an email code before a required passkey is enrolled (it adds no factor). */
+  | { step: 'second_factor'; methods: Method[]; reason?: 'prove_email' }
   | { step: 'enroll'; methods: Method[]; optional: boolean; reason: EnrollReason }
   | { step: 'consent' }
+  /** The request demands what this user cannot do here (OIDC unmet_authentication_requirements). */
+  | { step: 'unmet' }
   | { step: 'done' };
+
+/** The passkey a step-up needs can only be made after a first factor that is not a passkey. */
+const STEP_UP_PROOFS: readonly Method[] = ['email_otp', 'password'];
 
 const CREDENTIALS: readonly Method[] = ['passkey', 'password'];
 
@@ -79,6 +95,15 @@ export function nextStep(
   }
 
   if (!first || !progress.userId || !account) {
+    // A step-up for a signed-in user who has no passkey to step up with.
+    if (policy.requiredAcr && !first && progress.sessionUserId && account?.passkeys === 0) {
+      const methods = STEP_UP_PROOFS.filter(
+        (method) => policy.firstFactors.includes(method) && (method !== 'password' || account.hasPassword),
+      );
+      return methods.length > 0
+        ? { step: 'first_factor', methods, reason: 'step_up_enroll' }
+        : { step: 'unmet' };
+    }
     if (!progress.email) {
       return {
         step: 'identify',
@@ -89,7 +114,7 @@ export function nextStep(
   }
 
   const second = secondFactorStep(policy, progress.factors, account);
-  if (second) return second;
+  if (second) return second.step === 'enroll' ? proveEmailBefore(second, progress) : second;
 
   // Before any step-up: a user who recovered may first make the passkey that step-up then asks for.
   if (progress.recovered && !progress.recoveryHandled) {
@@ -97,7 +122,11 @@ export function nextStep(
   }
 
   if (policy.requiredAcr && !acrMeets(assessAssurance(progress.factors).acr, policy.requiredAcr)) {
-    return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
+    if (account.passkeys > 0) return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
+    return proveEmailBefore(
+      { step: 'enroll', methods: ['passkey'], optional: false, reason: 'step_up' },
+      progress,
+    );
   }
 
   // Worth offering only where a passkey will be used: to sign in, or as a second factor the pool asks for.
@@ -118,6 +147,18 @@ export function nextStep(
 
   if (needsConsent) return { step: 'consent' };
   return { step: 'done' };
+}
+
+/**
+ * A required enrolment, once the email is proven in this interaction: a
+ * password alone must not be enough to make the account's passkey.
+ */
+function proveEmailBefore(enroll: Extract<Step, { step: 'enroll' }>, progress: Progress): Step {
+  // An email code or a passkey in this interaction is more than a password alone.
+  const proven =
+    progress.emailProven ||
+    progress.factors.some((factor) => factor.method === 'email_otp' || factor.method === 'passkey');
+  return proven ? enroll : { step: 'second_factor', methods: ['email_otp'], reason: 'prove_email' };
 }
 
 /**

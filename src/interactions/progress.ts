@@ -39,6 +39,15 @@ export interface Progress {
   recoveryHandled?: boolean;
   /** The passkey offer was shown (counted once in metrics). */
   offerShown?: boolean;
+  /**
+   * The signed-in user a step-up is for (the interaction's session), before
+   * any factor: the steps can then tell whether they have a passkey.
+   */
+  sessionUserId?: string;
+  /** An email code proved the email in this interaction, without counting as a factor (prove_email). */
+  emailProven?: boolean;
+  /** A code was mailed for this interaction and not yet used: the page shows the code field. */
+  codeSent?: boolean;
   /** A password was typed here (to sign in or chosen at sign-up): its password manager is at hand. */
   passwordEntered?: boolean;
 }

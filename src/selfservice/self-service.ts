@@ -21,7 +21,6 @@
 
 import type { PoolConfig } from '../config/types.ts';
 import {
-  lastWayIn,
   noSuchPasskey,
   PosternError,
   passkeyLimit,
@@ -30,7 +29,7 @@ import {
 } from '../errors.ts';
 import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../factors/passkey/passkey-enrollment.ts';
 import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
-import { removePasskey } from '../factors/passkey/remove-passkey.ts';
+import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { type Argon2Parameters, hashPassword, verifyPassword } from '../factors/password/password-hasher.ts';
 import {
   issueFirstRecoveryCodes,
@@ -377,9 +376,9 @@ export function createSelfService(deps: SelfServiceDeps) {
       if (removal.reason === 'busy') throw passkeysBusy();
       await audit(scope, 'passkey_removed', 'failure', {
         credentialId: removal.passkey.credentialId,
-        detail: { reason: 'last way in' },
+        detail: { reason: removal.reason },
       });
-      throw lastWayIn();
+      throw removalRefused(removal.reason);
     },
 
     /**

@@ -2,11 +2,15 @@
  * Removing one of a user's passkeys, for self-service and for the recovery
  * step of a sign-in: only while the user keeps a way in (another passkey, or
  * a first factor of the pool that needs no passkey: email codes, or a
- * password the user has set), and under a short per-user lock, so that two
- * removals at once cannot both pass that check and leave the account with no
- * way in. The caller audits and answers.
+ * password the user has set), and, in a pool that always asks for a second
+ * factor, never the last passkey: it is the user's only second factor
+ * (recovery codes stand in for a lost one, they are none of their own), and
+ * a password must not become enough to re-enrol one. All under a short
+ * per-user lock, so that two removals at once cannot both pass that check.
+ * The caller audits and answers.
  */
 import type { PoolConfig } from '../../config/types.ts';
+import { lastSecondFactor, lastWayIn, type PosternError } from '../../errors.ts';
 import type { DurableStore, EphemeralStore, Passkey } from '../../storage/types.ts';
 
 /** How long the lock may live, should its holder die. */
@@ -16,6 +20,8 @@ export type PasskeyRemoval =
   | { ok: true; passkey: Passkey }
   | { ok: false; reason: 'not_found' }
   | { ok: false; reason: 'last_way_in'; passkey: Passkey }
+  /** The pool always asks for a second factor and this is the user's last. */
+  | { ok: false; reason: 'last_second_factor'; passkey: Passkey }
   /** Another change to the user's passkeys holds the lock. */
   | { ok: false; reason: 'busy' };
 
@@ -29,7 +35,9 @@ export async function removePasskey(
     const passkeys = await durable.passkeys.listByUser(pool.id, userId);
     const passkey = passkeys.find((candidate) => candidate.id === id);
     if (!passkey) return { ok: false, reason: 'not_found' };
-    const { first_factor } = pool.authentication;
+    const { first_factor, second_factor_required } = pool.authentication;
+    if (passkeys.length === 1 && second_factor_required === 'always')
+      return { ok: false, reason: 'last_second_factor', passkey };
     const keepsAWayIn =
       passkeys.length > 1 ||
       first_factor.includes('email_otp') ||
@@ -41,4 +49,9 @@ export async function removePasskey(
   } finally {
     await ephemeral.delete(lock);
   }
+}
+
+/** The error a refused removal answers with (409): which rule kept the passkey. */
+export function removalRefused(reason: 'last_way_in' | 'last_second_factor'): PosternError {
+  return reason === 'last_second_factor' ? lastSecondFactor() : lastWayIn();
 }

@@ -20,15 +20,22 @@ export function flowCalls(kit: LoginKit) {
       // Re-authentication or step-up in a classic pool: start from who is signed
       // in, so their passkeys are offered. Smart pools keep the identify step,
       // where passkey autofill runs.
+      // A step-up knows its user too, so one without a passkey is shown how to get one.
       const sessionAccount = scope.interaction.session?.accountId;
+      const stepUp = kit.requiredAcrOf(scope) !== undefined;
       if (
-        scope.pool.passkeys.mode === 'classic' &&
+        (scope.pool.passkeys.mode === 'classic' || stepUp) &&
         !progress.email &&
         progress.factors.length === 0 &&
         sessionAccount
       ) {
         const user = await durable.users.findById(scope.pool.id, sessionAccount);
-        if (user) progress = { ...progress, email: user.email };
+        if (user) {
+          const classic = scope.pool.passkeys.mode === 'classic';
+          const needsPasskey = stepUp && (await durable.passkeys.countByUser(scope.pool.id, user.id)) === 0;
+          if (classic || needsPasskey)
+            progress = { ...progress, email: user.email, ...(stepUp ? { sessionUserId: user.id } : {}) };
+        }
       }
       return kit.advance(scope, progress);
     },
@@ -37,7 +44,9 @@ export function flowCalls(kit: LoginKit) {
       await kit.limit(scope, 'identify_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       if (progress.userId || progress.signup) throw kit.notNow('Changing the email');
-      return kit.advance(scope, { ...progress, email: normaliseEmail(email), factors: [] });
+      // Another email starts over: no code sent to it yet, and no step-up user behind it.
+      const { codeSent: _code, sessionUserId: _stepUp, ...rest } = progress;
+      return kit.advance(scope, { ...rest, email: normaliseEmail(email), factors: [] });
     },
 
     async skipEnroll(scope: InteractionScope): Promise<Answer> {

@@ -10,7 +10,7 @@
  * - Creating a passkey never raises acr: it proves possession, not a
  *   phishing-resistant sign-in, so it only completes a required second factor.
  */
-import { lastWayIn, noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
+import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
 import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../../factors/passkey/passkey-enrollment.ts';
 import {
   beginPasskeySignIn,
@@ -18,7 +18,7 @@ import {
   PasskeyRefused,
   type PasskeySignIn,
 } from '../../factors/passkey/passkey-sign-in.ts';
-import { removePasskey } from '../../factors/passkey/remove-passkey.ts';
+import { removalRefused, removePasskey } from '../../factors/passkey/remove-passkey.ts';
 import { acrMeets } from '../../oidc/acr.ts';
 import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
 import type { NewPasskey, Passkey } from '../../storage/types.ts';
@@ -334,9 +334,9 @@ export function passkeyCalls(kit: LoginKit) {
         await kit.audit(scope, 'passkey_removed', 'failure', {
           userId,
           credentialId: removal.passkey.credentialId,
-          detail: { reason: 'last way in' },
+          detail: { reason: removal.reason },
         });
-        throw lastWayIn();
+        throw removalRefused(removal.reason);
       }
       await kit.audit(scope, 'passkey_removed', 'success', {
         userId,

@@ -176,12 +176,12 @@ const rows: Row[] = [
   ],
   // always
   [
-    'always: password, nothing enrolled: enrol a passkey now, not skippable',
+    'always: password, nothing enrolled: prove the email, then enrol a passkey (not skippable)',
     policy({ firstFactors: ['password'], secondFactorRequired: 'always' }),
     signedIn(password),
     none,
     false,
-    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
+    { step: 'second_factor', methods: ['email_otp'], reason: 'prove_email' },
   ],
   [
     'always: password + passkey: done',
@@ -422,6 +422,7 @@ test('a request for phr offers no recovery code as second factor: a recovery sig
  *   D  done                       O  the optional passkey offer
  *   E  enrol a passkey, required  P  second factor [passkey]
  *   C  second factor [passkey, recovery_code]      -  impossible
+ *   V  prove the email with a code first (a password alone does not enrol a required passkey)
  */
 const ENROLMENTS: Array<[string, AccountFacts]> = [
   ['nothing', { passkeys: 0, hasRecoveryCodes: false, hasPassword: true }],
@@ -437,13 +438,14 @@ const CELLS: Record<string, Step> = {
   E: { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
   P: { step: 'second_factor', methods: ['passkey'] },
   C: { step: 'second_factor', methods: ['passkey', 'recovery_code'] },
+  V: { step: 'second_factor', methods: ['email_otp'], reason: 'prove_email' },
 };
 //                                counts as two    never  when_enrolled  always
 const MATRIX: Array<[string, CompletedFactor, boolean, string]> = [
   ['email code', otp, true, /*   */ 'OODDD OOPCC EEPCC'],
   ['email code', otp, false, /*  */ 'OODDD OOPCC EEPCC'],
-  ['password', password, true, /**/ 'OODDD OOPCC EEPCC'],
-  ['password', password, false, /**/ 'OODDD OOPCC EEPCC'],
+  ['password', password, true, /**/ 'OODDD OOPCC VVPCC'],
+  ['password', password, false, /**/ 'OODDD OOPCC VVPCC'],
   ['UV passkey', uvPasskey, true, /**/ '--DDD --DDD --DDD'],
   ['UV passkey', uvPasskey, false, /**/ '--DDD --DDC --EEC'],
   ['passkey without UV', upPasskey, true, /**/ '--DDD --DDC --EEC'],
@@ -464,5 +466,71 @@ for (const [name, factor, counts, row] of MATRIX) {
         t.deepEqual(nextStep(flow, signedIn(factor), account, { needsConsent: false }), CELLS[cell]);
       });
     });
+  });
+}
+
+test('a required passkey after a password is enrolled once the email is proven in this interaction', (t) => {
+  const flow = policy({ firstFactors: ['password'], secondFactorRequired: 'always' });
+  const proven: Progress = { ...signedIn(password), emailProven: true };
+  t.deepEqual(nextStep(flow, proven, none, { needsConsent: false }), {
+    step: 'enroll',
+    methods: ['passkey'],
+    optional: false,
+    reason: 'second_factor',
+  });
+  t.deepEqual(
+    nextStep(flow, signedIn(otp), none, { needsConsent: false }),
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' },
+    'the sign-up code proved it',
+  );
+});
+
+const stepUpRows: Array<[string, FlowPolicy, Progress, AccountFacts, Step]> = [
+  [
+    'step-up, signed-in user without a passkey: prove it is them with what they have',
+    policy({ requiredAcr: 'phr', firstFactors: ['passkey', 'email_otp', 'password'] }),
+    { email: 'a@x.example', sessionUserId: 'u1', factors: [] },
+    { passkeys: 0, hasRecoveryCodes: false, hasPassword: true },
+    { step: 'first_factor', methods: ['email_otp', 'password'], reason: 'step_up_enroll' },
+  ],
+  [
+    'step-up, no password set: email code only',
+    policy({ requiredAcr: 'phr', firstFactors: ['passkey', 'email_otp', 'password'] }),
+    { email: 'a@x.example', sessionUserId: 'u1', factors: [] },
+    none,
+    { step: 'first_factor', methods: ['email_otp'], reason: 'step_up_enroll' },
+  ],
+  [
+    'step-up in a passkey-only pool without a passkey: the request cannot be met',
+    policy({ requiredAcr: 'phr', firstFactors: ['passkey'] }),
+    { email: 'a@x.example', sessionUserId: 'u1', factors: [] },
+    none,
+    { step: 'unmet' },
+  ],
+  [
+    'step-up after an email code, no passkey yet: create one',
+    policy({ requiredAcr: 'phr' }),
+    { ...signedIn(otp), sessionUserId: 'u1' },
+    none,
+    { step: 'enroll', methods: ['passkey'], optional: false, reason: 'step_up' },
+  ],
+  [
+    'step-up after a password, no passkey yet: prove the email before creating one',
+    policy({ requiredAcr: 'phr', firstFactors: ['passkey', 'password'] }),
+    signedIn(password),
+    none,
+    { step: 'second_factor', methods: ['email_otp'], reason: 'prove_email' },
+  ],
+  [
+    'step-up after the passkey was created: sign in with it',
+    policy({ requiredAcr: 'phr' }),
+    signedIn(otp),
+    withPasskey,
+    { step: 'first_factor', methods: ['passkey'], reason: 'step_up' },
+  ],
+];
+for (const [title, flow, progress, account, expected] of stepUpRows) {
+  test(title, (t) => {
+    t.deepEqual(nextStep(flow, progress, account, { needsConsent: false }), expected);
   });
 }
