@@ -149,6 +149,28 @@ export function createLoginKit(deps: LoginServiceDeps) {
       throw rateLimited(decision.retryAfterSeconds);
     },
 
+    /**
+     * For limits that count failures only: refuses while `key` has no
+     * attempt left, without counting this one (see `countFailure`).
+     * @throws {PosternError} 429.
+     */
+    async checkLimit(name: keyof typeof RATE_LIMITS, key: string) {
+      const decision = await limiterFor(name, RATE_LIMITS[name]).peek(key);
+      if (!decision.allowed) throw rateLimited(decision.retryAfterSeconds);
+    },
+
+    /** Counts one failure against a limit checked by `checkLimit`; audits the failure that uses it up. */
+    async countFailure(scope: InteractionScope, name: keyof typeof RATE_LIMITS, key: string) {
+      const rule = RATE_LIMITS[name];
+      const decision = await limiterFor(name, rule).consume(key);
+      if (decision.allowed && decision.remaining === 0) {
+        scope.log.warn({ limit: name }, 'rate limit reached');
+        await kit.audit(scope, 'rate_limited', 'failure', {
+          detail: { limit: name, window_seconds: rule.windowSeconds },
+        });
+      }
+    },
+
     async resetLimit(name: string, rule: Omit<RateLimitRule, 'name'>, key: string) {
       await limiterFor(name, rule).reset(key);
     },
@@ -233,7 +255,9 @@ export function createLoginKit(deps: LoginServiceDeps) {
     /** What the interaction needs before it can finish: the step, or done. */
     async currentStep(scope: InteractionScope, progress: Progress): Promise<Step> {
       if (scope.interaction.prompt.name === 'consent') return { step: 'consent' };
-      const user = progress.userId ? await durable.users.findById(scope.pool.id, progress.userId) : undefined;
+      // Before any factor, a step-up knows its user from the session.
+      const userId = progress.userId ?? progress.sessionUserId;
+      const user = userId ? await durable.users.findById(scope.pool.id, userId) : undefined;
       const account = user ? await kit.accountFacts(scope, user.id) : undefined;
       return nextStep(kit.flowOf(scope, user), progress, account, {
         needsConsent: !kit.clientOf(scope).firstParty && !progress.grantId,
@@ -242,7 +266,7 @@ export function createLoginKit(deps: LoginServiceDeps) {
 
     async present(
       scope: InteractionScope,
-      step: Exclude<Step, { step: 'done' }>,
+      step: Exclude<Step, { step: 'done' | 'unmet' }>,
       progress: Progress,
     ): Promise<StepAnswer> {
       const client = kit.clientOf(scope);
@@ -253,13 +277,18 @@ export function createLoginKit(deps: LoginServiceDeps) {
       };
       const email = progress.email ?? progress.signup?.email;
       if (email) answer.email = email;
-      if (step.step === 'first_factor' && step.reason) answer.reason = step.reason;
+      if ((step.step === 'first_factor' || step.step === 'second_factor') && step.reason)
+        answer.reason = step.reason;
+      // No "create an account" while a signed-in user steps up: they have one.
       if (
         (step.step === 'identify' || step.step === 'first_factor') &&
-        scope.pool.registration.mode === 'open'
+        scope.pool.registration.mode === 'open' &&
+        !kit.requiredAcrOf(scope)
       ) {
         answer.signup_open = true;
       }
+      if (progress.codeSent && 'methods' in step && step.methods.includes('email_otp'))
+        answer.code_sent = true;
       if (step.step === 'enroll') {
         answer.optional = step.optional;
         answer.reason = step.reason;
@@ -291,6 +320,17 @@ export function createLoginKit(deps: LoginServiceDeps) {
     async advance(scope: InteractionScope, progress: Progress, extras: AnswerExtras = {}): Promise<Answer> {
       const step = await kit.currentStep(scope, progress);
       if (step.step === 'done') return { ...(await kit.finish(scope, progress)), ...extras };
+      if (step.step === 'unmet') {
+        await kit.audit(scope, 'sign_in', 'failure', {
+          userId: progress.userId ?? progress.sessionUserId,
+          detail: { reason: 'the requested acr needs a passkey this user cannot create here' },
+        });
+        return kit.finishWithError(
+          scope,
+          'The app asks for a passkey sign-in, and this account has no passkey nor a way to create one here.',
+          'unmet_authentication_requirements',
+        );
+      }
       let next = progress;
       if (step.step === 'enroll' && step.reason === 'offer' && !progress.offerShown) {
         deps.metrics.passkeyOffers.inc({ pool: scope.pool.id, outcome: 'shown' });
@@ -334,9 +374,13 @@ export function createLoginKit(deps: LoginServiceDeps) {
       return { redirect_to: interaction.returnTo };
     },
 
-    async finishWithError(scope: InteractionScope, description: string): Promise<Answer> {
+    async finishWithError(
+      scope: InteractionScope,
+      description: string,
+      error: 'access_denied' | 'unmet_authentication_requirements' = 'access_denied',
+    ): Promise<Answer> {
       const { interaction } = scope;
-      interaction.result = { error: 'access_denied', error_description: description };
+      interaction.result = { error, error_description: description };
       await interaction.save(kit.ttlOf(scope));
       await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
       return { redirect_to: interaction.returnTo };

@@ -9,12 +9,28 @@ export const RATE_LIMITS = {
   identify_ip: { points: 30, windowSeconds: 60 },
   /** Passkey assertions per address. */
   passkey_ip: { points: 60, windowSeconds: 5 * 60 },
-  /** Codes mailed to one address (also stops mail bombing). */
-  email_code_send_address: { points: 5, windowSeconds: 15 * 60 },
-  /** Codes requested from one client address. */
+  /** Codes requested from one client address; counted first, so a refusal here spends no email's budget. */
   email_code_send_ip: { points: 20, windowSeconds: 15 * 60 },
+  /**
+   * Codes mailed to one email for one browser: a known device of the account,
+   * else the client address. Like the password limits, an attacker spends
+   * their own allowance, not the owner's.
+   */
+  email_code_send_pair: { points: 5, windowSeconds: 15 * 60 },
+  /**
+   * Codes mailed to one email from browsers that never signed in to it, across
+   * every pool of the server: the cap on mail bombing. The owner's known
+   * browsers are not counted here, so a flood cannot lock them out.
+   */
+  email_code_send_daily: { points: 30, windowSeconds: 24 * 60 * 60 },
   /** Code guesses from one client address, across interactions (each code also allows only 5). */
   email_code_verify_ip: { points: 30, windowSeconds: 15 * 60 },
+  /**
+   * Wrong codes for one account in a day, from browsers that never signed in
+   * to it (a known device has the same allowance of its own): against slow
+   * guessing spread over many addresses and codes.
+   */
+  email_code_wrong_daily: { points: 30, windowSeconds: 24 * 60 * 60 },
   /** Password attempts from one client address, across accounts (per-account limits are the pool's). */
   password_ip: { points: 100, windowSeconds: 15 * 60 },
   /** Recovery code attempts from one client address. */

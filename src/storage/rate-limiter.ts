@@ -23,6 +23,23 @@ export function adaptRateLimiter(limiter: RateLimiterAbstract, service: 'databas
         throw new StoreUnavailableError(service, { cause: error });
       }
     },
+    async peek(key) {
+      let result: RateLimiterRes | null;
+      try {
+        result = await limiter.get(key);
+      } catch (error) {
+        throw new StoreUnavailableError(service, { cause: error });
+      }
+      if (!result)
+        return { allowed: true, remaining: limiter.points, firstRefusal: false, retryAfterSeconds: 0 };
+      const allowed = result.consumedPoints < limiter.points;
+      return {
+        allowed,
+        remaining: Math.max(0, limiter.points - result.consumedPoints),
+        firstRefusal: false,
+        retryAfterSeconds: allowed ? 0 : Math.ceil(result.msBeforeNext / 1000),
+      };
+    },
     async reset(key) {
       try {
         await limiter.delete(key);

@@ -71,6 +71,12 @@ export interface RateLimitDecision {
 export interface RateLimiter {
   /** Counts one attempt for `key` (atomically, across processes) and decides. */
   consume(key: string): Promise<RateLimitDecision>;
+  /**
+   * Whether `key` still has attempts left, without counting one: for limits
+   * that count only failures, checked before the attempt and consumed after
+   * a failed one. `allowed` is false once every point is used.
+   */
+  peek(key: string): Promise<RateLimitDecision>;
   /** Forgets `key`'s attempts, e.g. after a success. */
   reset(key: string): Promise<void>;
 }

@@ -153,6 +153,20 @@ export function registerEphemeralConformance(
     t.true((await limiter.consume('ada@x.example')).allowed);
   });
 
+  test(`${name}: peeking at a rate limiter counts nothing, and says no once every point is used`, async (t) => {
+    const s = await store();
+    const limiter = s.rateLimiter({ name: uniqueKey('limit'), points: 2, windowSeconds: 60 });
+    t.like(await limiter.peek('ada@x.example'), { allowed: true, remaining: 2 });
+    await limiter.consume('ada@x.example');
+    t.like(await limiter.peek('ada@x.example'), { allowed: true, remaining: 1 });
+    t.like(await limiter.peek('ada@x.example'), { allowed: true, remaining: 1 }, 'a peek counts nothing');
+    await limiter.consume('ada@x.example');
+    const spent = await limiter.peek('ada@x.example');
+    t.false(spent.allowed);
+    t.true(spent.retryAfterSeconds > 0 && spent.retryAfterSeconds <= 60);
+    t.true((await limiter.peek('other@x.example')).allowed, 'keys are counted apart');
+  });
+
   test(`${name}: of 12 concurrent attempts against 5 points exactly 5 are allowed`, async (t) => {
     const s = await store();
     const limiter = s.rateLimiter({ name: uniqueKey('limit'), points: 5, windowSeconds: 60 });

@@ -1,81 +1,154 @@
 /**
- * Email codes: proving an email for sign-up, and signing in where the pool
- * lists email_otp as a first factor. Sending answers the same for every
- * email (only the mailbox learns whether an account exists): a code is always
- * issued, usable only when it has a purpose, and mailed after the response.
+ * Email codes: proving an email for sign-up, signing in where the pool lists
+ * email_otp as a first factor, and proving the email again before a passkey
+ * is enrolled to meet a requirement (`prove_email`: no factor, only proof).
+ * Sending answers the same for every email (only the mailbox learns whether
+ * an account exists): a code is always issued, usable only when it has a
+ * purpose, and mailed after the response. An account that codes cannot sign
+ * in to is told so in its mailbox instead, so its owner is not left waiting
+ * for a code that never comes.
+ *
+ * Limits, each counted only once the one before it allowed the request (a
+ * request refused per client address spends no email's budget):
+ * - sending: per client address; per email and browser (a known device of
+ *   the account, else the client address); per email across the server per
+ *   day, for browsers that never signed in to it (the cap on mail bombing).
+ * - verifying: per client address; per account and day, wrong codes only,
+ *   with a known device's allowance apart. Each code also allows 5 tries.
  */
 import { PosternError } from '../../errors.ts';
 import { issueCode, redeemCode } from '../../factors/email-code/email-code-store.ts';
 import { emailCodeFactor } from '../assurance.ts';
 import { type Answer, type InteractionScope, type LoginKit, normaliseEmail } from '../login-kit.ts';
+import type { Step } from '../next-step.ts';
 import type { Progress } from '../progress.ts';
+
+type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
+
+const proveEmailStep = (step: Step) => step.step === 'second_factor' && step.reason === 'prove_email';
+
+const MESSAGES: Record<Purpose, (name: string, code: string) => { subject: string; text: string }> = {
+  sign_in: (name, code) => ({
+    subject: `Your ${name} sign-in code: ${code}`,
+    text: codeText(`Use this code to sign in to ${name}:`, code),
+  }),
+  sign_up: (name, code) => ({
+    subject: `Confirm your email for ${name}: ${code}`,
+    text: codeText(`Use this code to create your ${name} account:`, code),
+  }),
+  verify: (name, code) => ({
+    subject: `Confirm it is you at ${name}: ${code}`,
+    text: codeText(
+      `Use this code to confirm your email before adding a passkey to your ${name} account:`,
+      code,
+    ),
+  }),
+  account_exists: (name) => ({
+    subject: `You already have a ${name} account`,
+    text: `Someone, probably you, asked to create a ${name} account with this email. You already have one, so no code was sent: sign in with your passkey instead.\n\nIf you lost your passkey, sign in another way you set up (such as a recovery code), or ask ${name}'s support for help. If it was not you, ignore this message.\n`,
+  }),
+};
+
+function codeText(intro: string, code: string): string {
+  return `${intro}\n\n    ${code}\n\nIt expires in 10 minutes. If you did not ask for it, ignore this message.\n`;
+}
 
 export function emailCodeCalls(kit: LoginKit) {
   const { durable, ephemeral, mailer } = kit.deps;
 
-  function deliverCode(scope: InteractionScope, email: string, code: string, purpose: 'sign_in' | 'sign_up') {
-    const name = scope.pool.display_name;
-    const message =
-      purpose === 'sign_in'
-        ? { subject: `Your ${name} sign-in code: ${code}`, intro: `Use this code to sign in to ${name}:` }
-        : {
-            subject: `Confirm your email for ${name}: ${code}`,
-            intro: `Use this code to create your ${name} account:`,
-          };
+  function deliver(scope: InteractionScope, email: string, code: string, purpose: Purpose) {
+    const message = MESSAGES[purpose](scope.pool.display_name, code);
     // After the response is written: a mail server's work must not make known
     // and unknown emails answer at different speeds.
     setImmediate(() => {
       mailer
-        .send({
-          to: email,
-          subject: message.subject,
-          text: `${message.intro}\n\n    ${code}\n\nIt expires in 10 minutes. If you did not ask for it, ignore this message.\n`,
-        })
+        .send({ to: email, ...message })
         .catch((error: unknown) => scope.log.error({ err: error }, 'sending the email code failed'));
     });
+  }
+
+  /** The browser an email's limits count under: its known-device id for the account, else its address. */
+  function browserOf(scope: InteractionScope, email: string): { key: string; known: boolean } {
+    const device = kit.knownDeviceOf(scope, email);
+    return device ? { key: `device:${device}`, known: true } : { key: `ip:${scope.ip}`, known: false };
+  }
+
+  async function limitSending(scope: InteractionScope, email: string) {
+    await kit.limit(scope, 'email_code_send_ip', scope.ip);
+    const browser = browserOf(scope, email);
+    await kit.limit(scope, 'email_code_send_pair', `${scope.pool.id}:${email}|${browser.key}`);
+    if (!browser.known) await kit.limit(scope, 'email_code_send_daily', email);
+  }
+
+  /** The key an account's wrong codes count under, for this browser. */
+  function wrongCodesKey(scope: InteractionScope, email: string): string {
+    const browser = browserOf(scope, email);
+    return `${scope.pool.id}:${email}${browser.known ? `|${browser.key}` : ''}`;
+  }
+
+  /** What a code mailed to `email` at this step is for; undefined: an unusable code, mailed to no one. */
+  async function purposeOf(scope: InteractionScope, email: string): Promise<Purpose | undefined> {
+    const user = await durable.users.findByEmail(scope.pool.id, email);
+    if (!user) return scope.pool.registration.mode === 'open' ? 'sign_up' : undefined;
+    if (scope.pool.authentication.first_factor.includes('email_otp')) return 'sign_in';
+    // Someone asked to sign up with an email that has an account codes cannot sign in to.
+    return scope.pool.registration.mode === 'open' ? 'account_exists' : undefined;
   }
 
   return {
     async sendEmailCode(scope: InteractionScope, { email: given }: { email?: string }): Promise<Answer> {
       const progress = await kit.loadProgress(scope);
-      if (progress.userId || progress.signup) throw kit.notNow('Sending a code');
+      if (progress.signup) throw kit.notNow('Sending a code');
+      if (progress.userId) {
+        // Signed in by a first factor: only the proof of the email before a required passkey.
+        await kit.requireStep(scope, progress, proveEmailStep, 'Sending a code');
+        const email = progress.email;
+        if (!email || (given !== undefined && normaliseEmail(given) !== email))
+          throw kit.notNow('Sending a code to another email');
+        await limitSending(scope, email);
+        const code = await issueCode(ephemeral, { poolId: scope.pool.id, uid: scope.interaction.uid, email });
+        deliver(scope, email, code, 'verify');
+        return kit.advance(scope, { ...progress, codeSent: true }, { code_sent: true });
+      }
+
       const email = given !== undefined ? normaliseEmail(given) : progress.email;
       if (!email) throw new PosternError(400, 'invalid_request', 'Enter your email address first.');
-      await kit.limit(scope, 'email_code_send_address', `${scope.pool.id}:${email}`);
-      await kit.limit(scope, 'email_code_send_ip', scope.ip);
+      // A step-up is for the signed-in user: the code goes to their email only.
+      if (progress.sessionUserId && email !== progress.email)
+        throw kit.notNow('Sending a code to another email');
+      await limitSending(scope, email);
 
       // Same answer, same work, whether the account exists or not; only the mailbox learns.
-      const user = await durable.users.findByEmail(scope.pool.id, email);
-      const purpose = user
-        ? scope.pool.authentication.first_factor.includes('email_otp')
-          ? 'sign_in'
-          : undefined
-        : scope.pool.registration.mode === 'open'
-          ? 'sign_up'
-          : undefined;
-      // A code is always issued, the same work either way; only a real purpose makes it usable and mails it.
+      const purpose = await purposeOf(scope, email);
+      // A code is always issued; only a sign-in or sign-up makes it usable.
       const code = await issueCode(ephemeral, {
         poolId: scope.pool.id,
         uid: scope.interaction.uid,
         email,
-        usable: purpose !== undefined,
+        usable: purpose === 'sign_in' || purpose === 'sign_up',
       });
-      if (purpose) deliverCode(scope, email, code, purpose);
-      const next: Progress = { ...progress, email, factors: [] };
-      const answer = await kit.advance(scope, next);
-      return 'step' in answer ? { ...answer, code_sent: true } : answer;
+      if (purpose) deliver(scope, email, code, purpose);
+      const next: Progress = { ...progress, email, factors: [], codeSent: true };
+      return kit.advance(scope, next, { code_sent: true });
     },
 
     async verifyEmailCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
       await kit.limit(scope, 'email_code_verify_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
-      if (progress.userId || progress.signup) throw kit.notNow('Entering a code');
+      if (progress.signup) throw kit.notNow('Entering a code');
+      if (progress.userId) await kit.requireStep(scope, progress, proveEmailStep, 'Entering a code');
+      const wrongKey = progress.email ? wrongCodesKey(scope, progress.email) : undefined;
+      if (wrongKey) await kit.checkLimit('email_code_wrong_daily', wrongKey);
+
       const check = await redeemCode(ephemeral, { poolId: scope.pool.id, uid: scope.interaction.uid, code });
       if (!check.ok) {
         scope.log.info({ reason: check.reason }, 'email code refused');
         await kit.audit(scope, 'sign_in', 'failure', {
+          userId: progress.userId,
           detail: { method: 'email_otp', reason: check.reason },
         });
+        if (wrongKey && check.reason === 'wrong_code')
+          await kit.countFailure(scope, 'email_code_wrong_daily', wrongKey);
         if (check.reason === 'too_many_tries') {
           throw new PosternError(400, 'code_locked', 'Too many wrong codes. Ask for a new code.');
         }
@@ -83,7 +156,16 @@ export function emailCodeCalls(kit: LoginKit) {
           detail: check.reason,
         });
       }
-      const factors = [emailCodeFactor(Math.floor(Date.now() / 1000))];
+      const { codeSent: _sent, ...rest } = progress;
+
+      if (progress.userId) {
+        // prove_email: the code was mailed to this user's email at this step.
+        if (check.email !== progress.email) throw kit.notNow('Entering a code');
+        await kit.audit(scope, 'email_proven', 'success', { userId: progress.userId });
+        return kit.advance(scope, { ...rest, emailProven: true });
+      }
+
+      const factors = [emailCodeFactor(kit.now())];
       const user = await durable.users.findByEmail(scope.pool.id, check.email);
       if (user && !scope.pool.authentication.first_factor.includes('email_otp')) {
         // A sign-up code, and the account appeared meanwhile: a code is not a way in to this pool.
@@ -93,8 +175,8 @@ export function emailCodeCalls(kit: LoginKit) {
         });
         throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
       }
-      if (user) return kit.advance(scope, { ...progress, email: user.email, userId: user.id, factors });
-      return kit.advance(scope, { ...progress, email: check.email, signup: { email: check.email }, factors });
+      if (user) return kit.advance(scope, { ...rest, email: user.email, userId: user.id, factors });
+      return kit.advance(scope, { ...rest, email: check.email, signup: { email: check.email }, factors });
     },
   };
 }

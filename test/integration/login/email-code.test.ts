@@ -17,6 +17,8 @@ import {
   rawPost,
   receivedMail,
   startLogin,
+  TaggedBrowser,
+  withoutEmail,
 } from './login-fixture.ts';
 
 interface Context {
@@ -218,8 +220,115 @@ test('more than 5 codes to one address within the window answer 429 with Retry-A
   const events = await server.runtime.durable.auditEvents.list('per-address', { event: 'rate_limited' });
   t.deepEqual(
     events.map((event) => [event.outcome, event.detail?.limit]),
-    [['failure', 'email_code_send_address']],
+    [['failure', 'email_code_send_pair']],
   );
+});
+
+/** A server behind a trusted proxy, so each test browser can come from an address of its own. */
+async function setupBehindProxy(t: ExecutionContext<Context>, pools: string[]) {
+  const { fixture } = t.context;
+  const files = Object.fromEntries(pools.map((id) => [id, poolFile({ firstFactor: ['email_otp'] })]));
+  const started = await fixture.start(t, files, { server: 'trust_proxy: true\n' });
+  const from = (address: string) => new TaggedBrowser({ 'x-forwarded-for': address });
+  return { ...started, mail: fixture.mail, from };
+}
+
+test('an attacker draining an email’s codes spends only their own address’s allowance', async (t) => {
+  const { server, mail, from } = await setupBehindProxy(t, ['drain']);
+  const email = 'victim@drain.example';
+  await createUser(server, 'drain', email);
+  const attacker = from('198.51.100.7');
+  const statuses: number[] = [];
+  for (let send = 0; send < 8; send++) {
+    const login = await startLogin(server, 'drain', { browser: attacker });
+    statuses.push((await postJson(login, '/email-otp/send', { email })).status);
+  }
+  t.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+
+  // The owner, from their own address, still gets a code and signs in.
+  const owner = await startLogin(server, 'drain', { browser: from('203.0.113.9') });
+  await owner.identify(email);
+  for (let sent = 0; sent < 5; sent++) await mail.next(email); // the attacker's five
+  const code = await mailedCode(owner, mail, email);
+  t.truthy((await owner.verifyCode(code)).body.redirect_to);
+});
+
+test('a request refused per client address spends nothing of the email’s budget', async (t) => {
+  const { server, from } = await setupBehindProxy(t, ['ip-first']);
+  const email = 'victim@ip-first.example';
+  const attacker = from('198.51.100.8');
+  const login = await startLogin(server, 'ip-first', { browser: attacker });
+  for (let send = 1; send <= 20; send++) await login.sendCode(`other-${send}@ip-first.example`);
+  // Past the address's limit: 40 more tries at the victim's email, all refused there.
+  for (let send = 0; send < 40; send++) {
+    t.is((await postJson(login, '/email-otp/send', { email })).status, 429);
+  }
+  // Had they counted, the email's daily cap (30) would be spent; another address still gets all five.
+  for (let send = 0; send < 5; send++) {
+    const other = await startLogin(server, 'ip-first', { browser: from('203.0.113.10') });
+    t.is((await postJson(other, '/email-otp/send', { email })).status, 200, `send ${send + 1}`);
+  }
+});
+
+test('a server-wide daily cap per email stops mail bombing across pools and addresses, not the owner’s own browser', async (t) => {
+  const { server, mail, from } = await setupBehindProxy(t, ['bomb-a', 'bomb-b']);
+  const email = 'victim@bomb.example';
+  await createUser(server, 'bomb-a', email);
+
+  // The owner signed in from this browser before: it is a known device of the account.
+  const ownerBrowser = from('203.0.113.20');
+  const first = await startLogin(server, 'bomb-a', { browser: ownerBrowser });
+  await first.identify(email);
+  t.truthy((await first.verifyCode(await mailedCode(first, mail, email))).body.redirect_to);
+
+  // 29 more codes from browsers that never signed in (30 a day in all), spread over pools and addresses.
+  for (let send = 0; send < 29; send++) {
+    const pool = send % 2 === 0 ? 'bomb-a' : 'bomb-b';
+    const login = await startLogin(server, pool, { browser: from(`198.51.100.${send % 6}`) });
+    t.is((await postJson(login, '/email-otp/send', { email })).status, 200, `send ${send + 1}`);
+  }
+  const refused = await postJson(
+    await startLogin(server, 'bomb-b', { browser: from('198.51.100.99') }),
+    '/email-otp/send',
+    { email },
+  );
+  t.is(refused.status, 429);
+  t.true(Number(refused.headers.get('retry-after')) > 15 * 60, 'the cap is daily');
+
+  // The owner's browser is not counted against the cap.
+  const owner = await startLogin(server, 'bomb-a', { browser: ownerBrowser });
+  t.is((await postJson(owner, '/email-otp/send', { email })).status, 200);
+});
+
+test('wrong codes for one account are capped per day across addresses; the owner’s known browser keeps its own allowance', async (t) => {
+  const { server, mail, from } = await setupBehindProxy(t, ['wrong-cap']);
+  const email = 'victim@wrong-cap.example';
+  await createUser(server, 'wrong-cap', email);
+  const ownerBrowser = from('203.0.113.30');
+  const first = await startLogin(server, 'wrong-cap', { browser: ownerBrowser });
+  await first.identify(email);
+  t.truthy((await first.verifyCode(await mailedCode(first, mail, email))).body.redirect_to);
+
+  // 30 wrong codes from six addresses (five per code, one code each).
+  for (let round = 0; round < 6; round++) {
+    const login = await startLogin(server, 'wrong-cap', { browser: from(`198.51.100.${40 + round}`) });
+    const code = await mailedCode(login, mail, email);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      t.is((await login.verifyCode(otherCode(code))).status, 400);
+    }
+  }
+  // A fresh address with the right code is now refused: the account's day of guesses is spent.
+  const late = await startLogin(server, 'wrong-cap', { browser: from('198.51.100.60') });
+  const code = await mailedCode(late, mail, email);
+  const refused = await postJson(late, '/email-otp/verify', { code });
+  t.is(refused.status, 429);
+  t.is(refused.body.error, 'rate_limited');
+  const events = await server.runtime.durable.auditEvents.list('wrong-cap', { event: 'rate_limited' });
+  t.true(events.some((event) => event.detail?.limit === 'email_code_wrong_daily'));
+
+  // The owner's browser still signs in with its code.
+  const owner = await startLogin(server, 'wrong-cap', { browser: ownerBrowser });
+  t.truthy((await owner.verifyCode(await mailedCode(owner, mail, email))).body.redirect_to);
 });
 
 test('more than 20 codes requested from one client address answer 429', async (t) => {
@@ -319,4 +428,21 @@ test('invalid JSON answers 400, never 5xx, and changes nothing', async (t) => {
   t.deepEqual(await accounts(), before);
   t.is(await pttl(`email-code-tries:bad-json:${login.uid}`), -2, 'no invalid body counted as a try');
   t.is((await login.verifyCode(code)).status, 200, 'the code is still good');
+});
+
+test('signing up with an email that has an account codes cannot open: the answer is the same, the mailbox is told', async (t) => {
+  const { fixture } = t.context;
+  const { server } = await fixture.start(t, { 'passkey-only': poolFile({ firstFactor: ['passkey'] }) });
+  const email = 'lost-passkey@passkey-only.example';
+  await createUser(server, 'passkey-only', email);
+  const known = await startLogin(server, 'passkey-only');
+  const unknown = await startLogin(server, 'passkey-only');
+  const knownAnswer = await known.sendCode(email);
+  const unknownAnswer = await unknown.sendCode('newcomer@passkey-only.example');
+  t.deepEqual(withoutEmail(knownAnswer.body), withoutEmail(unknownAnswer.body), 'nothing tells them apart');
+
+  const message = await fixture.mail.next(email);
+  t.regex(message.raw, /already have/);
+  t.notRegex(message.raw.replace(/^[\s\S]*?\r?\n\r?\n/, ''), /\b\d{6}\b/, 'no code in it');
+  await fixture.mail.next('newcomer@passkey-only.example');
 });
