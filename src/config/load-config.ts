@@ -111,7 +111,7 @@ export async function readConfig({
       // back to defaults), so one run reports everything.
       const pool = resolvePool(id, value, server.config.public_url);
       const checks = server.valid ? POOL_CHECKS : POOL_CHECKS.filter((check) => check !== checkHostedOrigin);
-      findings.push(...checks.flatMap((check) => check(pool, server.config)));
+      findings.push(...checks.flatMap((check) => check(pool, server.config, source.data)));
       pools.push(pool);
     }
     problems.push(...locateAll(source, withoutReported(findings, source.problems)));

@@ -1,10 +1,23 @@
 /** Login policies that cannot be satisfied as written. */
 import type { Finding, PoolCheck } from './finding.ts';
 
-export const checkFactors: PoolCheck = (pool) => {
+export const checkFactors: PoolCheck = (pool, _server, file) => {
   const { first_factor, second_factor, second_factor_required, passkey_counts_as_two_factors } =
     pool.authentication;
   const findings: Finding[] = [];
+  // A second factor listed in the file that no sign-in will ever ask for
+  // promises users a way in (or a fallback) that does not exist.
+  const listed = (file as { authentication?: { second_factor?: unknown } } | null)?.authentication
+    ?.second_factor;
+  if (Array.isArray(listed) && listed.length > 0 && !secondFactorAsked(pool)) {
+    findings.push({
+      path: ['authentication', 'second_factor'],
+      message:
+        second_factor_required === 'never'
+          ? 'lists methods no sign-in will ever ask for: second_factor_required is never (remove second_factor, or require a second factor)'
+          : 'lists methods no sign-in will ever ask for: every first factor is a passkey with user verification, which counts as two factors (add email_otp or password to first_factor, or set passkey_counts_as_two_factors: false)',
+    });
+  }
   // Recovery codes stand in for a lost passkey; they are no second factor of
   // their own, and a user without one is asked to enrol a passkey.
   if (second_factor_required !== 'never' && !second_factor.includes('passkey')) {
@@ -29,3 +42,15 @@ export const checkFactors: PoolCheck = (pool) => {
   }
   return findings;
 };
+
+/**
+ * Whether any sign-in in this pool can reach a second-factor step: one is
+ * required at all, and some first factor leaves it owed (a passkey verified
+ * with user verification counts as both, where the pool says so).
+ */
+function secondFactorAsked(pool: Parameters<PoolCheck>[0]): boolean {
+  const { first_factor, second_factor_required, passkey_counts_as_two_factors } = pool.authentication;
+  if (second_factor_required === 'never') return false;
+  const passkeyIsBoth = passkey_counts_as_two_factors && pool.passkeys.user_verification === 'required';
+  return first_factor.some((method) => method !== 'passkey') || !passkeyIsBoth;
+}

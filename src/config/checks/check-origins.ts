@@ -8,10 +8,10 @@ import { checkRpId } from './check-rp-id.ts';
 import type { Finding, PoolCheck } from './finding.ts';
 import { isSameOrSubdomain } from './hostnames.ts';
 
-export const checkOrigins: PoolCheck = (pool, server) => {
+export const checkOrigins: PoolCheck = (pool, server, file) => {
   const { id: rpId, origins } = pool.passkeys.rp;
   // Against an invalid RP ID every origin would be "outside" it: report the RP ID alone.
-  const rpIdValid = checkRpId(pool, server).length === 0;
+  const rpIdValid = checkRpId(pool, server, file).length === 0;
   const findings: Finding[] = [];
 
   origins.forEach((origin, index) => {

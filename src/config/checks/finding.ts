@@ -9,5 +9,6 @@ export interface Finding {
   key?: boolean;
 }
 
-export type PoolCheck = (pool: PoolConfig, server: ServerConfig) => Finding[];
+/** `file`: the pool file as written, before defaults: a check may tell what the operator wrote. */
+export type PoolCheck = (pool: PoolConfig, server: ServerConfig, file: unknown) => Finding[];
 export type ServerCheck = (server: ServerConfig) => Finding[];

@@ -175,10 +175,6 @@ test('a required second factor must be a passkey; recovery codes only stand in f
   );
   t.regex(codesOnly[0]?.message ?? '', /must list passkey/);
   t.is((await problemsOf(pool('  second_factor: []\n  second_factor_required: when_enrolled'))).length, 1);
-  t.deepEqual(
-    await problemsOf(pool('  second_factor: [recovery_code]\n  second_factor_required: never')),
-    [],
-  );
   t.deepEqual(await problemsOf(pool('  second_factor: [passkey]\n  second_factor_required: always')), []);
 
   const onePasskey = await problemsOf(
@@ -191,6 +187,47 @@ test('a required second factor must be a passkey; recovery codes only stand in f
     onePasskey.map((p) => p.path),
     ['passkeys.registration.max_per_user'],
   );
+});
+
+test('refuses second factors no sign-in will ever ask for', async (t) => {
+  const pool = (authentication: string) =>
+    acmePool('    id: acme.example', `authentication:\n${authentication}`);
+  const never = await problemsOf(
+    pool('  second_factor: [passkey, recovery_code]\n  second_factor_required: never'),
+  );
+  t.deepEqual(
+    never.map((p) => p.path),
+    ['authentication.second_factor'],
+  );
+  t.regex(never[0]?.message ?? '', /will ever ask for: second_factor_required is never/);
+
+  // A passkey-only pool whose passkeys count as two factors never reaches a second step.
+  const passkeyOnly = await problemsOf(
+    pool(
+      '  first_factor: [passkey]\n  second_factor: [passkey, recovery_code]\n  second_factor_required: always',
+    ),
+  );
+  t.deepEqual(
+    passkeyOnly.map((p) => p.path),
+    ['authentication.second_factor'],
+  );
+  t.regex(passkeyOnly[0]?.message ?? '', /counts as two factors/);
+
+  // Where something leaves a second step owed, the list is used; and the defaults are no promise.
+  t.deepEqual(
+    await problemsOf(
+      pool(
+        '  first_factor: [passkey]\n  second_factor: [passkey, recovery_code]\n  second_factor_required: always\n  passkey_counts_as_two_factors: false',
+      ).replace('  rp:', '  registration:\n    max_per_user: 2\n  rp:'),
+    ),
+    [],
+  );
+  t.deepEqual(await problemsOf(pool('  first_factor: [passkey]')), []);
+});
+
+test('the shipped demo pool passes every check', async (t) => {
+  const result = await readConfig({ dir: new URL('../../../config/', import.meta.url).pathname, env: {} });
+  t.deepEqual(result.problems, []);
 });
 
 test('reports unknown keys at the key, with its line', async (t) => {
