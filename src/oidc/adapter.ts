@@ -9,7 +9,16 @@
  * check; here the loser fails with invalid_grant and, as for any reuse of a
  * code or rotated refresh token, the grant is revoked (RFC 6749 §4.1.2,
  * RFC 9700 §4.14.2).
+ *
+ * Bearer tokens are stored under a hash of their value (RFC 6819 §5.1.4.1.3):
+ * oidc-provider's opaque token *is* its id (the `jti`), passed both as the
+ * adapter's id and inside the payload, so a store holding the id would hold a
+ * working credential. Here the key is sha256(id) and the payload has no `jti`;
+ * `find` puts back the id its caller already holds. Anyone who reads the
+ * stores (a backup, a replica, a Redis snapshot) gets no usable token. Which
+ * models are hashed, and why the others are not: HASHED_MODELS.
  */
+import { createHash } from 'node:crypto';
 import { errors } from 'oidc-provider';
 import type { DurableStore, EphemeralStore, OidcModelStore, OidcPayload } from '../storage/types.ts';
 
@@ -26,6 +35,38 @@ const GRANT_BOUND_MODELS = [
 
 /** Reuse of these means a leaked or replayed credential: revoke what it granted. */
 const REVOKE_ON_REPLAY = new Set(['AuthorizationCode', 'RefreshToken']);
+
+/**
+ * Models whose id is a bearer credential a client presents: the refresh token
+ * (durable, two weeks, alone enough for a public client), the access token
+ * (it opens userinfo and the self-service API, which can add a passkey), the
+ * client-credentials token, and the authorization code. Hashing costs a
+ * microsecond a lookup.
+ *
+ * Not hashed, on purpose:
+ * - Session and Interaction: their ids travel in cookies that oidc-provider
+ *   signs with the pool's cookie keys (kept encrypted in the database), so an
+ *   id read from Redis is not a cookie anyone can present; and oidc-provider
+ *   finds sessions by `uid` too, which needs the id in the payload.
+ * - Grant: its id is a reference inside tokens and sessions, never presented
+ *   by anyone as a credential.
+ * - PushedAuthorizationRequest (`request_uri` travels in the browser's URL),
+ *   ReplayDetection, and DeviceCode and BackchannelAuthenticationRequest
+ *   (disabled; DeviceCode is also found by user code).
+ *
+ * migrations/0003_hash_token_ids.ts rewrote the rows stored before.
+ */
+const HASHED_MODELS = new Set(['AccessToken', 'AuthorizationCode', 'ClientCredentials', 'RefreshToken']);
+
+/**
+ * The key an artifact is stored under: for bearer tokens the hex SHA-256 of
+ * the id (a plain hash suffices: ids carry 256 random bits, nothing to guess;
+ * and SQL can compute it, so a migration could rewrite old rows), otherwise
+ * the id itself.
+ */
+export function storedIdOf(model: string, id: string): string {
+  return HASHED_MODELS.has(model) ? createHash('sha256').update(id, 'utf8').digest('hex') : id;
+}
 
 export interface AdapterStores {
   durable: Pick<DurableStore, 'oidcModels'>;
@@ -44,34 +85,60 @@ export type AdapterClass = new (
   revokeByGrantId(grantId: string): Promise<void>;
 };
 
-export function createAdapter(poolId: string, { durable, ephemeral }: AdapterStores): AdapterClass {
+/** The store that keeps `model`'s artifacts for one pool. */
+function modelStores(poolId: string, { durable, ephemeral }: AdapterStores) {
   const durableModels = durable.oidcModels(poolId);
   const ephemeralModels = ephemeral.oidcModels(poolId);
-  const storeFor = (model: string): OidcModelStore =>
-    DURABLE_MODELS.has(model) ? durableModels : ephemeralModels;
+  return (model: string): OidcModelStore => (DURABLE_MODELS.has(model) ? durableModels : ephemeralModels);
+}
 
-  async function revokeGrant(grantId: string): Promise<void> {
+/**
+ * Revokes grants of one pool: the Grant and every artifact bound to it
+ * (access tokens, codes, refresh tokens) in both stores. What the adapter does
+ * when a code or refresh token is replayed, and what signing out elsewhere does.
+ */
+export function createGrantRevoker(
+  poolId: string,
+  stores: AdapterStores,
+): (grantId: string) => Promise<void> {
+  const storeFor = modelStores(poolId, stores);
+  return async (grantId) => {
     await Promise.all([
       ...GRANT_BOUND_MODELS.map((model) => storeFor(model).revokeByGrantId(model, grantId)),
       storeFor('Grant').destroy('Grant', grantId),
     ]);
-  }
+  };
+}
+
+export function createAdapter(poolId: string, stores: AdapterStores): AdapterClass {
+  const storeFor = modelStores(poolId, stores);
+  const revokeGrant = createGrantRevoker(poolId, stores);
 
   return class PosternAdapter {
     readonly #model: string;
     readonly #store: OidcModelStore;
+    readonly #hashed: boolean;
 
     constructor(model: string) {
       this.#model = model;
       this.#store = storeFor(model);
+      this.#hashed = HASHED_MODELS.has(model);
+    }
+
+    #key(id: string): string {
+      return storedIdOf(this.#model, id);
     }
 
     upsert(id: string, payload: OidcPayload, expiresIn?: number) {
-      return this.#store.upsert(this.#model, id, payload, expiresIn);
+      if (!this.#hashed) return this.#store.upsert(this.#model, id, payload, expiresIn);
+      const { jti: _token, ...rest } = payload;
+      return this.#store.upsert(this.#model, this.#key(id), rest, expiresIn);
     }
 
-    find(id: string) {
-      return this.#store.find(this.#model, id);
+    async find(id: string) {
+      const payload = await this.#store.find(this.#model, this.#key(id));
+      // The caller holds the token; hand oidc-provider back the jti it stored.
+      return payload && this.#hashed ? { ...payload, jti: id } : payload;
     }
 
     findByUid(uid: string) {
@@ -83,19 +150,20 @@ export function createAdapter(poolId: string, { durable, ephemeral }: AdapterSto
     }
 
     async consume(id: string) {
-      if (await this.#store.consume(this.#model, id)) return;
+      const key = this.#key(id);
+      if (await this.#store.consume(this.#model, key)) return;
       if (this.#model === 'PushedAuthorizationRequest') {
         throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
       }
       if (REVOKE_ON_REPLAY.has(this.#model)) {
-        const grantId = (await this.#store.find(this.#model, id))?.grantId;
+        const grantId = (await this.#store.find(this.#model, key))?.grantId;
         if (grantId) await revokeGrant(grantId);
       }
       throw new errors.InvalidGrant('grant request is invalid');
     }
 
     destroy(id: string) {
-      return this.#store.destroy(this.#model, id);
+      return this.#store.destroy(this.#model, this.#key(id));
     }
 
     revokeByGrantId(grantId: string) {

@@ -8,6 +8,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { storedIdOf } from '../../../src/oidc/adapter.ts';
 import type { TestServer } from '../../support/postern-server.ts';
 import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
@@ -166,11 +167,12 @@ async function forgedCopy(
   token: string,
   change: (payload: Record<string, unknown>) => Record<string, unknown>,
 ): Promise<string> {
+  // Access tokens are stored under the hash of their value (src/oidc/adapter.ts).
   const store = server.runtime.ephemeral.oidcModels(poolId);
-  const payload = await store.find('AccessToken', token);
+  const payload = await store.find('AccessToken', storedIdOf('AccessToken', token));
   if (!payload) throw new Error('the access token is not stored');
   const jti = randomBytes(32).toString('base64url');
-  await store.upsert('AccessToken', jti, change({ ...payload, jti }), 600);
+  await store.upsert('AccessToken', storedIdOf('AccessToken', jti), change(payload), 600);
   return jti;
 }
 
