@@ -254,7 +254,10 @@ export function createLoginKit(deps: LoginServiceDeps) {
 
     /** What the interaction needs before it can finish: the step, or done. */
     async currentStep(scope: InteractionScope, progress: Progress): Promise<Step> {
-      if (scope.interaction.prompt.name === 'consent') return { step: 'consent' };
+      // A first-party client never shows a consent screen, even for prompt=consent
+      // (which offline_access needs): its grant is widened by the provider (oidc/).
+      if (scope.interaction.prompt.name === 'consent')
+        return kit.clientOf(scope).firstParty ? { step: 'done' } : { step: 'consent' };
       // Before any factor, a step-up knows its user from the session.
       const userId = progress.userId ?? progress.sessionUserId;
       const user = userId ? await durable.users.findById(scope.pool.id, userId) : undefined;
@@ -342,6 +345,14 @@ export function createLoginKit(deps: LoginServiceDeps) {
 
     async finish(scope: InteractionScope, progress: Progress): Promise<Answer> {
       const { interaction } = scope;
+      // A consent answered for the user's session (no login in this interaction): first-party only.
+      const firstPartyConsent = kit.clientOf(scope).firstParty ? { consent: {} } : {};
+      if (interaction.prompt.name === 'consent') {
+        interaction.result = firstPartyConsent;
+        await interaction.save(kit.ttlOf(scope));
+        await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
+        return { redirect_to: interaction.returnTo };
+      }
       const userId = progress.userId;
       if (!userId) throw new Error('finishing a login without a user');
       const { amr, acr: performed } = assessAssurance(progress.factors);
@@ -349,7 +360,8 @@ export function createLoginKit(deps: LoginServiceDeps) {
       interaction.result = {
         // auth_time is when the user last proved something, not when they left an offer or consent step.
         login: { accountId: userId, amr, acr, remember: true, ts: lastAuthenticatedAt(progress, kit.now()) },
-        ...(progress.grantId ? { consent: { grantId: progress.grantId } } : {}),
+        // A first-party client's consent is implied (a prompt=consent is met with the login).
+        ...(progress.grantId ? { consent: { grantId: progress.grantId } } : firstPartyConsent),
       };
       await interaction.save(kit.ttlOf(scope));
       await deleteProgress(ephemeral, scope.pool.id, interaction.uid);
