@@ -30,6 +30,7 @@ import { type AdapterStores, createAdapter } from './adapter.ts';
 import { type AccountLookup, findAccount } from './find-account.ts';
 import type { PrivateJwk } from './signing-keys.ts';
 import { TTL } from './ttl.ts';
+import { confineAccountClaims, SCOPE_CLAIMS, widenGrant } from './widen-grant.ts';
 
 const ROUTES = new WeakMap<IncomingMessage, string>();
 
@@ -134,9 +135,9 @@ export function createProvider(options: CreateProviderOptions): Provider {
       short: { httpOnly: true, sameSite: 'lax' },
     },
     claims: {
-      openid: ['sub', 'acr', 'amr', 'auth_time'],
-      email: ['email', 'email_verified'],
-      profile: ['name'],
+      openid: [...SCOPE_CLAIMS.openid],
+      email: [...SCOPE_CLAIMS.email],
+      profile: [...SCOPE_CLAIMS.profile],
     },
     scopes: scopesOf(pool),
     acrValues: [...ACR_VALUES],
@@ -156,7 +157,10 @@ export function createProvider(options: CreateProviderOptions): Provider {
       return authTime === undefined ? undefined : { auth_time: authTime };
     },
     loadExistingGrant: (ctx) => loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? '')),
-    findAccount: (_ctx, sub) => findAccount(accounts, pool.id, sub),
+    findAccount: async (_ctx, sub) => {
+      const account = await findAccount(accounts, pool.id, sub);
+      return account && confineAccountClaims(account);
+    },
     interactions: {
       policy: loginPolicy(),
       url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}`,
@@ -243,8 +247,9 @@ export function createProvider(options: CreateProviderOptions): Provider {
 /**
  * The grant a request runs under. A first-party client never shows a consent
  * screen: its grant is created, or widened, to what it asks for (the pattern
- * oidc-provider documents for skipping consent). Others keep what the user
- * consented to; anything missing sends them to the consent step.
+ * oidc-provider documents for skipping consent), within what widenGrant
+ * allows. Others keep what the user consented to (confined to its scopes);
+ * anything missing sends them to the consent step.
  */
 async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
   const { oidc } = ctx;
@@ -253,19 +258,20 @@ async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
   const grantId =
     oidc.result?.consent?.grantId ?? (client ? oidc.session?.grantIdFor(client.clientId) : undefined);
   const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
-  if (!firstParty || !client || !accountId) return existing;
+  if (!client || !accountId) return existing;
+  if (!firstParty) {
+    if (existing && widenGrant(existing)) await existing.save();
+    return existing;
+  }
 
   const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
-  const before = existing ? `${grant.getOIDCScope()}|${grant.getOIDCClaims()}` : undefined;
-  const requested = oidc.params?.scope;
-  if (typeof requested === 'string') grant.addOIDCScope(requested);
-  const claims = oidc.params?.claims;
-  if (typeof claims === 'string') {
-    const { id_token = {}, userinfo = {} } = JSON.parse(claims) as Record<string, Record<string, unknown>>;
-    grant.addOIDCClaims([...Object.keys(id_token), ...Object.keys(userinfo)]);
-  }
+  const changed = widenGrant(grant, {
+    scope: oidc.params?.scope,
+    claims: oidc.params?.claims,
+    allowedScope: client.scope,
+  });
   // Save only what changed: a returning user's login should not write the grant again.
-  if (before !== `${grant.getOIDCScope()}|${grant.getOIDCClaims()}`) await grant.save();
+  if (changed || !existing) await grant.save();
   return grant;
 }
 

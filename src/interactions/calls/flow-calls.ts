@@ -2,6 +2,7 @@
  * Calls that move the login along without a factor: the state, identifying
  * by email, skipping an optional step, consent, and cancelling.
  */
+import { widenGrant } from '../../oidc/widen-grant.ts';
 import { UniqueViolationError } from '../../storage/errors.ts';
 import {
   type Answer,
@@ -98,15 +99,12 @@ export function flowCalls(kit: LoginKit) {
       const existing = scope.interaction.grantId ? await Grant.find(scope.interaction.grantId) : undefined;
       const grant =
         existing ?? new Grant({ accountId, clientId: String(scope.interaction.params.client_id) });
-      grant.addOIDCScope(String(scope.interaction.params.scope ?? 'openid'));
-      const claims = scope.interaction.params.claims;
-      if (typeof claims === 'string') {
-        const { id_token = {}, userinfo = {} } = JSON.parse(claims) as Record<
-          string,
-          Record<string, unknown>
-        >;
-        grant.addOIDCClaims([...Object.keys(id_token), ...Object.keys(userinfo)]);
-      }
+      // Exactly what the screen listed: the requested scopes, and claims only within them.
+      widenGrant(grant, {
+        scope: scope.interaction.params.scope,
+        claims: scope.interaction.params.claims,
+        allowedScope: kit.clientOf(scope).config?.scope ?? '',
+      });
       const grantId = await grant.save();
       await kit.audit(scope, 'consent', 'success', {
         userId: accountId,
