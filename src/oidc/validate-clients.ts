@@ -6,9 +6,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { PoolConfig } from '../config/types.ts';
-import type { OidcModelStore } from '../storage/types.ts';
+import type { OidcModelStore, SigningAlgorithm } from '../storage/types.ts';
 import { createProvider, toClientMetadata } from './create-provider.ts';
-import type { PrivateJwk } from './signing-keys.ts';
+import { type PrivateJwk, SIGNING_ALGORITHMS } from './signing-keys.ts';
 
 export interface ClientProblem {
   index: number;
@@ -30,21 +30,43 @@ export async function validateClients(provider: Provider, pool: PoolConfig): Pro
 
 /**
  * Validates a pool's clients without storage: a provider with the pool's real
- * configuration, a throwaway key, and stores that are never called.
+ * configuration, throwaway keys, and stores that are never called. It gets a
+ * key for every algorithm a pool signs with, as serve does: oidc-provider
+ * refuses a client whose id_token_signed_response_alg no key can sign.
  */
 export async function validatePoolClients(pool: PoolConfig): Promise<ClientProblem[]> {
   const unused = new Proxy({} as OidcModelStore, {
     get: () => () => Promise.reject(new Error('storage is not available while validating clients')),
   });
-  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
   const provider = createProvider({
     pool,
     stores: { durable: { oidcModels: () => unused }, ephemeral: { oidcModels: () => unused } },
     accounts: { findById: async () => undefined },
-    jwks: { keys: [{ ...key, kid: 'validation', alg: 'ES256', use: 'sig' } as PrivateJwk] },
+    jwks: { keys: validationKeys() },
     cookieKeys: ['validation-only'],
     pages: { error: () => '', logout: () => '', logoutSuccess: () => '' },
     onServerError: () => {},
   });
   return validateClients(provider, pool);
+}
+
+let keys: PrivateJwk[] | undefined;
+
+/** One throwaway key per signing algorithm, made once per process (an RSA key takes a moment). */
+function validationKeys(): PrivateJwk[] {
+  keys ??= SIGNING_ALGORITHMS.map((alg) => ({
+    ...throwawayKey(alg).export({ format: 'jwk' }),
+    kid: `validation-${alg}`,
+    alg,
+    use: 'sig',
+  })) as PrivateJwk[];
+  return keys;
+}
+
+function throwawayKey(alg: SigningAlgorithm) {
+  const pair =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return pair.privateKey;
 }

@@ -54,6 +54,18 @@ test('check-config also runs oidc-provider’s client validation', async (t) => 
   t.regex(result.stdout, /pool demo clients\[0\]: oidc-provider refuses this client: .*scope/);
 });
 
+test('check-config accepts a client whose ID tokens are signed with RS256, as serve does', async (t) => {
+  const client = (id: string, alg: string) =>
+    `  - client_id: ${id}\n    token_endpoint_auth_method: none\n    redirect_uris: [http://localhost:8080/cb]\n    id_token_signed_response_alg: ${alg}\n`;
+  const config = await writeConfigDir({
+    pools: { demo: `${minimalPool()}clients:\n${client('rsa', 'RS256')}${client('ec', 'ES256')}` },
+  });
+  t.teardown(() => config.remove());
+  const result = await runPostern(['check-config', '--config', config.dir]);
+  t.is(result.code, 0, result.stdout);
+  t.regex(result.stdout, /Configuration is valid: 1 pool \(demo\)/);
+});
+
 test('serve refuses to start on an invalid configuration', async (t) => {
   const config = await writeConfigDir({ pools: { demo: 'passkeys:\n  mode: clever\n' } });
   t.teardown(() => config.remove());
