@@ -85,8 +85,8 @@ export type AdapterClass = new (
   revokeByGrantId(grantId: string): Promise<void>;
 };
 
-/** The store that keeps `model`'s artifacts for one pool. */
-function modelStores(poolId: string, { durable, ephemeral }: AdapterStores) {
+/** For one pool: the store that keeps a model's artifacts (durable for Grant and RefreshToken). */
+export function oidcModelStoreFor(poolId: string, { durable, ephemeral }: AdapterStores) {
   const durableModels = durable.oidcModels(poolId);
   const ephemeralModels = ephemeral.oidcModels(poolId);
   return (model: string): OidcModelStore => (DURABLE_MODELS.has(model) ? durableModels : ephemeralModels);
@@ -101,7 +101,7 @@ export function createGrantRevoker(
   poolId: string,
   stores: AdapterStores,
 ): (grantId: string) => Promise<void> {
-  const storeFor = modelStores(poolId, stores);
+  const storeFor = oidcModelStoreFor(poolId, stores);
   return async (grantId) => {
     await Promise.all([
       ...GRANT_BOUND_MODELS.map((model) => storeFor(model).revokeByGrantId(model, grantId)),
@@ -111,7 +111,7 @@ export function createGrantRevoker(
 }
 
 export function createAdapter(poolId: string, stores: AdapterStores): AdapterClass {
-  const storeFor = modelStores(poolId, stores);
+  const storeFor = oidcModelStoreFor(poolId, stores);
   const revokeGrant = createGrantRevoker(poolId, stores);
 
   return class PosternAdapter {

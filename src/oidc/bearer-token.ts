@@ -14,6 +14,8 @@ import type { Provider } from './create-provider.ts';
 export interface BearerToken {
   accountId: string;
   clientId: string;
+  /** The grant the token was issued under: the current browser's, when signing out elsewhere. */
+  grantId: string;
   /** When the user last really authenticated (seconds since the epoch); see `extraTokenClaims`. */
   authTime?: number;
   /** Space-separated, as granted. */
@@ -43,6 +45,7 @@ export async function authenticateBearer(
   return {
     accountId: token.accountId,
     clientId: token.clientId,
+    grantId: grant.jti,
     ...(typeof authTime === 'number' && Number.isFinite(authTime) ? { authTime } : {}),
     scope: token.scope ?? '',
   };

@@ -56,6 +56,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
       pool: runtime.config,
       accountId: token.accountId,
       clientId: token.clientId,
+      grantId: token.grantId,
       ...(token.authTime === undefined ? {} : { authTime: token.authTime }),
       ip: ctx.ip,
       userAgent: ctx.get('user-agent').slice(0, 512),
@@ -110,15 +111,15 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
     ctx.body = await service.renamePasskey(scope, ctx.params.id ?? '', body);
   });
 
+  // 200 with what was signed out elsewhere (until issue 8: 204 without a body).
   router.delete(`${base}/passkeys/:id`, async (ctx) => {
-    await service.deletePasskey(await scopeOf(ctx), ctx.params.id ?? '');
-    ctx.status = 204;
+    ctx.body = await service.deletePasskey(await scopeOf(ctx), ctx.params.id ?? '');
   });
 
   router.put(`${base}/password`, async (ctx) => {
     const scope = await scopeOf(ctx);
-    await service.setPassword(scope, await bodyOf(ctx, Bodies.password));
-    ctx.status = 204;
+    // 200 with what was signed out elsewhere (until issue 8: 204 without a body).
+    ctx.body = await service.setPassword(scope, await bodyOf(ctx, Bodies.password));
   });
 
   router.post(`${base}/recovery-codes`, async (ctx) => {

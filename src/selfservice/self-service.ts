@@ -16,17 +16,16 @@
  *   step-up challenge in WWW-Authenticate;
  * - a passkey is removed only while the user keeps a way in: another
  *   passkey, a password the pool accepts, or email codes;
+ * - removing a passkey, changing the password and replacing recovery codes
+ *   sign the user out everywhere else (src/oidc/sign-out-elsewhere.ts): the
+ *   change may answer a stolen credential, whose holder must not stay signed
+ *   in. The browser making the change keeps its session; the answer says what
+ *   was signed out (`signed_out`);
  * - every write is audited with the user, client, address and user agent.
  */
 
 import type { PoolConfig } from '../config/types.ts';
-import {
-  noSuchPasskey,
-  PosternError,
-  passkeyLimit,
-  passkeysBusy,
-  rateLimited,
-} from '../errors.ts';
+import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy, rateLimited } from '../errors.ts';
 import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../factors/passkey/passkey-enrollment.ts';
 import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
@@ -37,6 +36,7 @@ import {
   poolUsesRecoveryCodes,
 } from '../factors/recovery-code/issue-recovery-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
 import { LimitExceededError, UniqueViolationError } from '../storage/errors.ts';
 import type { DurableStore, EphemeralStore, Passkey, RateLimiter, User } from '../storage/types.ts';
@@ -60,6 +60,8 @@ export interface SelfServiceScope {
   /** The token's subject (a user id of this pool). */
   accountId: string;
   clientId: string;
+  /** The token's grant: the current browser's, kept when signing out elsewhere. */
+  grantId: string;
   /** The token's `auth_time`; undefined when it carries none. */
   authTime?: number;
   ip: string;
@@ -75,6 +77,15 @@ export interface AccountSummary {
   /** Seconds a sign-in stays recent enough for writes. */
   recent_auth: number;
 }
+
+/**
+ * What a change signed out, as the answer says it: other browsers' sessions,
+ * and the apps that lost their sign-in somewhere (distinct clients).
+ */
+export type SignedOutView = Pick<SignedOut, 'sessions' | 'apps'>;
+
+/** Why a change signs the user out elsewhere, as the audit trail records it. */
+type SignOutReason = 'passkey_removed' | 'password_changed' | 'recovery_codes_replaced';
 
 /** A passkey as the API shows it: never the public key or the counter. */
 export interface PasskeyView {
@@ -195,6 +206,17 @@ export function createSelfService(deps: SelfServiceDeps) {
     const age = now() - scope.authTime;
     if (age > window) throw loginRequired(window, `authenticated ${age} s ago, window ${window} s`);
     return user;
+  }
+
+  /** Signs the user out everywhere but this request's browser, and audits it. */
+  async function signOutOthers(scope: SelfServiceScope, reason: SignOutReason): Promise<SignedOutView> {
+    const signedOut = await signOutElsewhere(
+      { durable, ephemeral },
+      { poolId: scope.pool.id, accountId: scope.accountId, keep: { grantId: scope.grantId } },
+    );
+    await audit(scope, 'signed_out_elsewhere', 'success', { detail: { reason, ...signedOut } });
+    scope.log.info({ user: scope.accountId, reason, ...signedOut }, 'signed out elsewhere');
+    return { sessions: signedOut.sessions, apps: signedOut.apps };
   }
 
   function view(passkey: Passkey): PasskeyView {
@@ -362,15 +384,16 @@ export function createSelfService(deps: SelfServiceDeps) {
     },
 
     /**
-     * Removes a passkey while the user keeps a way in.
+     * Removes a passkey while the user keeps a way in, then signs the user out
+     * everywhere else (whoever holds that passkey may be signed in with it).
      * @throws {PosternError} not_found; last_way_in; conflict while another removal runs.
      */
-    async deletePasskey(scope: SelfServiceScope, id: string): Promise<void> {
+    async deletePasskey(scope: SelfServiceScope, id: string): Promise<{ signed_out: SignedOutView }> {
       const user = await writerOf(scope);
       const removal = await removePasskey({ durable, ephemeral }, { pool: scope.pool, userId: user.id, id });
       if (removal.ok) {
         await audit(scope, 'passkey_removed', 'success', { credentialId: removal.passkey.credentialId });
-        return;
+        return { signed_out: await signOutOthers(scope, 'passkey_removed') };
       }
       if (removal.reason === 'not_found') throw noSuchPasskey();
       if (removal.reason === 'busy') throw passkeysBusy();
@@ -383,14 +406,16 @@ export function createSelfService(deps: SelfServiceDeps) {
 
     /**
      * Sets a password, or changes it (then `current_password` must match),
-     * where the pool signs users in with one.
+     * where the pool signs users in with one. A change signs the user out
+     * everywhere else (the old password may be known to someone); a first
+     * password adds a way in and signs nobody out.
      * @throws {PosternError} invalid_request where passwords are not used or the current one is missing;
      *   invalid_credentials for a wrong current password; weak_password; rate_limited.
      */
     async setPassword(
       scope: SelfServiceScope,
       { password, current_password }: { password: string; current_password?: string },
-    ): Promise<void> {
+    ): Promise<{ signed_out: SignedOutView }> {
       const user = await writerOf(scope);
       const { pool } = scope;
       if (!pool.authentication.first_factor.includes('password'))
@@ -427,13 +452,19 @@ export function createSelfService(deps: SelfServiceDeps) {
 
       await durable.users.setPasswordHash(pool.id, user.id, await hashPassword(password, argon2(pool)));
       await audit(scope, 'password_changed', 'success', { detail: { first_password: stored === undefined } });
+      if (stored === undefined) return { signed_out: { sessions: 0, apps: 0 } };
+      return { signed_out: await signOutOthers(scope, 'password_changed') };
     },
 
     /**
-     * Ten new recovery codes in place of the old set (which stops working), to be shown once.
+     * Ten new recovery codes in place of the old set (which stops working), to
+     * be shown once; signs the user out everywhere else (an old code may have
+     * been used, or be known to someone).
      * @throws {PosternError} invalid_request where the pool does not use recovery codes.
      */
-    async replaceRecoveryCodes(scope: SelfServiceScope): Promise<{ recovery_codes: string[] }> {
+    async replaceRecoveryCodes(
+      scope: SelfServiceScope,
+    ): Promise<{ recovery_codes: string[]; signed_out: SignedOutView }> {
       const user = await writerOf(scope);
       if (!poolUsesRecoveryCodes(scope.pool.authentication))
         throw new PosternError(400, 'invalid_request', 'This service does not use recovery codes.');
@@ -444,7 +475,7 @@ export function createSelfService(deps: SelfServiceDeps) {
       await audit(scope, 'recovery_codes_issued', 'success', {
         detail: { count: codes.length, replaced: true },
       });
-      return { recovery_codes: codes };
+      return { recovery_codes: codes, signed_out: await signOutOthers(scope, 'recovery_codes_replaced') };
     },
   };
 }

@@ -47,6 +47,18 @@ export interface OidcModelStore {
   destroy(model: string, id: string): Promise<void>;
   /** Removes every artifact of this model that belongs to the grant. */
   revokeByGrantId(model: string, grantId: string): Promise<void>;
+  /**
+   * This model's live artifacts whose payload names `accountId`, each with the
+   * id it is stored under (what `destroy` takes): a user's sessions and grants,
+   * for signing them out. In no particular order.
+   */
+  listByAccountId(model: string, accountId: string): Promise<StoredOidcArtifact[]>;
+}
+
+/** One stored artifact: the id it is stored under and its payload (as `find` returns it). */
+export interface StoredOidcArtifact {
+  id: string;
+  payload: OidcPayload;
 }
 
 // ---------------------------------------------------------------- ephemeral

@@ -81,6 +81,29 @@ withRedis('redis: the grant set lives as long as its longest member', async (t) 
   t.is(await raw.pttl(`${prefix}oidc:pool:grant:g`), -1, 'a member without expiry makes it persistent');
 });
 
+withRedis(
+  'redis: the account set lives as long as its longest member and goes with the last one',
+  async (t) => {
+    const prefix = uniqueKeyPrefix();
+    const store = await openRedisEphemeralStore({ url: redisTestUrl(), keyPrefix: prefix });
+    const raw = new Redis(redisTestUrl());
+    t.teardown(async () => {
+      await store.close();
+      await deleteKeysWithPrefix(prefix);
+      raw.disconnect();
+    });
+    const models = store.oidcModels('pool');
+    await models.upsert('Session', 'long', { accountId: 'ada' }, 100);
+    await models.upsert('Session', 'short', { accountId: 'ada' }, 10);
+    const pttl = await raw.pttl(`${prefix}oidc:pool:account:ada`);
+    t.true(pttl > 90_000, `a shorter member does not shorten it (PTTL ${pttl})`);
+    t.is(await raw.hget(`${prefix}oidc:pool:Session:long`, 'accountId'), 'ada');
+    await models.destroy('Session', 'long');
+    await models.destroy('Session', 'short');
+    t.is(await raw.exists(`${prefix}oidc:pool:account:ada`), 0);
+  },
+);
+
 test('redis: an unreachable server makes ping and operations fail fast with StoreUnavailableError', async (t) => {
   const started = Date.now();
   const store = await openRedisEphemeralStore({ url: 'redis://127.0.0.1:1', keyPrefix: uniqueKeyPrefix() });

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { TestFn } from 'ava';
-import type { OidcModelStore, OidcPayload } from '../../src/storage/types.ts';
+import type { OidcModelStore, OidcPayload, StoredOidcArtifact } from '../../src/storage/types.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -77,6 +77,11 @@ export function registerOidcModelConformance(
     await models.upsert('DeviceCode', 'd-1', { userCode: 'ABCD-EFGH' }, SHORT_TTL_SECONDS);
     await sleep(PAST_SHORT_TTL_MS);
     t.truthy(await models.findByUid('Session', 'u-kept'));
+    t.deepEqual(
+      (await models.listByAccountId('Session', 'a')).map((found) => found.id),
+      ['s-kept'],
+      'the account lists live sessions only',
+    );
     t.is(await models.find('Session', 's-1'), undefined);
     t.is(await models.findByUid('Session', 'u-1'), undefined);
     t.is(await models.findByUserCode('DeviceCode', 'ABCD-EFGH'), undefined);
@@ -198,6 +203,63 @@ export function registerOidcModelConformance(
     t.is(await models.findByUserCode('DeviceCode', 'REVOKED-1'), undefined);
   });
 
+  const byId = (found: StoredOidcArtifact[]) => [...found].sort((a, b) => a.id.localeCompare(b.id));
+
+  test(`${name}: oidc listByAccountId lists that model's artifacts of that account, with their ids`, async (t) => {
+    const models = await fresh();
+    const grantId = unique('grant');
+    const first = { uid: 'u-1', accountId: 'ada', authorizations: { web: { grantId, sid: 'sid-1' } } };
+    const second = { uid: 'u-2', accountId: 'ada' };
+    await models.upsert('Session', 's-2', second, 60);
+    await models.upsert('Session', 's-1', first, 60);
+    await models.upsert('Session', 's-3', { uid: 'u-3', accountId: 'bob' }, 60);
+    await models.upsert('Session', 's-4', { uid: 'u-4' }, 60);
+    await models.upsert('AccessToken', 'at-1', { accountId: 'ada', grantId }, 60);
+    await models.upsert('Grant', grantId, { accountId: 'ada', clientId: 'web' }, undefined);
+
+    t.deepEqual(byId(await models.listByAccountId('Session', 'ada')), [
+      { id: 's-1', payload: first },
+      { id: 's-2', payload: second },
+    ]);
+    t.deepEqual(
+      (await models.listByAccountId('Session', 'bob')).map((found) => found.id),
+      ['s-3'],
+    );
+    t.deepEqual(await models.listByAccountId('Session', 'nobody'), []);
+    t.deepEqual(await models.listByAccountId('Grant', 'ada'), [
+      { id: grantId, payload: { accountId: 'ada', clientId: 'web' } },
+    ]);
+    t.deepEqual(
+      (await models.listByAccountId('AccessToken', 'ada')).map((found) => found.id),
+      ['at-1'],
+      'per model',
+    );
+  });
+
+  test(`${name}: oidc listByAccountId follows re-upserts, destroy and revocation`, async (t) => {
+    const models = await fresh();
+    const grantId = unique('grant');
+    await models.upsert('Session', 's-1', { uid: 'u-1', accountId: 'ada' }, 60);
+    await models.upsert('Session', 's-1', { uid: 'u-1', accountId: 'bob' }, 60);
+    t.deepEqual(await models.listByAccountId('Session', 'ada'), [], 'the session changed hands');
+    t.deepEqual(
+      (await models.listByAccountId('Session', 'bob')).map((found) => found.id),
+      ['s-1'],
+    );
+    await models.upsert('Session', 's-1', { uid: 'u-1' }, 60);
+    t.deepEqual(await models.listByAccountId('Session', 'bob'), [], 'and then was signed out');
+
+    await models.upsert('Session', 's-2', { uid: 'u-2', accountId: 'ada' }, 60);
+    await models.destroy('Session', 's-2');
+    await models.upsert('RefreshToken', 'rt-1', { accountId: 'ada', grantId }, 60);
+    t.true(await models.consume('RefreshToken', 'rt-1'));
+    const [consumed] = await models.listByAccountId('RefreshToken', 'ada');
+    t.is(typeof consumed?.payload.consumed, 'number', 'a consumed mark shows as in find');
+    await models.revokeByGrantId('RefreshToken', grantId);
+    t.deepEqual(await models.listByAccountId('Session', 'ada'), []);
+    t.deepEqual(await models.listByAccountId('RefreshToken', 'ada'), []);
+  });
+
   test(`${name}: oidc pools are isolated`, async (t) => {
     const [a, b] = [await fresh(), await fresh()];
     const grantId = unique('grant');
@@ -216,5 +278,9 @@ export function registerOidcModelConformance(
 
     await b.destroy('AccessToken', 'same-id');
     t.is((await a.find('Session', 'session'))?.pool, 'a');
+
+    await a.upsert('Session', 'by-account', { accountId: 'same-account' }, 60);
+    t.deepEqual(await b.listByAccountId('Session', 'same-account'), []);
+    t.is((await a.listByAccountId('Session', 'same-account')).length, 1);
   });
 }

@@ -3,11 +3,28 @@
  * as keyed hashes), used as a second factor where the pool lists them. A
  * recovery sign-in says so (amr otp, acr 0), tells how many codes remain,
  * and is offered to replace the lost passkey.
+ *
+ * A recovery sign-in also signs the user out everywhere else, the moment the
+ * code is accepted (src/oidc/sign-out-elsewhere.ts): whoever has the lost
+ * passkey must not stay signed in with it. This browser's own session, if it
+ * already was the user's, is kept. The answer says what was signed out
+ * (`signed_out: { sessions, apps }`).
  */
 import { PosternError } from '../../errors.ts';
 import { issueFirstRecoveryCodes as issueFirstCodes } from '../../factors/recovery-code/issue-recovery-codes.ts';
 import { hashRecoveryCode } from '../../factors/recovery-code/recovery-codes.ts';
+import { signOutElsewhere } from '../../oidc/sign-out-elsewhere.ts';
 import type { Answer, InteractionScope, LoginKit } from '../login-kit.ts';
+
+/** What a recovery sign-in signed out, as its answer says it. */
+interface SignedOutAnswer {
+  signed_out: { sessions: number; apps: number };
+}
+
+/** `answer` with what was signed out elsewhere. */
+function withSignedOut<A extends Answer>(answer: A, signedOut: SignedOutAnswer['signed_out']) {
+  return { ...answer, signed_out: signedOut };
+}
 
 /**
  * The first time a user gets a second factor they get ten codes
@@ -26,7 +43,23 @@ export async function issueFirstRecoveryCodes(kit: LoginKit, scope: InteractionS
 }
 
 export function recoveryCodeCalls(kit: LoginKit) {
-  const { durable } = kit.deps;
+  const { durable, ephemeral } = kit.deps;
+
+  /** Ends the user's other sessions and grants; this browser's session stays if it is the user's. */
+  async function signOutOthers(scope: InteractionScope, userId: string) {
+    const session = scope.interaction.session;
+    const sessionUid = session?.accountId === userId ? session.uid : undefined;
+    const signedOut = await signOutElsewhere(
+      { durable, ephemeral },
+      { poolId: scope.pool.id, accountId: userId, keep: sessionUid === undefined ? {} : { sessionUid } },
+    );
+    await kit.audit(scope, 'signed_out_elsewhere', 'success', {
+      userId,
+      detail: { reason: 'recovery_sign_in', ...signedOut },
+    });
+    scope.log.info({ user: userId, ...signedOut }, 'signed out elsewhere after a recovery sign-in');
+    return { sessions: signedOut.sessions, apps: signedOut.apps };
+  }
 
   return {
     async recoveryCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
@@ -56,12 +89,14 @@ export function recoveryCodeCalls(kit: LoginKit) {
       }
       await kit.audit(scope, 'recovery_code_used', 'success', { userId, detail: { remaining } });
       scope.log.info({ user: userId, remaining }, 'recovery sign-in');
+      const signedOut = await signOutOthers(scope, userId);
       const factor = { method: 'recovery_code' as const, amr: ['otp'], multiFactor: false, at: kit.now() };
-      return kit.advance(
+      const answer = await kit.advance(
         scope,
         { ...progress, factors: [...progress.factors, factor], recovered: true },
         { recovery_codes_remaining: remaining },
       );
+      return withSignedOut(answer, signedOut);
     },
   };
 }

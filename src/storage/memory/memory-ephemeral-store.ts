@@ -31,6 +31,7 @@ interface Artifact {
   uid: string | undefined;
   userCode: string | undefined;
   grantId: string | undefined;
+  accountId: string | undefined;
   expiresAt: number | undefined;
 }
 
@@ -74,13 +75,31 @@ class ExpiringMap<V extends { expiresAt: number | undefined }> {
   }
 }
 
-/** Grant id → artifact keys; mirrors the Redis grant set (expiry follows the members). */
-type GrantIndex = Map<string, Set<string>>;
+/**
+ * Grant id (or account id) → artifact keys; mirrors the Redis grant and
+ * account sets (expiry follows the members).
+ */
+type MemberIndex = Map<string, Set<string>>;
+
+/** Adds `key` to the index entry `name`. */
+function addMember(index: MemberIndex, name: string, key: string): void {
+  const members = index.get(name) ?? new Set<string>();
+  members.add(key);
+  index.set(name, members);
+}
+
+/** Removes `key` from the index entry `name`, and the entry once empty. */
+function dropMember(index: MemberIndex, name: string, key: string): void {
+  const members = index.get(name);
+  members?.delete(key);
+  if (members?.size === 0) index.delete(name);
+}
 
 function createOidcModels(
   artifacts: ExpiringMap<Artifact>,
   indexes: ExpiringMap<Entry>,
-  grants: GrantIndex,
+  grants: MemberIndex,
+  accounts: MemberIndex,
   poolId: string,
 ): OidcModelStore {
   const base = `${poolId}\u0000`;
@@ -88,6 +107,7 @@ function createOidcModels(
   const uidKey = (uid: string) => `${base}uid\u0000${uid}`;
   const userCodeKey = (code: string) => `${base}userCode\u0000${code}`;
   const grantKey = (grantId: string) => `${base}${grantId}`;
+  const accountKey = (accountId: string) => `${base}${accountId}`;
 
   const toPayload = (artifact: Artifact | undefined): OidcPayload | undefined => {
     if (!artifact) return undefined;
@@ -106,6 +126,7 @@ function createOidcModels(
     if (artifact.uid !== undefined) dropIndex(uidKey(artifact.uid), id);
     if (artifact.userCode !== undefined) dropIndex(userCodeKey(artifact.userCode), id);
     if (artifact.grantId !== undefined) grants.get(grantKey(artifact.grantId))?.delete(key);
+    if (artifact.accountId !== undefined) dropMember(accounts, accountKey(artifact.accountId), key);
     artifacts.delete(key);
   };
 
@@ -129,16 +150,14 @@ function createOidcModels(
         uid: payload.uid,
         userCode: payload.userCode,
         grantId: payload.grantId,
+        accountId: payload.accountId,
         expiresAt,
       });
       if (payload.uid !== undefined) indexes.set(uidKey(payload.uid), { value: id, expiresAt });
       if (payload.userCode !== undefined)
         indexes.set(userCodeKey(payload.userCode), { value: id, expiresAt });
-      if (payload.grantId !== undefined) {
-        const members = grants.get(grantKey(payload.grantId)) ?? new Set<string>();
-        members.add(key);
-        grants.set(grantKey(payload.grantId), members);
-      }
+      if (payload.grantId !== undefined) addMember(grants, grantKey(payload.grantId), key);
+      if (payload.accountId !== undefined) addMember(accounts, accountKey(payload.accountId), key);
     },
 
     async find(model, id) {
@@ -175,6 +194,21 @@ function createOidcModels(
       }
       if (members.size === 0) grants.delete(grantKey(grantId));
     },
+
+    async listByAccountId(model, accountId) {
+      const members = accounts.get(accountKey(accountId));
+      const modelPrefix = `${base}${model}\u0000`;
+      const found = [];
+      for (const key of members ?? []) {
+        const artifact = artifacts.get(key);
+        if (!artifact)
+          members?.delete(key); // expired
+        else if (key.startsWith(modelPrefix))
+          found.push({ id: key.slice(modelPrefix.length), payload: toPayload(artifact)! });
+      }
+      if (members?.size === 0) accounts.delete(accountKey(accountId));
+      return found;
+    },
   };
 }
 
@@ -186,18 +220,17 @@ export function openMemoryEphemeralStore(): EphemeralStore {
   const values = new ExpiringMap<Entry>();
   const artifacts = new ExpiringMap<Artifact>();
   const indexes = new ExpiringMap<Entry>();
-  const grants: GrantIndex = new Map();
+  const grants: MemberIndex = new Map();
+  const accounts: MemberIndex = new Map();
   const oidcModels = new Map<string, OidcModelStore>();
 
   const sweep = () => {
     values.sweep();
     indexes.sweep();
     artifacts.sweep((key, artifact) => {
-      if (artifact.grantId === undefined) return;
-      const grantKey = `${key.slice(0, key.indexOf('\u0000') + 1)}${artifact.grantId}`;
-      const members = grants.get(grantKey);
-      members?.delete(key);
-      if (members?.size === 0) grants.delete(grantKey);
+      const base = key.slice(0, key.indexOf('\u0000') + 1);
+      if (artifact.grantId !== undefined) dropMember(grants, `${base}${artifact.grantId}`, key);
+      if (artifact.accountId !== undefined) dropMember(accounts, `${base}${artifact.accountId}`, key);
     });
   };
   const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
@@ -243,7 +276,7 @@ export function openMemoryEphemeralStore(): EphemeralStore {
     oidcModels(poolId) {
       let models = oidcModels.get(poolId);
       if (!models) {
-        models = createOidcModels(artifacts, indexes, grants, poolId);
+        models = createOidcModels(artifacts, indexes, grants, accounts, poolId);
         oidcModels.set(poolId, models);
       }
       return models;
@@ -264,6 +297,7 @@ export function openMemoryEphemeralStore(): EphemeralStore {
       artifacts.clear();
       indexes.clear();
       grants.clear();
+      accounts.clear();
     },
   };
 }

@@ -23,6 +23,8 @@ interface OidcModelRow {
   consumed_at: Date | null;
 }
 
+function toPayload(row: OidcModelRow): OidcPayload;
+function toPayload(row: OidcModelRow | undefined): OidcPayload | undefined;
 function toPayload(row: OidcModelRow | undefined): OidcPayload | undefined {
   if (!row) return undefined;
   if (row.consumed_at === null) return row.payload;
@@ -111,6 +113,16 @@ export function createOidcModelRepository(db: Knex, poolId: string): OidcModelSt
 
     async revokeByGrantId(model, grantId) {
       await rows().where({ pool_id: poolId, model, grant_id: grantId }).delete();
+    },
+
+    async listByAccountId(model, accountId) {
+      // Indexed by (pool_id, account_id): migrations/0004_oidc_models_by_account.ts.
+      const found: Array<OidcModelRow & { id: string }> = await live(
+        rows()
+          .select('id', 'payload', 'consumed_at')
+          .where({ pool_id: poolId, model, account_id: accountId }),
+      );
+      return found.map((row) => ({ id: row.id, payload: toPayload(row) }));
     },
   });
 }

@@ -25,6 +25,7 @@ import {
   OIDC_CONSUME,
   OIDC_DESTROY,
   OIDC_FIND_BY_INDEX,
+  OIDC_LIST_BY_ACCOUNT,
   OIDC_REVOKE_BY_GRANT,
   OIDC_UPSERT,
 } from './redis-scripts.ts';
@@ -49,6 +50,7 @@ interface ScriptCommands {
   posternOidcDestroy(key: string, base: string, id: string): Promise<number>;
   posternOidcFindByIndex(indexKey: string, modelPrefix: string): Promise<string[] | null>;
   posternOidcRevokeByGrant(grantKey: string, base: string, modelPrefix: string): Promise<number>;
+  posternOidcListByAccount(accountKey: string, modelPrefix: string): Promise<string[]>;
 }
 
 /** Replies meaning "this node cannot serve right now", as opposed to a bug in a command. */
@@ -110,6 +112,7 @@ function createOidcModels(client: Redis & ScriptCommands, prefix: string, poolId
           payload.userCode ?? '',
           payload.grantId ?? '',
           typeof payload.consumed === 'number' ? String(payload.consumed) : '',
+          payload.accountId ?? '',
         ),
       );
     },
@@ -136,6 +139,18 @@ function createOidcModels(client: Redis & ScriptCommands, prefix: string, poolId
 
     async revokeByGrantId(model, grantId) {
       await call(() => client.posternOidcRevokeByGrant(`${base}grant:${grantId}`, base, `${base}${model}:`));
+    },
+
+    async listByAccountId(model, accountId) {
+      const flat = await call(() =>
+        client.posternOidcListByAccount(`${base}account:${accountId}`, `${base}${model}:`),
+      );
+      const found = [];
+      for (let i = 0; i + 2 < flat.length; i += 3) {
+        const [id, payload, consumed] = [flat[i]!, flat[i + 1]!, flat[i + 2]!];
+        found.push({ id, payload: toPayload(consumed === '' ? { payload } : { payload, consumed })! });
+      }
+      return found;
     },
   };
 }
@@ -180,6 +195,7 @@ export async function openRedisEphemeralStore(
       posternOidcDestroy: { lua: OIDC_DESTROY, numberOfKeys: 1 },
       posternOidcFindByIndex: { lua: OIDC_FIND_BY_INDEX, numberOfKeys: 1, readOnly: true },
       posternOidcRevokeByGrant: { lua: OIDC_REVOKE_BY_GRANT, numberOfKeys: 1 },
+      posternOidcListByAccount: { lua: OIDC_LIST_BY_ACCOUNT, numberOfKeys: 1 },
     },
   }) as Redis & ScriptCommands;
 

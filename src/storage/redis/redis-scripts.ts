@@ -5,11 +5,13 @@
  *
  * Layout of oidc-provider artifacts, with `{base}` = `{prefix}oidc:{pool}:`:
  * - `{base}{model}:{id}`      hash: `payload` (JSON), `consumed` (epoch seconds),
- *                             and the index values `uid`, `userCode`, `grantId`
- *                             so destroy/revoke can find the indexes to clean
+ *                             and the index values `uid`, `userCode`, `grantId`,
+ *                             `accountId` so destroy/revoke can find the indexes to clean
  * - `{base}uid:{uid}`         string: id (Session lookup by uid)
  * - `{base}userCode:{code}`   string: id (DeviceCode lookup by user code)
  * - `{base}grant:{grantId}`   set of artifact keys; lives as long as its longest member
+ * - `{base}account:{id}`      set of artifact keys (a user's sessions, for signing
+ *                             them out); lives as long as its longest member
  *
  * Scripts derive index keys from `{base}`, so they assume one Redis node
  * (standalone or Sentinel). Redis Cluster would need the pool in a hash tag.
@@ -28,24 +30,25 @@ local function dropIndex(indexKey, id)
   if redis.call('GET', indexKey) == id then redis.call('DEL', indexKey) end
 end
 local function dropIndexes(base, key, id)
-  local fields = redis.call('HMGET', key, 'uid', 'userCode', 'grantId')
+  local fields = redis.call('HMGET', key, 'uid', 'userCode', 'grantId', 'accountId')
   if fields[1] then dropIndex(base .. 'uid:' .. fields[1], id) end
   if fields[2] then dropIndex(base .. 'userCode:' .. fields[2], id) end
   if fields[3] then redis.call('SREM', base .. 'grant:' .. fields[3], key) end
+  if fields[4] then redis.call('SREM', base .. 'account:' .. fields[4], key) end
 end
 `;
 
 /**
  * KEYS[1] artifact; ARGV: base, id, payload JSON, ttl ms ('' = none), uid, userCode,
- * grantId ('' = none), consumed epoch seconds from the payload ('' = none).
+ * grantId ('' = none), consumed epoch seconds from the payload ('' = none), accountId ('' = none).
  * Replaces payload, expiry and indexes; a consumed mark survives (single use is monotonic).
  */
 export const OIDC_UPSERT = `${DROP_INDEXES}
 local key = KEYS[1]
 local base, id, payload, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local uid, userCode, grantId, consumed = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local uid, userCode, grantId, consumed, accountId = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 dropIndexes(base, key, id)
-redis.call('HDEL', key, 'uid', 'userCode', 'grantId')
+redis.call('HDEL', key, 'uid', 'userCode', 'grantId', 'accountId')
 redis.call('HSET', key, 'payload', payload)
 if consumed ~= '' then redis.call('HSETNX', key, 'consumed', consumed) end
 if ttl then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
@@ -55,21 +58,24 @@ local function index(field, value)
   if ttl then redis.call('SET', base .. field .. ':' .. value, id, 'PX', ttl)
   else redis.call('SET', base .. field .. ':' .. value, id) end
 end
-index('uid', uid)
-index('userCode', userCode)
-if grantId ~= '' then
-  redis.call('HSET', key, 'grantId', grantId)
-  local grant = base .. 'grant:' .. grantId
-  local existed = redis.call('EXISTS', grant)
-  redis.call('SADD', grant, key)
+-- A set of artifact keys that lives as long as its longest member.
+local function member(field, value, set)
+  if value == '' then return end
+  redis.call('HSET', key, field, value)
+  local existed = redis.call('EXISTS', set)
+  redis.call('SADD', set, key)
   if not ttl then
-    redis.call('PERSIST', grant)
+    redis.call('PERSIST', set)
   else
-    local remaining = redis.call('PTTL', grant)
+    local remaining = redis.call('PTTL', set)
     -- -1: no expiry because a member never expires; keep it that way.
-    if existed == 0 or (remaining >= 0 and remaining < ttl) then redis.call('PEXPIRE', grant, ttl) end
+    if existed == 0 or (remaining >= 0 and remaining < ttl) then redis.call('PEXPIRE', set, ttl) end
   end
 end
+index('uid', uid)
+index('userCode', userCode)
+member('grantId', grantId, base .. 'grant:' .. grantId)
+member('accountId', accountId, base .. 'account:' .. accountId)
 return 1
 `;
 
@@ -91,6 +97,27 @@ export const OIDC_FIND_BY_INDEX = `
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
 return redis.call('HGETALL', ARGV[1] .. id)
+`;
+
+/**
+ * KEYS[1] account set; ARGV[1] `{base}{model}:`. That model's live members as
+ * a flat array of [id, payload, consumed ('' = none)] triples; forgets
+ * members that expired.
+ */
+export const OIDC_LIST_BY_ACCOUNT = `
+local modelPrefix = ARGV[1]
+local found = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fields = redis.call('HMGET', key, 'payload', 'consumed')
+  if not fields[1] then
+    redis.call('SREM', KEYS[1], key)
+  elseif string.sub(key, 1, #modelPrefix) == modelPrefix then
+    table.insert(found, string.sub(key, #modelPrefix + 1))
+    table.insert(found, fields[1])
+    table.insert(found, fields[2] or '')
+  end
+end
+return found
 `;
 
 /** KEYS[1] grant set; ARGV: base, `{base}{model}:`. Deletes that model's members only. */

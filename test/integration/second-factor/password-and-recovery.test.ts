@@ -17,6 +17,14 @@ import {
   REDIRECT,
   TaggedBrowser,
 } from '../login/login-fixture.ts';
+import {
+  type BrowserSignIn,
+  SIGNED_IN,
+  SIGNED_OUT,
+  startOffline,
+  tokensOf,
+  whatStillWorks,
+} from '../self-service/signed-in-checks.ts';
 
 const probes = await Promise.all([probePostgres(), probeRedis()]);
 const test = probes.reduce(
@@ -50,7 +58,8 @@ clients:
   - client_id: web
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
-    scope: openid email
+    grant_types: [authorization_code, refresh_token]
+    scope: openid email offline_access
     first_party: true
 `;
 
@@ -61,8 +70,18 @@ async function serve(
   return t.context.fixture.start(t, { acme: pool }, { server: 'trust_proxy: true\n' });
 }
 
-const start = (login: LoginServer, browser = new TaggedBrowser({ 'x-forwarded-for': '198.51.100.7' })) =>
-  InteractionClient.start(login.server, { poolId: 'acme', clientId: 'web', redirectUri: REDIRECT, browser });
+const newBrowser = () => new TaggedBrowser({ 'x-forwarded-for': '198.51.100.7' });
+
+/** Starts a login; `offline`: asking for a refresh token too (prompt=consent, see signed-in-checks.ts). */
+const start = (login: LoginServer, browser = newBrowser(), { offline = false } = {}) =>
+  offline
+    ? startOffline(login.server, 'acme', browser)
+    : InteractionClient.start(login.server, {
+        poolId: 'acme',
+        clientId: 'web',
+        redirectUri: REDIRECT,
+        browser,
+      });
 
 /** Signs up by code, password and (second factor) passkey; returns the recovery codes shown. */
 async function signUp(
@@ -71,8 +90,9 @@ async function signUp(
   email: string,
   authenticator: SoftAuthenticator,
   browser?: TaggedBrowser,
+  { offline = false } = {},
 ) {
-  const client = await start(login, browser);
+  const client = await start(login, browser, { offline });
   await client.identify(email);
   await client.sendCode();
   const proven = await client.verifyCode(await t.context.fixture.mail.nextCode(email));
@@ -93,13 +113,18 @@ async function signUp(
   const codes = registered.body.recovery_codes as string[];
   t.is(codes.length, 10, 'the first second factor brings ten recovery codes');
   t.true(codes.every((code) => /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/.test(code)));
-  const { claims } = await client.finish(String(registered.body.redirect_to));
-  return { codes, claims };
+  const { claims, tokens } = await client.finish(String(registered.body.redirect_to));
+  return { codes, claims, tokens };
 }
 
 /** Password first; resolves at the second-factor step. */
-async function passwordFirst(login: LoginServer, email: string, browser?: TaggedBrowser) {
-  const client = await start(login, browser);
+async function passwordFirst(
+  login: LoginServer,
+  email: string,
+  browser?: TaggedBrowser,
+  { offline = false } = {},
+) {
+  const client = await start(login, browser, { offline });
   await client.identify(email);
   const answer = await client.post('/password', { password: PASSWORD });
   return { client, answer };
@@ -488,4 +513,61 @@ test('recovery codes are stored only as keyed hashes', async (t) => {
     'the code itself is not what is stored',
   );
   t.is(await durable.recoveryCodes.use('acme', userId, hashRecoveryCode(key, codes[9] ?? '')), 9);
+});
+
+test('a recovery sign-in signs the user out everywhere else; a browser already signed in as them stays', async (t) => {
+  const login = await serve(t);
+  const email = 'nia@acme.example';
+  const stolen = new SoftAuthenticator();
+  const browserA = newBrowser();
+  const { codes, tokens } = await signUp(t, login, email, stolen, browserA, { offline: true });
+  const laptop: BrowserSignIn = {
+    browser: browserA,
+    access: tokens.access_token,
+    refresh: tokens.refresh_token ?? '',
+  };
+
+  // Whoever has the passkey and the password signs in elsewhere.
+  const browserB = newBrowser();
+  const { client: thief } = await passwordFirst(login, email, browserB, { offline: true });
+  const options = await thief.passkeyOptions();
+  const signedIn = await thief.passkeyVerify(stolen.authenticate(options.body as never, login.server.url));
+  const thiefs = await tokensOf(thief, signedIn.body.redirect_to, browserB);
+  t.deepEqual(await whatStillWorks(login.server, 'acme', thiefs), SIGNED_IN);
+
+  // The user, without the passkey, recovers in a new browser.
+  const browserC = newBrowser();
+  const { client } = await passwordFirst(login, email, browserC, { offline: true });
+  const recovered = await client.post('/recovery-code', { code: codes[0] });
+  t.like(recovered.body, { step: 'enroll', reason: 'recovery', signed_out: { sessions: 2, apps: 1 } });
+  t.deepEqual(
+    await whatStillWorks(login.server, 'acme', thiefs),
+    SIGNED_OUT,
+    'signed out as the code is accepted',
+  );
+  t.deepEqual(await whatStillWorks(login.server, 'acme', laptop), SIGNED_OUT);
+  const done = await client.skipEnroll();
+  const phone = await tokensOf(client, done.body.redirect_to, browserC);
+  t.deepEqual(await whatStillWorks(login.server, 'acme', phone), SIGNED_IN);
+
+  // Recovering again where the user is already signed in keeps that browser's session and apps.
+  const again = await startOffline(login.server, 'acme', browserC, { prompt: 'login consent' });
+  await again.identify(email);
+  t.like((await again.post('/password', { password: PASSWORD })).body, { step: 'second_factor' });
+  const kept = await again.post('/recovery-code', { code: codes[1] });
+  t.like(kept.body, { signed_out: { sessions: 0, apps: 0 } });
+  t.deepEqual(await whatStillWorks(login.server, 'acme', phone), SIGNED_IN);
+
+  const nia = await login.server.runtime.durable.users.findByEmail('acme', email);
+  const events = await login.server.runtime.durable.auditEvents.list('acme', {
+    userId: nia?.id ?? '',
+    event: 'signed_out_elsewhere',
+  });
+  t.deepEqual(
+    events.map((event) => [event.detail?.reason, event.detail?.sessions, event.detail?.grants]),
+    [
+      ['recovery_sign_in', 0, 0],
+      ['recovery_sign_in', 2, 2],
+    ],
+  );
 });

@@ -9,6 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { storedIdOf } from '../../../src/oidc/adapter.ts';
+import { Browserless } from '../../support/browserless.ts';
 import type { TestServer } from '../../support/postern-server.ts';
 import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
@@ -21,6 +22,7 @@ import {
   signUp,
   startLogin,
 } from '../login/login-fixture.ts';
+import { SIGNED_IN, SIGNED_OUT, startOffline, tokensOf, whatStillWorks } from './signed-in-checks.ts';
 
 interface Context {
   fixture: LoginFixture;
@@ -39,7 +41,10 @@ test.after.always(async (t) => {
 
 const MACHINE_SECRET = 'machine-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
-/** A pool file with a first-party `web`, a third-party `partner` and a client-credentials `machine`. */
+/**
+ * A pool file with a first-party `web` (which may ask for refresh tokens), a
+ * third-party `partner` and a client-credentials `machine`.
+ */
 function poolFile({
   authentication = '',
   maxPerUser = 10,
@@ -62,7 +67,8 @@ clients:
   - client_id: web
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
-    scope: openid email
+    grant_types: [authorization_code, refresh_token]
+    scope: openid email offline_access
     first_party: true
   - client_id: partner
     client_name: Partner App
@@ -304,16 +310,19 @@ test('renames and deletes a passkey; another user, a foreign id and another pool
 
   // Email codes still sign Ada in, so her only passkey may go.
   const deleted = await api(server, P.acme, ada.token, 'DELETE', `passkeys/${adaKey.id}`);
-  t.is(deleted.status, 204);
+  t.like(deleted, { status: 200, body: { signed_out: { sessions: 0, apps: 0 } } }, 'no other browser');
   t.deepEqual((await api(server, P.acme, ada.token, 'GET', 'passkeys')).body, []);
   t.like(await api(server, P.acme, ada.token, 'DELETE', `passkeys/${adaKey.id}`), { status: 404 });
 
   const events = await server.runtime.durable.auditEvents.list(P.acme, { userId: ada.userId });
   t.deepEqual(
     events.filter((event) => event.detail?.via === 'self_service').map((event) => event.event),
-    ['passkey_removed', 'passkey_renamed'],
+    ['signed_out_elsewhere', 'passkey_removed', 'passkey_renamed'],
   );
-  t.is(events[0]?.credentialId, ada.authenticator.credentials[0]?.id.toString('base64url'));
+  t.is(
+    events.find((event) => event.event === 'passkey_removed')?.credentialId,
+    ada.authenticator.credentials[0]?.id.toString('base64url'),
+  );
   t.is(
     (await server.runtime.durable.auditEvents.list(P.acme, { userId: bob.userId, event: 'passkey_removed' }))
       .length,
@@ -333,7 +342,7 @@ test('refuses to delete the last way in', async (t) => {
 
   const { verified } = await addPasskey(server, P.strict, carol);
   t.is(verified?.status, 201, JSON.stringify(verified?.body));
-  t.is((await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`)).status, 204);
+  t.is((await api(server, P.strict, carol.token, 'DELETE', `passkeys/${only.id}`)).status, 200);
   const refusedAgain = await api(server, P.strict, carol.token, 'DELETE', `passkeys/${verified?.body.id}`);
   t.like(refusedAgain, { status: 409, body: { error: 'last_way_in' } });
   t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
@@ -345,7 +354,7 @@ test('refuses to delete the last way in', async (t) => {
       api(server, P.strict, carol.token, 'DELETE', `passkeys/${id}`),
     ),
   );
-  t.is(both.filter((answer) => answer.status === 204).length, 1, JSON.stringify(both.map((a) => a.body)));
+  t.is(both.filter((answer) => answer.status === 200).length, 1, JSON.stringify(both.map((a) => a.body)));
   t.is(await server.runtime.durable.passkeys.countByUser(P.strict, carol.userId), 1);
 });
 
@@ -534,7 +543,10 @@ test('sets a password, and changing it needs the current one', async (t) => {
   });
   t.is(await durable.users.getPasswordHash(P.words, dan.userId), undefined);
 
-  t.is((await put({ password: 'first password here' })).status, 204);
+  t.like(await put({ password: 'first password here' }), {
+    status: 200,
+    body: { signed_out: { sessions: 0, apps: 0 } },
+  });
   const first = await durable.users.getPasswordHash(P.words, dan.userId);
   t.truthy(first);
 
@@ -550,7 +562,7 @@ test('sets a password, and changing it needs the current one', async (t) => {
 
   t.is(
     (await put({ password: 'second password here', current_password: 'first password here' })).status,
-    204,
+    200,
   );
   t.not(await durable.users.getPasswordHash(P.words, dan.userId), first);
 
@@ -657,7 +669,7 @@ test('the account summary says who is signed in and what the pool lets them mana
   t.is(
     (await api(server, P.words, ben.token, 'PUT', 'password', { json: { password: 'a long passphrase' } }))
       .status,
-    204,
+    200,
   );
   t.like((await summaryOf(P.words, ben.token)).body, { password: { enabled: true, set: true } });
 
@@ -699,4 +711,127 @@ test('the account page is served per pool, with its own client', async (t) => {
   const answer = await fetch(authorize, { redirect: 'manual' });
   t.is(answer.status, 303);
   t.regex(answer.headers.get('location') ?? '', new RegExp(`^/${P.acme}/interaction/`));
+});
+
+// ------------------------------------------------------- signing out elsewhere
+
+/**
+ * The user signs up in one browser (`current`: the one that will make the
+ * change) and signs in with the same passkey in another (`other`: a thief's,
+ * or an old laptop). Both hold a session, an access token and a refresh token.
+ */
+async function signedInTwice(login: LoginServer, mail: LoginFixture['mail'], poolId: string, email: string) {
+  const { server } = login;
+  const authenticator = new SoftAuthenticator();
+  const first = new Browserless();
+  const signup = await startOffline(server, poolId, first);
+  await signup.identify(email);
+  await signup.verifyCode(await mailedCode(signup, mail, email));
+  const options = await signup.registerOptions();
+  const registered = await signup.registerVerify(authenticator.register(options.body as never, server.url));
+  if (!registered.body.redirect_to) throw new Error(`sign-up: ${JSON.stringify(registered.body)}`);
+  const current = await tokensOf(signup, registered.body.redirect_to, first);
+
+  const second = new Browserless();
+  const again = await startOffline(server, poolId, second);
+  const request = await again.passkeyOptions();
+  const signedIn = await again.passkeyVerify(authenticator.authenticate(request.body as never, server.url));
+  if (!signedIn.body.redirect_to) throw new Error(`sign-in: ${JSON.stringify(signedIn.body)}`);
+  const other = await tokensOf(again, signedIn.body.redirect_to, second);
+  const user: SignedIn = { token: current.access, userId: '', email, authenticator };
+  return { current, other, user };
+}
+
+test('removing a passkey signs the other browser out (session, access and refresh token) and keeps this one', async (t) => {
+  const login = await serve(t, 'out-passkey');
+  const { server, P } = login;
+  const { current, other, user } = await signedInTwice(
+    login,
+    t.context.fixture.mail,
+    P.acme,
+    `ada@${P.acme}.example`,
+  );
+  t.deepEqual(await whatStillWorks(server, P.acme, other), SIGNED_IN, 'the other browser works before');
+  const { verified } = await addPasskey(server, P.acme, user, 'Spare');
+  t.is(verified?.status, 201, JSON.stringify(verified?.body));
+  t.deepEqual(await whatStillWorks(server, P.acme, other), SIGNED_IN, 'adding a passkey signs nobody out');
+
+  const [stolen] = (await api(server, P.acme, current.access, 'GET', 'passkeys')).body;
+  const removed = await api(server, P.acme, current.access, 'DELETE', `passkeys/${stolen.id}`);
+  t.is(removed.status, 200, JSON.stringify(removed.body));
+  t.deepEqual(removed.body, { signed_out: { sessions: 1, apps: 1 } });
+
+  t.deepEqual(await whatStillWorks(server, P.acme, other), SIGNED_OUT);
+  t.deepEqual(await whatStillWorks(server, P.acme, current), SIGNED_IN, 'this browser stays signed in');
+  t.is((await api(server, P.acme, current.access, 'GET', 'passkeys')).status, 200);
+
+  const [event] = await server.runtime.durable.auditEvents.list(P.acme, { event: 'signed_out_elsewhere' });
+  t.like(event, { outcome: 'success', userAgent: 'self-service-test' });
+  t.like(event?.detail, { reason: 'passkey_removed', sessions: 1, grants: 1, apps: 1, via: 'self_service' });
+});
+
+test('changing the password signs the other browser out; setting the first one does not', async (t) => {
+  const login = await serve(t, 'out-password');
+  const { server, P } = login;
+  const { current, other } = await signedInTwice(
+    login,
+    t.context.fixture.mail,
+    P.words,
+    `dan@${P.words}.example`,
+  );
+  const put = (json: unknown) => api(server, P.words, current.access, 'PUT', 'password', { json });
+
+  t.like(await put({ password: 'first password here' }), {
+    status: 200,
+    body: { signed_out: { sessions: 0, apps: 0 } },
+  });
+  t.deepEqual(await whatStillWorks(server, P.words, other), SIGNED_IN, 'a first password adds a way in');
+
+  const wrong = await put({ password: 'second password here', current_password: 'not it at all' });
+  t.like(wrong, { status: 400, body: { error: 'invalid_credentials' } });
+  t.deepEqual(await whatStillWorks(server, P.words, other), SIGNED_IN, 'a refused change signs nobody out');
+
+  const changed = await put({ password: 'second password here', current_password: 'first password here' });
+  t.is(changed.status, 200, JSON.stringify(changed.body));
+  t.deepEqual(changed.body, { signed_out: { sessions: 1, apps: 1 } });
+  t.deepEqual(await whatStillWorks(server, P.words, other), SIGNED_OUT);
+  t.deepEqual(await whatStillWorks(server, P.words, current), SIGNED_IN);
+  const [event] = await server.runtime.durable.auditEvents.list(P.words, { event: 'signed_out_elsewhere' });
+  t.like(event?.detail, { reason: 'password_changed', sessions: 1, grants: 1 });
+});
+
+test('new recovery codes sign every other browser and app out, this browser’s apps included', async (t) => {
+  const login = await serve(t, 'out-codes');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const email = `eve@${P.codes}.example`;
+  const { current, other, user } = await signedInTwice(login, mail, P.codes, email);
+
+  // A third browser, and a third-party app this one consented to in the other browser.
+  const { other: third } = await signedInTwice(login, mail, P.codes, `someone-else@${P.codes}.example`);
+  const partner = await startLogin(server, P.codes, { clientId: 'partner', browser: other.browser });
+  const allowed = await partner.consent('allow');
+  await partner.finish(String(allowed.body.redirect_to));
+  const laptop = new Browserless();
+  const old = await startOffline(server, P.codes, laptop);
+  await old.identify(email);
+  const first = await old.verifyCode(await mailedCode(old, mail, email));
+  t.like(first.body, { step: 'second_factor' });
+  const options = await old.passkeyOptions();
+  const signedIn = await old.passkeyVerify(
+    user.authenticator.authenticate(options.body as never, server.url),
+  );
+  const oldLaptop = await tokensOf(old, signedIn.body.redirect_to, laptop);
+
+  const replaced = await api(server, P.codes, current.access, 'POST', 'recovery-codes');
+  t.is(replaced.status, 200, JSON.stringify(replaced.body));
+  t.is(replaced.body.recovery_codes.length, 10);
+  t.deepEqual(replaced.body.signed_out, { sessions: 2, apps: 2 }, 'web in two browsers, partner in one');
+
+  t.deepEqual(await whatStillWorks(server, P.codes, other), SIGNED_OUT);
+  t.deepEqual(await whatStillWorks(server, P.codes, oldLaptop), SIGNED_OUT);
+  t.deepEqual(await whatStillWorks(server, P.codes, current), SIGNED_IN);
+  t.deepEqual(await whatStillWorks(server, P.codes, third), SIGNED_IN, 'another user is not touched');
+  const [event] = await server.runtime.durable.auditEvents.list(P.codes, { event: 'signed_out_elsewhere' });
+  t.like(event?.detail, { reason: 'recovery_codes_replaced', sessions: 2, grants: 3, apps: 2 });
 });
