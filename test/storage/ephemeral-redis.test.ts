@@ -52,6 +52,7 @@ withRedis('redis: every key starts with the prefix, TTLs in milliseconds', async
   t.deepEqual(keys, [
     `${prefix}challenge:1`,
     `${prefix}counter:1`,
+    `${prefix}oidc:account-index`,
     `${prefix}oidc:pool:Session:s`,
     `${prefix}oidc:pool:grant:g`,
     `${prefix}oidc:pool:uid:u`,
@@ -101,6 +102,45 @@ withRedis(
     await models.destroy('Session', 'long');
     await models.destroy('Session', 'short');
     t.is(await raw.exists(`${prefix}oidc:pool:account:ada`), 0);
+  },
+);
+
+withRedis(
+  'redis: sessions stored before account sets existed are indexed by account when the store opens',
+  async (t) => {
+    const prefix = uniqueKeyPrefix();
+    const raw = new Redis(redisTestUrl());
+    t.teardown(async () => {
+      await deleteKeysWithPrefix(prefix);
+      raw.disconnect();
+    });
+    // As the previous version wrote them: the account only inside the payload, no account set.
+    const old = (pool: string, id: string, payload: object, ttlMs?: number) =>
+      raw
+        .multi()
+        .hset(`${prefix}oidc:${pool}:Session:${id}`, 'payload', JSON.stringify(payload))
+        .pexpire(`${prefix}oidc:${pool}:Session:${id}`, ttlMs ?? 60_000)
+        .exec();
+    await old('pool', 'stolen', { uid: 'u-1', accountId: 'ada' });
+    await old('pool', 'laptop', { uid: 'u-2', accountId: 'ada' }, 120_000);
+    await old('pool', 'anonymous', { uid: 'u-3' });
+    await old('other-pool', 'elsewhere', { uid: 'u-4', accountId: 'ada' });
+    await old('pool', 'garbled', { nope: true });
+    await raw.hset(`${prefix}oidc:pool:Session:not-json`, 'payload', '{');
+
+    const store = await openRedisEphemeralStore({ url: redisTestUrl(), keyPrefix: prefix });
+    t.teardown(() => store.close());
+    const sessions = await store.oidcModels('pool').listByAccountId('Session', 'ada');
+    t.deepEqual(sessions.map((session) => session.id).sort(), ['laptop', 'stolen']);
+    t.like(sessions.find((session) => session.id === 'stolen')?.payload, { uid: 'u-1', accountId: 'ada' });
+    t.is((await store.oidcModels('other-pool').listByAccountId('Session', 'ada')).length, 1);
+    const pttl = await raw.pttl(`${prefix}oidc:pool:account:ada`);
+    t.true(pttl > 60_000 && pttl <= 120_000, `the set lives as long as its longest member (PTTL ${pttl})`);
+    t.truthy(await raw.get(`${prefix}oidc:account-index`), 'done once for this prefix');
+
+    // Indexed like a new one: destroying it leaves the set.
+    await store.oidcModels('pool').destroy('Session', 'stolen');
+    t.deepEqual(await raw.smembers(`${prefix}oidc:pool:account:ada`), [`${prefix}oidc:pool:Session:laptop`]);
   },
 );
 

@@ -12,6 +12,10 @@
  * HGETALL) or one Lua script (redis-scripts.ts) where several keys must
  * change together. TTLs are seconds, possibly fractional, sent as
  * milliseconds rounded up.
+ *
+ * Once per key prefix, when it first connects, the store indexes by account
+ * the sessions stored by versions that had no account sets (indexAccounts),
+ * so signing a user out everywhere reaches sessions from before the upgrade.
  */
 
 import { Redis } from 'ioredis';
@@ -25,6 +29,7 @@ import {
   OIDC_CONSUME,
   OIDC_DESTROY,
   OIDC_FIND_BY_INDEX,
+  OIDC_INDEX_ACCOUNT,
   OIDC_LIST_BY_ACCOUNT,
   OIDC_REVOKE_BY_GRANT,
   OIDC_UPSERT,
@@ -51,6 +56,7 @@ interface ScriptCommands {
   posternOidcFindByIndex(indexKey: string, modelPrefix: string): Promise<string[] | null>;
   posternOidcRevokeByGrant(grantKey: string, base: string, modelPrefix: string): Promise<number>;
   posternOidcListByAccount(accountKey: string, modelPrefix: string): Promise<string[]>;
+  posternOidcIndexAccount(sessionKey: string, base: string): Promise<number>;
 }
 
 /** Replies meaning "this node cannot serve right now", as opposed to a bug in a command. */
@@ -155,6 +161,37 @@ function createOidcModels(client: Redis & ScriptCommands, prefix: string, poolId
   };
 }
 
+/** Set under the prefix once every session stored before account sets existed is indexed. */
+const ACCOUNT_INDEX_DONE = 'oidc:account-index';
+
+/** SCAN MATCH takes a glob: escape its metacharacters. */
+const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/**
+ * Indexes by account every Session under `prefix` that predates account sets
+ * (keys `{prefix}oidc:{pool}:Session:{id}`; pool ids have no colon), then
+ * marks the prefix done. Idempotent: processes racing through it at boot
+ * only repeat harmless work. Returns how many sessions it indexed.
+ */
+async function indexAccounts(client: Redis & ScriptCommands, prefix: string): Promise<number> {
+  const done = `${prefix}${ACCOUNT_INDEX_DONE}`;
+  if ((await client.exists(done)) === 1) return 0;
+  const oidc = `${prefix}oidc:`;
+  let indexed = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${escapeGlob(oidc)}*:Session:*`, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const pool = key.slice(oidc.length, key.indexOf(':', oidc.length));
+      if (!key.startsWith(`${oidc}${pool}:Session:`)) continue;
+      indexed += await client.posternOidcIndexAccount(key, `${oidc}${pool}:`);
+    }
+  } while (cursor !== '0');
+  await client.set(done, new Date().toISOString());
+  return indexed;
+}
+
 /** Resolves once the first connection attempt settled (ready, failed or timed out). */
 function firstConnection(client: Redis, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
@@ -196,6 +233,7 @@ export async function openRedisEphemeralStore(
       posternOidcFindByIndex: { lua: OIDC_FIND_BY_INDEX, numberOfKeys: 1, readOnly: true },
       posternOidcRevokeByGrant: { lua: OIDC_REVOKE_BY_GRANT, numberOfKeys: 1 },
       posternOidcListByAccount: { lua: OIDC_LIST_BY_ACCOUNT, numberOfKeys: 1 },
+      posternOidcIndexAccount: { lua: OIDC_INDEX_ACCOUNT, numberOfKeys: 1 },
     },
   }) as Redis & ScriptCommands;
 
@@ -217,7 +255,23 @@ export async function openRedisEphemeralStore(
     healthy = true;
     logger?.info?.({}, 'Redis is reachable again');
   });
+  // Sessions stored before account sets existed: indexed once, over the first connection that works.
+  let accountsIndexed: Promise<void> | undefined;
+  const indexAccountsOnce = () => {
+    accountsIndexed ??= indexAccounts(client, keyPrefix).then(
+      (sessions) => {
+        if (sessions > 0) logger?.info?.({ sessions }, 'indexed earlier sessions by account');
+      },
+      (error: unknown) => {
+        accountsIndexed = undefined;
+        logger?.warn({ err: error }, 'indexing earlier sessions by account failed; retrying on reconnection');
+      },
+    );
+    return accountsIndexed;
+  };
+  client.on('ready', () => void indexAccountsOnce());
   await firstConnection(client, connectTimeoutMs);
+  if (client.status === 'ready') await indexAccountsOnce();
 
   const key = (name: string) => `${keyPrefix}${name}`;
   const oidcModels = new Map<string, OidcModelStore>();

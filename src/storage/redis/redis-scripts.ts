@@ -120,6 +120,35 @@ end
 return found
 `;
 
+/**
+ * KEYS[1] a Session's hash; ARGV[1] base. Indexes by account a session
+ * stored before account sets existed (its account only in the payload JSON),
+ * as an upsert would now; leaves anything already indexed alone. 1 when it
+ * indexed the session.
+ */
+export const OIDC_INDEX_ACCOUNT = `
+local key, base = KEYS[1], ARGV[1]
+if redis.call('HEXISTS', key, 'accountId') == 1 then return 0 end
+local payload = redis.call('HGET', key, 'payload')
+if not payload then return 0 end
+local ok, decoded = pcall(cjson.decode, payload)
+if not ok or type(decoded) ~= 'table' or type(decoded.accountId) ~= 'string' or decoded.accountId == '' then
+  return 0
+end
+redis.call('HSET', key, 'accountId', decoded.accountId)
+local set = base .. 'account:' .. decoded.accountId
+local ttl = redis.call('PTTL', key)
+local existed = redis.call('EXISTS', set)
+redis.call('SADD', set, key)
+if ttl < 0 then
+  redis.call('PERSIST', set)
+else
+  local remaining = redis.call('PTTL', set)
+  if existed == 0 or (remaining >= 0 and remaining < ttl) then redis.call('PEXPIRE', set, ttl) end
+end
+return 1
+`;
+
 /** KEYS[1] grant set; ARGV: base, `{base}{model}:`. Deletes that model's members only. */
 export const OIDC_REVOKE_BY_GRANT = `${DROP_INDEXES}
 local base, modelPrefix = ARGV[1], ARGV[2]
