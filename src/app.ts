@@ -107,6 +107,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     dispatchToProviders(registry, {
       publicUrl: config.server.public_url,
       trustProxy: config.server.trust_proxy,
+      ephemeral,
     }),
   );
   return app;

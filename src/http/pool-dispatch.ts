@@ -5,22 +5,76 @@
  * client: Host and X-Forwarded-Proto are rewritten from public_url, and
  * X-Forwarded-For survives only when the operator trusts a proxy, cut to the
  * hop that proxy appended.
+ *
+ * Requests anyone can make without signing in, and that make oidc-provider
+ * store something, are limited per client address first: an authorization
+ * request stores an interaction, a logout request a session holding the
+ * logout form's secret. A refusal is a PosternError, answered by the app's
+ * error handler (429, Retry-After, HTML or JSON).
  */
 import type { Middleware } from 'koa';
+import { rateLimited } from '../errors.ts';
 import { oidcRouteOf } from '../oidc/create-provider.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
+import type { EphemeralStore, RateLimiter, RateLimitRule } from '../storage/types.ts';
+import type { RequestState } from './request-context.ts';
+
+/**
+ * Authorization requests (`/auth`, GET or POST) per client address and
+ * minute, across pools. Each may store a 30-minute interaction, so a script
+ * must not make them without end; a person starts a handful of sign-ins a
+ * minute, and sixty leaves room for an office behind one NAT. Not the PAR
+ * endpoint: a relying app's server calls it for all of its users from one
+ * address, and what it stores lives a minute.
+ */
+export const AUTHORIZATION_LIMIT = { points: 60, windowSeconds: 60 } as const;
+
+/** Logout requests (`/session/end`, GET or POST) per client address and minute, across pools: as generous. */
+export const END_SESSION_LIMIT = { points: 60, windowSeconds: 60 } as const;
+
+export interface DispatchOptions {
+  publicUrl: string;
+  trustProxy: boolean;
+  /** Where the per-address limits count (shared by every process of the server). */
+  ephemeral: Pick<EphemeralStore, 'rateLimiter'>;
+}
 
 export function dispatchToProviders(
   registry: Pick<PoolRegistry, 'get'>,
-  { publicUrl, trustProxy }: { publicUrl: string; trustProxy: boolean },
-): Middleware<{ route?: string }> {
+  { publicUrl, trustProxy, ephemeral }: DispatchOptions,
+): Middleware<RequestState & { route?: string }> {
   const { host, protocol } = new URL(publicUrl);
   const proto = protocol.slice(0, -1);
+  // Keyed by the path under the pool; a Map, so no request path can name a prototype property.
+  const limits = new Map([
+    ['/auth', { name: 'authorization', rule: { name: 'authorization-ip', ...AUTHORIZATION_LIMIT } }],
+    ['/session/end', { name: 'end_session', rule: { name: 'end-session-ip', ...END_SESSION_LIMIT } }],
+  ]);
+  // Made at first use, so composing the app asks nothing of the store.
+  const limiters = new Map<string, RateLimiter>();
+  const limiterFor = (rule: RateLimitRule) => {
+    let limiter = limiters.get(rule.name);
+    if (!limiter) {
+      limiter = ephemeral.rateLimiter(rule);
+      limiters.set(rule.name, limiter);
+    }
+    return limiter;
+  };
 
   return async (ctx, next) => {
     const poolId = /^\/([a-z0-9-]+)(?:\/|$)/.exec(ctx.path)?.[1];
     const runtime = poolId ? registry.get(poolId) : undefined;
     if (!runtime || !poolId) return next();
+
+    const limit = limits.get(ctx.path.slice(poolId.length + 1).replace(/(.)\/$/, '$1'));
+    if (limit && (ctx.method === 'GET' || ctx.method === 'POST')) {
+      const decision = await limiterFor(limit.rule).consume(ctx.ip);
+      if (!decision.allowed) {
+        ctx.state.route = `/:pool/oidc/${limit.name}`;
+        if (decision.firstRefusal) ctx.state.log.warn({ limit: `${limit.name}_ip` }, 'rate limit reached');
+        throw rateLimited(decision.retryAfterSeconds);
+      }
+    }
 
     const { req, res } = ctx;
     req.url = req.url?.slice(poolId.length + 1) || '/';
