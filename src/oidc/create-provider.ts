@@ -109,6 +109,7 @@ export function createProvider(options: CreateProviderOptions): Provider {
     pool.clients.filter((client) => client.first_party).map((client) => client.client_id),
   );
   const cookiePrefix = `postern.${pool.id}`;
+  const secure = new URL(pool.issuer).protocol === 'https:';
   const html = (ctx: KoaContextWithOIDC, body: string) => {
     ctx.type = 'html';
     ctx.body = body;
@@ -131,8 +132,12 @@ export function createProvider(options: CreateProviderOptions): Provider {
         interaction: `${cookiePrefix}.interaction`,
         resume: `${cookiePrefix}.resume`,
       },
-      long: { httpOnly: true, sameSite: 'lax' },
-      short: { httpOnly: true, sameSite: 'lax' },
+      // Secure from the issuer, stated rather than left to Koa's default (the
+      // request's X-Forwarded-Proto, which dispatch rewrites from public_url):
+      // should that rewrite ever fail, setting a cookie errors instead of
+      // sending it without Secure.
+      long: { httpOnly: true, sameSite: 'lax', secure },
+      short: { httpOnly: true, sameSite: 'lax', secure },
     },
     claims: {
       openid: [...SCOPE_CLAIMS.openid],
