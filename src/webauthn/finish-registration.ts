@@ -3,6 +3,8 @@
  * origin, RP ID hash, flags, algorithm, attestation statement); this adds
  * what the library leaves to the relying party, and the pool's rules:
  * - no cross-origin frame (./client-data-checks.ts);
+ * - the credential public key in full: key type, curve, point, RSA size and
+ *   exponent, no stray parameters (./credential-public-key.ts);
  * - the credential id is the one in the authenticator data and at most 1023
  *   bytes (§7.1 step 25 / §5.1 "credentialId");
  * - attestation required by the pool (`direct`/`enterprise`) means a
@@ -19,6 +21,7 @@
 import { type RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
 import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
 import { crossOriginProblem } from './client-data-checks.ts';
+import { credentialPublicKeyProblem } from './credential-public-key.ts';
 import { isAaguidAllowed, type PasskeyPolicy } from './passkey-policy.ts';
 
 /** https://www.w3.org/TR/webauthn-3/#credential-id: "at most 1023 bytes long". */
@@ -84,6 +87,8 @@ export async function finishRegistration({
   if (Buffer.from(info.credential.id, 'base64url').length > MAX_CREDENTIAL_ID_BYTES) {
     return { ok: false, reason: `credential id longer than ${MAX_CREDENTIAL_ID_BYTES} bytes` };
   }
+  const keyProblem = credentialPublicKeyProblem(info.credential.publicKey, policy.algorithmIds);
+  if (keyProblem) return { ok: false, reason: keyProblem };
   if (policy.attestation !== 'none') {
     if (info.fmt === 'none') {
       return {

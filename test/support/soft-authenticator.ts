@@ -1,10 +1,10 @@
 /**
  * A software WebAuthn authenticator plus client: it builds and signs its own
- * attestation and assertion objects (ES256, `none` or packed self
- * attestation), and lets a
- * test bend any part of a ceremony the way an attacker or a broken device
- * would: another origin or RP ID, missing flags, a replayed challenge, a
- * foreign user handle, a counter that goes backwards.
+ * attestation and assertion objects (ES256, EdDSA or RS256 keys, `none` or
+ * packed self attestation), and lets a test bend any part of a ceremony the
+ * way an attacker or a broken device would: another origin or RP ID, missing
+ * flags, a replayed challenge, a foreign user handle, a counter that goes
+ * backwards, a credential public key that is weak or malformed.
  *
  * https://www.w3.org/TR/webauthn-3/#sctn-authenticator-data
  */
@@ -19,8 +19,16 @@ import { isoCBOR } from '@simplewebauthn/server/helpers';
 
 const FLAG = { UP: 0x01, UV: 0x04, BE: 0x08, BS: 0x10, AT: 0x40 } as const;
 
+/** COSE algorithm identifiers the authenticator can make keys for. */
+export const SOFT_ALGORITHMS = { ES256: -7, EdDSA: -8, RS256: -257 } as const;
+export type SoftAlgorithm = keyof typeof SOFT_ALGORITHMS;
+
+/** A COSE_Key as a map from labels to values, for a test to bend. */
+export type CoseKey = Map<number | string, number | boolean | Uint8Array>;
+
 export interface StoredSoftCredential {
   id: Buffer;
+  algorithm: SoftAlgorithm;
   privateKey: KeyObject;
   publicKeyCose: Uint8Array;
   rpId: string;
@@ -72,6 +80,14 @@ export interface RegistrationOverrides extends CeremonyOverrides {
   responseId?: string;
   /** `packed-self`: a packed statement signed by the credential's own key (no certificate). Defaults to `none`. */
   attestation?: 'none' | 'packed-self';
+  /** (Optional) The new key's algorithm. Defaults to ES256. */
+  algorithm?: SoftAlgorithm;
+  /** (Optional) An RS256 key's modulus length in bits. Defaults to 2048. */
+  rsaModulusBits?: number;
+  /** (Optional) An RS256 key's public exponent. Defaults to 65537. */
+  rsaExponent?: number;
+  /** (Optional) Rewrites the COSE key reported in the authenticator data (the private key stays). */
+  coseKey?: (key: CoseKey) => CoseKey;
 }
 
 const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest();
@@ -100,20 +116,15 @@ export class SoftAuthenticator {
     overrides: RegistrationOverrides = {},
   ): RegistrationResponseJSON {
     const rpId = options.rp.id ?? new URL(origin).hostname;
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = publicKey.export({ format: 'jwk' });
+    const algorithm = overrides.algorithm ?? 'ES256';
+    const { privateKey, coseKey } = makeKey(algorithm, overrides);
     const publicKeyCose = isoCBOR.encode(
-      new Map<number, number | Uint8Array>([
-        [1, 2], // kty: EC2
-        [3, -7], // alg: ES256
-        [-1, 1], // crv: P-256
-        [-2, Buffer.from(jwk.x ?? '', 'base64url')],
-        [-3, Buffer.from(jwk.y ?? '', 'base64url')],
-      ]),
+      (overrides.coseKey ? overrides.coseKey(coseKey) : coseKey) as Parameters<typeof isoCBOR.encode>[0],
     );
     const id = randomBytes(overrides.credentialIdBytes ?? 32);
     const credential: StoredSoftCredential = {
       id,
+      algorithm,
       privateKey,
       publicKeyCose,
       rpId,
@@ -135,8 +146,8 @@ export class SoftAuthenticator {
     const selfAttested = overrides.attestation === 'packed-self';
     const attStmt = selfAttested
       ? new Map<string, unknown>([
-          ['alg', -7],
-          ['sig', sign('sha256', Buffer.concat([authData, sha256(clientDataJSON)]), privateKey)],
+          ['alg', SOFT_ALGORITHMS[algorithm]],
+          ['sig', signWith(algorithm, Buffer.concat([authData, sha256(clientDataJSON)]), privateKey)],
         ])
       : new Map();
     const attestationObject = isoCBOR.encode(
@@ -184,8 +195,8 @@ export class SoftAuthenticator {
     const signCount = overrides.signCount ?? (this.#counts ? credential.signCount : 0);
     const authData = this.#authData(overrides.rpId ?? rpId, overrides, signCount, 0);
     const clientDataJSON = this.#clientData('webauthn.get', options.challenge, origin, overrides);
-    const signature = sign(
-      'sha256',
+    const signature = signWith(
+      credential.algorithm,
       Buffer.concat([authData, sha256(clientDataJSON)]),
       credential.privateKey,
     );
@@ -228,4 +239,58 @@ export class SoftAuthenticator {
       }),
     );
   }
+}
+
+/** A new key pair and its honest COSE_Key (RFC 9053 §7, RFC 8230 §4). */
+function makeKey(
+  algorithm: SoftAlgorithm,
+  { rsaModulusBits = 2048, rsaExponent = 65537 }: RegistrationOverrides,
+): { privateKey: KeyObject; coseKey: CoseKey } {
+  const bytes = (value: string | undefined) => Buffer.from(value ?? '', 'base64url');
+  if (algorithm === 'EdDSA') {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const jwk = publicKey.export({ format: 'jwk' });
+    return {
+      privateKey,
+      coseKey: new Map<number, number | Uint8Array>([
+        [1, 1], // kty: OKP
+        [3, -8], // alg: EdDSA
+        [-1, 6], // crv: Ed25519
+        [-2, bytes(jwk.x)],
+      ]),
+    };
+  }
+  if (algorithm === 'RS256') {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: rsaModulusBits,
+      publicExponent: rsaExponent,
+    });
+    const jwk = publicKey.export({ format: 'jwk' });
+    return {
+      privateKey,
+      coseKey: new Map<number, number | Uint8Array>([
+        [1, 3], // kty: RSA
+        [3, -257], // alg: RS256
+        [-1, bytes(jwk.n)],
+        [-2, bytes(jwk.e)],
+      ]),
+    };
+  }
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  return {
+    privateKey,
+    coseKey: new Map<number, number | Uint8Array>([
+      [1, 2], // kty: EC2
+      [3, -7], // alg: ES256
+      [-1, 1], // crv: P-256
+      [-2, bytes(jwk.x)],
+      [-3, bytes(jwk.y)],
+    ]),
+  };
+}
+
+/** A WebAuthn signature: DER-encoded ECDSA, plain Ed25519, RSASSA-PKCS1-v1_5. */
+function signWith(algorithm: SoftAlgorithm, data: Buffer, privateKey: KeyObject): Buffer {
+  return sign(algorithm === 'EdDSA' ? null : 'sha256', data, privateKey);
 }

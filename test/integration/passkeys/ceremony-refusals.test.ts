@@ -501,6 +501,40 @@ test.serial(
   },
 );
 
+test.serial('refuses sign-up passkeys whose public key is unsound, and creates no account', async (t) => {
+  // With `none` attestation nothing at registration uses the key: only the
+  // key check stands between these and a stored passkey that fails (or is
+  // forgeable) at every sign-in.
+  const flip = (value: unknown) => {
+    const copy = Buffer.from(value as Uint8Array);
+    copy[31] = (copy[31] ?? 0) ^ 1;
+    return copy;
+  };
+  const identity = Buffer.alloc(32);
+  identity[0] = 1;
+  const cases: Array<[string, RegistrationOverrides, RegExp]> = [
+    ['wrong-curve', { coseKey: (key) => key.set(-1, 2) }, /ES256 key on curve 2, not P-256/],
+    ['off-curve', { coseKey: (key) => key.set(-3, flip(key.get(-3))) }, /not a point on P-256/],
+    ['rsa-1024', { algorithm: 'RS256', rsaModulusBits: 1024 }, /RS256 key modulus of 1024 bits/],
+    ['rsa-e3', { algorithm: 'RS256', rsaExponent: 3 }, /RS256 key exponent 3 is not odd/],
+    ['kty-alg', { coseKey: (key) => key.set(1, 3) }, /kty 3 does not match alg ES256/],
+    ['small-order', { algorithm: 'EdDSA', coseKey: (key) => key.set(-2, identity) }, /small order/],
+    ['private-d', { coseKey: (key) => key.set(-4, Buffer.alloc(32, 7)) }, /does not use: -4/],
+  ];
+  for (const [label, overrides, reason] of cases) {
+    const email = `reg-key-${label}@ceremony.example`;
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    await assertRegistrationRefused(t, {
+      login,
+      poolId: 'signup',
+      email,
+      response: register(new SoftAuthenticator(), overrides),
+      honest: () => register(new SoftAuthenticator()),
+      reason,
+    });
+  }
+});
+
 test.serial('a smart pool takes a passkey from a browser that does not report credProps', async (t) => {
   // The options required a resident key, which the browser had to honour; credProps is optional.
   const email = 'reg-no-credprops@ceremony.example';
@@ -958,6 +992,20 @@ test('flags a possible clone only for a correctly signed assertion', async (t) =
     userId: user.id,
   });
   t.is(flagged.length, 0, 'no clone alarm for the account');
+});
+
+test('EdDSA and RS256 passkeys register and sign in, as ES256 ones do', async (t) => {
+  const { server } = t.context;
+  const api = apiFor(t);
+  for (const algorithm of ['EdDSA', 'RS256'] as const) {
+    const authenticator = new SoftAuthenticator();
+    const login = await api.startSignUp('smart', `alg-${algorithm}@ceremony.example`);
+    const options = (await login.registerOptions()).body as CreationOptions;
+    const registered = await login.registerVerify(authenticator.register(options, server.url, { algorithm }));
+    t.is(registered.status, 200, `${algorithm}: ${JSON.stringify(registered.body)}`);
+    const signedIn = await api.signIn('smart', authenticator);
+    t.truthy(signedIn.body.redirect_to, algorithm);
+  }
 });
 
 test('accepts a synced passkey that always reports counter 0', async (t) => {
