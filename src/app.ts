@@ -13,10 +13,12 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config, PoolConfig } from './config/types.ts';
 import { addDemoAppRoutes, demoAppIsConfigured } from './demo/demo-app.ts';
+import { appLinkOf } from './http/app-link.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { addHealthRoutes } from './http/health-routes.ts';
 import { createMetrics, type Metrics, measureRequests } from './http/metrics.ts';
 import { dispatchToProviders } from './http/pool-dispatch.ts';
+import { createErrorPage } from './http/provider-pages.ts';
 import type { Render } from './http/render.ts';
 import { type RequestState, requestContext } from './http/request-context.ts';
 import { setNoStore, setSecurityHeaders } from './http/security-headers.ts';
@@ -79,6 +81,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         base: `/${pool.id}/interaction/${interaction.uid}`,
         mode: pool.passkeys.mode,
         clientName: clientNameOf(pool, String(interaction.params.client_id)),
+        app: appLinkOf(pool, String(interaction.params.client_id)),
       }),
   });
   if (deps.selfService) {
@@ -96,7 +99,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     else if (/^\/[a-z0-9-]+\//.test(ctx.path) && !ctx.path.startsWith('/assets/')) setNoStore(ctx.res);
     await next();
   });
-  app.use(errorHandler((view) => render('error', { ...view, poolName: undefined })));
+  app.use(errorHandler(createErrorPage(render, config.pools)));
   app.use(async (ctx, next) => {
     await next();
     if (ctx._matchedRoute) ctx.state.route = String(ctx._matchedRoute);

@@ -17,7 +17,7 @@ export interface ErrorView {
   requestId: string;
 }
 
-export function errorHandler(renderHtml: (view: ErrorView) => string): Middleware<RequestState> {
+export function errorHandler(renderHtml: (view: ErrorView, url: string) => string): Middleware<RequestState> {
   return async (ctx, next) => {
     try {
       await next();
@@ -32,7 +32,7 @@ export function errorHandler(renderHtml: (view: ErrorView) => string): Middlewar
       if (caught instanceof StoreUnavailableError) ctx.set('Retry-After', '5');
       if (ctx.accepts('json', 'html') === 'html') {
         ctx.type = 'html';
-        ctx.body = renderHtml(view);
+        ctx.body = renderHtml(view, ctx.originalUrl);
       } else {
         ctx.body = { error: view.error, error_description: view.description };
       }
