@@ -61,6 +61,8 @@ export type StepAnswer = {
   conditional_create?: true;
   /** The pool lets anyone sign up (a pool setting: it says nothing about the email). */
   signup_open?: true;
+  /** Where this step lets the user choose a password: the shortest the pool accepts. */
+  password_min_length?: number;
 };
 
 /** Where the browser goes next; `recovery_codes` when this very answer issued them (show them first). */
@@ -290,11 +292,17 @@ export function createLoginKit(deps: LoginServiceDeps) {
       ) {
         answer.signup_open = true;
       }
-      if (progress.codeSent && 'methods' in step && step.methods.includes('email_otp'))
+      // A first factor step takes a pending code too where codes only prove a sign-up's email.
+      if (
+        progress.codeSent &&
+        (step.step === 'first_factor' || ('methods' in step && step.methods.includes('email_otp')))
+      )
         answer.code_sent = true;
       if (step.step === 'enroll') {
         answer.optional = step.optional;
         answer.reason = step.reason;
+        if (step.methods.includes('password'))
+          answer.password_min_length = scope.pool.authentication.password.min_length;
         if (step.reason === 'recovery' && progress.userId)
           answer.passkeys = await kit.listPasskeys(scope, progress.userId);
         if (step.reason === 'offer' && scope.pool.enrollment.conditional_create && progress.passwordEntered) {

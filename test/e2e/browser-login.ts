@@ -22,6 +22,8 @@ export interface BrowserWorld {
   mail: MailSink;
   app: CallbackCatcher;
   browser: Browser;
+  /** The Redis key prefix of this server's ephemeral store (to make a sign-in expire, say). */
+  redisKeyPrefix: string;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export async function startBrowserWorld(
     mail,
     app,
     browser,
+    redisKeyPrefix: prefix,
     async close() {
       await browser.close();
       await server.stop();
