@@ -111,11 +111,24 @@ test.serial(
     await page.getByRole('button', { name: 'Change password' }).click();
     await page.getByText('Your password was changed.').waitFor();
 
+    // New codes end the old ones: the page asks first, and "Keep my codes" changes nothing.
     await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+    t.is(await page.evaluate(() => document.activeElement?.id), 'new-codes-yes');
+    await page.getByRole('button', { name: 'Keep my codes' }).click();
+    t.is(await page.evaluate(() => document.activeElement?.id), 'new-codes-button');
+    t.false(await page.locator('#new-codes').isVisible(), 'no codes were made');
+    await page.getByRole('button', { name: 'Make new recovery codes' }).click();
+    await page.getByRole('button', { name: 'Yes, make new codes' }).click();
     await page.getByText('New recovery codes were made; the old ones no longer work.').waitFor();
     const newCodes = await page.locator('#new-code-list li').allTextContents();
     t.is(newCodes.length, 10);
     t.false(newCodes.some((code) => firstCodes.includes(code)));
+    await page.getByRole('button', { name: 'Copy the codes' }).waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download them as a text file' }).click(),
+    ]);
+    t.is(download.suggestedFilename(), 'acme-recovery-codes.txt');
 
     // What the user changed holds at the next sign-in to the app: the new password, then the phone.
     const signedIn = await authorize(
@@ -147,6 +160,12 @@ test.serial(
       fetch(`${world.server.url}/acme/api/self`, { headers: { authorization: `Bearer ${token}` } });
     t.is((await summary()).status, 200);
     await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign out?' }).waitFor();
+    t.is(
+      (await page.locator('main p:not(.pool)').first().textContent())?.trim(),
+      'Do you want to sign out of acme on this device?',
+      'the account page is not "an app asking to sign you out"',
+    );
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText('You are signed out.').waitFor();
     t.is((await summary()).status, 401, 'signing out revoked the page’s token');

@@ -84,9 +84,34 @@ test('a newcomer signs up and signs in with a passkey in the demo, and sees amr 
   t.is(await page.locator('#amr').textContent(), 'hwk, mfa, pop, user');
   t.is(await page.locator('#acr').textContent(), 'phrh');
 
+  // The demo leads to the user's account page, which signs in from the same session.
+  await page.getByRole('link', { name: 'Your account: manage your passkeys' }).click();
+  await page.waitForURL(`${server.url}/demo/account`);
+  await page.getByText('Signed in as newcomer@example.com.').waitFor();
+  await page.goto(`${server.url}/`);
+
   await page.getByRole('link', { name: 'Sign out' }).click();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(`${server.url}/`);
   await page.getByRole('link', { name: 'Sign in with Postern' }).waitFor();
   t.pass();
+});
+
+test('cancelling a sign-in lands on a page that says so, with a way back to the demo app', async (t) => {
+  const { server } = t.context;
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`${server.url}/`);
+  t.is(
+    await page.getByRole('link', { name: 'your account page' }).getAttribute('href'),
+    `${server.url}/demo/account`,
+  );
+  await page.getByRole('link', { name: 'Sign in with Postern' }).click();
+  await page.getByRole('button', { name: 'Cancel and return to the app' }).click();
+  await page.getByRole('heading', { name: 'Sign-in cancelled' }).waitFor();
+  t.true(page.url().startsWith(`${server.url}/callback?error=access_denied`));
+  await page.getByRole('link', { name: 'Return to Postern Demo App' }).click();
+  await page.waitForURL(`${server.url}/`);
+  await page.getByRole('link', { name: 'Sign in with Postern' }).waitFor();
 });

@@ -4,10 +4,12 @@
 // The access token stays in sessionStorage (this tab only) and is sent to the
 // self-service API; a refused token means signing in again, a stale sign-in
 // (login_required) asks the user to sign in again before a change.
+
+import { showRecoveryCodes } from '/assets/recovery-codes.js';
 import { startRegistration, WebAuthnError } from '/assets/vendor/simplewebauthn/index.js';
 
 const root = document.getElementById('account');
-const { issuer, clientId } = root.dataset;
+const { issuer, clientId, poolName } = root.dataset;
 const pageUrl = `${issuer}/account`;
 const api = `${issuer}/api/self`;
 const TOKEN_KEY = `postern.account:${issuer}:token`;
@@ -29,9 +31,26 @@ class ApiError extends Error {
   }
 }
 
-function fail(message) {
+/** Shows an error; `field` (optional) is the input it is about: marked invalid, described by it, focused. */
+function fail(message, field) {
   statusBox.textContent = '';
   errorBox.textContent = message;
+  if (field) {
+    field.setAttribute('aria-invalid', 'true');
+    const described = (field.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+    if (!described.includes('error'))
+      field.setAttribute('aria-describedby', [...described, 'error'].join(' '));
+    field.focus();
+  }
+}
+
+function clearInvalid(field) {
+  field.removeAttribute('aria-invalid');
+  const described = (field.getAttribute('aria-describedby') || '')
+    .split(' ')
+    .filter((id) => id && id !== 'error');
+  if (described.length > 0) field.setAttribute('aria-describedby', described.join(' '));
+  else field.removeAttribute('aria-describedby');
 }
 
 function say(message) {
@@ -39,18 +58,46 @@ function say(message) {
   statusBox.textContent = message;
 }
 
-/** Runs `work` with the page's buttons disabled, showing any error in the alert. */
-async function busy(work) {
+/**
+ * Runs `work` with the page's buttons disabled, showing any error in the
+ * alert; `fieldOf(code)` (optional) names the input an error code is about.
+ * Focus lost to a disabled or removed button comes back to the heading.
+ */
+async function busy(work, fieldOf) {
+  const before = document.activeElement;
   const buttons = [...root.querySelectorAll('button')];
   for (const button of buttons) button.disabled = true;
   errorBox.textContent = '';
+  for (const field of root.querySelectorAll('[aria-invalid]')) clearInvalid(field);
+  let failure;
   try {
     await work();
   } catch (error) {
-    if (!(error instanceof Shown)) fail(error.message || 'Something went wrong. Try again.');
+    if (!(error instanceof Shown))
+      failure = {
+        message: error.message || 'Something went wrong. Try again.',
+        field: fieldOf?.(error.code),
+      };
   } finally {
     for (const button of buttons) button.disabled = false;
+    if (failure) fail(failure.message, failure.field?.closest('[hidden]') ? undefined : failure.field);
+    if (!document.activeElement || document.activeElement === document.body) {
+      const back = before?.isConnected && !before.closest('[hidden]') ? before : $('heading');
+      back.focus();
+    }
   }
+}
+
+/** What a change signed out elsewhere (the answer's `signed_out`), in a sentence; empty when nothing. */
+function signedOutNote(answer) {
+  const { sessions = 0, apps = 0 } = answer?.signed_out ?? {};
+  const browsers = sessions === 1 ? 'one other browser' : `${sessions} other browsers`;
+  const appsText = apps === 1 ? 'one app' : `${apps} apps`;
+  if (sessions > 0 && apps > 0)
+    return ` Your account was signed out on ${browsers}, and ${appsText} will ask you to sign in again.`;
+  if (sessions > 0) return ` Your account was signed out on ${browsers}.`;
+  if (apps > 0) return ` ${apps === 1 ? 'One app' : `${apps} apps`} will ask you to sign in again.`;
+  return '';
 }
 
 const base64url = (bytes) =>
@@ -207,9 +254,9 @@ function passkeyItem(passkey) {
       return;
     }
     busy(async () => {
-      await call('DELETE', `/passkeys/${encodeURIComponent(passkey.id)}`);
+      const answer = await call('DELETE', `/passkeys/${encodeURIComponent(passkey.id)}`);
       await showPasskeys();
-      say(`“${passkey.name}” was removed.`);
+      say(`“${passkey.name}” was removed.${signedOutNote(answer)}`);
     });
   });
   item.append(name, details, rename, remove);
@@ -262,13 +309,15 @@ async function showPasskeys() {
 
 function showCodes(codes) {
   $('new-codes').hidden = false;
-  $('new-code-list').replaceChildren(
-    ...codes.map((code) => {
-      const item = document.createElement('li');
-      item.textContent = code;
-      return item;
-    }),
-  );
+  showRecoveryCodes({
+    list: $('new-code-list'),
+    copyButton: $('copy-codes'),
+    downloadLink: $('download-codes'),
+    codes,
+    service: poolName,
+    account: $('account-email').textContent,
+    report: (message, ok) => (ok ? say(message) : fail(message)),
+  });
   $('recovery-remaining').textContent = `You have ${codes.length} unused recovery codes.`;
 }
 
@@ -319,7 +368,7 @@ $('password-form').addEventListener('submit', (event) => {
   event.preventDefault();
   busy(async () => {
     const setBefore = !$('current-password-field').hidden;
-    await call('PUT', '/password', {
+    const answer = await call('PUT', '/password', {
       password: $('new-password').value,
       ...(setBefore ? { current_password: $('current-password').value } : {}),
     });
@@ -327,17 +376,39 @@ $('password-form').addEventListener('submit', (event) => {
     $('new-password').value = '';
     $('current-password-field').hidden = false;
     $('password-submit').textContent = 'Change password';
-    say(setBefore ? 'Your password was changed.' : 'Your password was set.');
-  });
+    say(`${setBefore ? 'Your password was changed.' : 'Your password was set.'}${signedOutNote(answer)}`);
+  }, passwordFieldOf);
 });
 
-$('new-codes-button').addEventListener('click', () =>
+/** The password form's input an error is about. */
+function passwordFieldOf(code) {
+  if (code === 'weak_password') return $('new-password');
+  if (code === 'invalid_credentials' || code === 'invalid_request')
+    return $('current-password-field').hidden ? $('new-password') : $('current-password');
+  return undefined;
+}
+
+// New codes end the old ones at once: the user confirms first.
+function confirmNewCodes(asking) {
+  $('new-codes-button').hidden = asking;
+  $('new-codes-confirm').hidden = !asking;
+  (asking ? $('new-codes-yes') : $('new-codes-button')).focus();
+}
+$('new-codes-button').addEventListener('click', () => confirmNewCodes(true));
+$('new-codes-no').addEventListener('click', () => confirmNewCodes(false));
+$('new-codes-yes').addEventListener('click', () =>
   busy(async () => {
-    const { recovery_codes } = await call('POST', '/recovery-codes', {});
-    showCodes(recovery_codes);
-    say('New recovery codes were made; the old ones no longer work.');
+    const answer = await call('POST', '/recovery-codes', {});
+    confirmNewCodes(false);
+    showCodes(answer.recovery_codes);
+    say(`New recovery codes were made; the old ones no longer work.${signedOutNote(answer)}`);
+    $('new-codes').querySelector('p').setAttribute('tabindex', '-1');
+    $('new-codes').querySelector('p').focus();
   }),
 );
+root.addEventListener('input', (event) => {
+  if (event.target.getAttribute?.('aria-invalid')) clearInvalid(event.target);
+});
 
 $('reauth-button').addEventListener('click', () => busy(() => signIn({ fresh: true })));
 $('sign-in').addEventListener('click', () => busy(() => signIn()));
