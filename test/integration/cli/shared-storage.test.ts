@@ -74,7 +74,7 @@ test('migrate applies the schema once; a second run and a concurrent run change 
   t.is(concurrent.code, 0, concurrent.stderr);
   const outputs = [first.stdout.trim(), concurrent.stdout.trim()].sort();
   t.deepEqual(outputs, [
-    'Applied 2 migration(s): 0001_initial, 0002_passwords_recovery_codes.',
+    'Applied 4 migration(s): 0001_initial, 0002_passwords_recovery_codes, 0003_hash_token_ids, 0004_oidc_models_by_account.',
     'Database is up to date.',
   ]);
   const again = await runPostern(['migrate'], env);
