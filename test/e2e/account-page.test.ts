@@ -97,9 +97,30 @@ test.serial(
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await page.getByText('“Phone” was added.').waitFor();
     t.deepEqual(await list.locator('strong').allTextContents(), ['Old laptop', 'Phone']);
+
+    // Another browser signs in with a copy of the phone's passkey; removing a passkey signs it out, and the page says so.
+    const elsewhere = await world.browser.newContext();
+    const other = await elsewhere.newPage();
+    await withoutAutofill(other);
+    const copy = await addVirtualAuthenticator(other);
+    const { credentials } = await phone.cdp.send('WebAuthn.getCredentials', { authenticatorId: phone.id });
+    await copy.cdp.send('WebAuthn.addCredential', { authenticatorId: copy.id, credential: credentials[0]! });
+    await authorize(world, other, { poolId: 'acme' }, async () => {
+      await other.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    });
+    // The phone carries on from the copy's signature counter, as one synced passkey would.
+    const [used] = (await copy.cdp.send('WebAuthn.getCredentials', { authenticatorId: copy.id })).credentials;
+    await phone.cdp.send('WebAuthn.clearCredentials', { authenticatorId: phone.id });
+    await phone.cdp.send('WebAuthn.addCredential', { authenticatorId: phone.id, credential: used! });
+    await elsewhere.close();
+
     await page.getByRole('button', { name: 'Remove Old laptop' }).click();
     await page.getByRole('button', { name: 'Confirm removing Old laptop' }).click();
     await page.getByText('“Old laptop” was removed.').waitFor();
+    t.regex(
+      (await page.locator('#status').textContent()) ?? '',
+      /was removed\. Your account was signed out on one other browser, and one app will ask you to sign in again\.$/,
+    );
     t.deepEqual(await list.locator('strong').allTextContents(), ['Phone']);
 
     await page.getByLabel('Current password').fill('not my password');
