@@ -15,7 +15,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { PosternError } from '../errors.ts';
-import { RegistrationResponseSchema } from '../interactions/request-schemas.ts';
+import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import { invalidToken, type SelfService, type SelfServiceScope } from './self-service.ts';
@@ -36,7 +36,7 @@ const password = z.string().min(1, 'Enter a password.').max(1024, 'That password
 
 const Bodies = {
   empty: z.strictObject({}),
-  registerVerify: z.strictObject({ response: RegistrationResponseSchema, name: passkeyName.optional() }),
+  registerVerify: z.strictObject({ response: CeremonyResponse, name: passkeyName.optional() }),
   rename: z.strictObject({ name: passkeyName }),
   password: z.strictObject({ password, current_password: password.optional() }),
 } as const;

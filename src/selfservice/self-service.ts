@@ -26,7 +26,11 @@
 
 import type { PoolConfig } from '../config/types.ts';
 import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy, rateLimited } from '../errors.ts';
-import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../factors/passkey/passkey-enrollment.ts';
+import {
+  beginPasskeyEnrollment,
+  finishPasskeyEnrollment,
+  takeEnrollmentChallenge,
+} from '../factors/passkey/passkey-enrollment.ts';
 import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { type Argon2Parameters, hashPassword, verifyPassword } from '../factors/password/password-hasher.ts';
@@ -43,7 +47,6 @@ import type { DurableStore, EphemeralStore, Passkey, RateLimiter, User } from '.
 import { authenticatorName } from '../webauthn/authenticator-names.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { createPasskeyPolicy, type PasskeyPolicy } from '../webauthn/passkey-policy.ts';
-import type { RegistrationResponseJSON } from '../webauthn/types.ts';
 
 export interface SelfServiceDeps {
   durable: DurableStore;
@@ -300,8 +303,10 @@ export function createSelfService(deps: SelfServiceDeps) {
      */
     async registerVerify(
       scope: SelfServiceScope,
-      { response, name }: { response: RegistrationResponseJSON; name?: string },
+      { response, name }: { response?: unknown; name?: string },
     ): Promise<PasskeyView & { recovery_codes?: string[] }> {
+      // Taken first: whatever refuses this verification, the challenge is spent.
+      const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
       const user = await writerOf(scope);
       const policy = policyOf(scope.pool);
       const refuse = async (error: PasskeyRefused): Promise<never> => {
@@ -318,12 +323,10 @@ export function createSelfService(deps: SelfServiceDeps) {
 
       let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
       try {
-        enrollment = await finishPasskeyEnrollment(
-          ephemeral,
-          { policy, binding: binding(scope, user.id) },
-          response,
-          { ...(name === undefined ? {} : { name }), userHandle: user.webauthnUserId },
-        );
+        enrollment = await finishPasskeyEnrollment({ policy, challenge }, response, {
+          ...(name === undefined ? {} : { name }),
+          userHandle: user.webauthnUserId,
+        });
       } catch (error) {
         if (error instanceof PasskeyRefused) return refuse(error);
         throw error;

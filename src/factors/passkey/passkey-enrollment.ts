@@ -1,19 +1,26 @@
 /**
  * Creating a passkey for an account (existing, or being signed up). `begin`
  * issues creation options with the user's WebAuthn handle and existing
- * passkeys (excludeCredentials) and binds the challenge; `finish` takes the
- * challenge, verifies the registration with the pool's policy, and returns
- * the credential to store. Storing it (with the per-user limit, in one
+ * passkeys (excludeCredentials) and binds the challenge. A verification
+ * starts with `takeEnrollmentChallenge` (before any other check, so every
+ * refusal that follows has spent it); `finish` checks the response's shape,
+ * verifies the registration with the pool's policy, and returns the
+ * credential to store. Storing it (with the per-user limit, in one
  * transaction) is the caller's, since sign-up creates the user at the same time.
  */
 import { randomBytes } from 'node:crypto';
 import type { EphemeralStore, Passkey } from '../../storage/types.ts';
 import { defaultPasskeyName } from '../../webauthn/authenticator-names.ts';
 import { beginRegistration } from '../../webauthn/begin-registration.ts';
-import { type ChallengeBinding, saveChallenge, takeChallenge } from '../../webauthn/challenge-store.ts';
+import {
+  type ChallengeBinding,
+  type StoredChallenge,
+  saveChallenge,
+  takeChallenge,
+} from '../../webauthn/challenge-store.ts';
 import { finishRegistration, type VerifiedPasskey } from '../../webauthn/finish-registration.ts';
 import type { PasskeyPolicy } from '../../webauthn/passkey-policy.ts';
-import type { RegistrationResponseJSON } from '../../webauthn/types.ts';
+import { shapeRegistrationResponse } from '../../webauthn/response-shapes.ts';
 import { PasskeyRefused } from './passkey-sign-in.ts';
 
 export interface EnrollmentSubject {
@@ -55,6 +62,26 @@ export interface Enrollment {
 }
 
 /**
+ * Takes the registration challenge: the first thing a verification does.
+ * Undefined when there is none (used, expired, never issued); `finish`
+ * refuses then.
+ */
+export function takeEnrollmentChallenge(
+  ephemeral: Pick<EphemeralStore, 'take'>,
+  binding: ChallengeBinding,
+): Promise<StoredChallenge | undefined> {
+  return takeChallenge(ephemeral, binding);
+}
+
+/** What a verification checks against: the pool's policy and the challenge it took. */
+export interface EnrollmentTarget {
+  policy: PasskeyPolicy;
+  /** What `takeEnrollmentChallenge` returned. */
+  challenge: StoredChallenge | undefined;
+}
+
+/**
+ * @param untrusted The response as the request carried it: its shape is checked here.
  * @param options.userHandle (Optional) The handle of the account the passkey is
  *   for. The challenge must have been issued for it: options made for a sign-up
  *   (a fresh handle) cannot finish on an account that exists by then, whose
@@ -63,14 +90,15 @@ export interface Enrollment {
  * @throws {PasskeyRefused} for any refused ceremony.
  */
 export async function finishPasskeyEnrollment(
-  ephemeral: Pick<EphemeralStore, 'take'>,
-  { policy, binding }: { policy: PasskeyPolicy; binding: ChallengeBinding },
-  response: RegistrationResponseJSON,
+  { policy, challenge: stored }: EnrollmentTarget,
+  untrusted: unknown,
   { name, userHandle }: { name?: string; userHandle?: string },
 ): Promise<Enrollment> {
-  const stored = await takeChallenge(ephemeral, binding);
   if (!stored?.webauthnUserId)
     throw new PasskeyRefused('no registration challenge (used, expired or never issued)');
+  const shaped = shapeRegistrationResponse(untrusted);
+  if (!shaped.ok) throw new PasskeyRefused(shaped.reason);
+  const { response } = shaped;
   if (userHandle !== undefined && stored.webauthnUserId !== userHandle) {
     throw new PasskeyRefused('registration challenge was issued for another user handle', {
       credentialId: response.id,

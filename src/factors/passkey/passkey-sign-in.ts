@@ -1,22 +1,29 @@
 /**
  * Passkey as a sign-in factor. `begin` issues request options and binds
- * their challenge to the pool, the ceremony and the interaction; `finish`
- * takes that challenge (atomically, before anything else), finds the
- * credential in this pool only, checks it belongs to the identified user
- * when there is one, verifies the assertion with the pool's policy, lets the
- * caller judge the verified passkey (`accept`: a second factor must be another
- * credential, a step-up a device-bound one), and only then records the use.
- * Every refusal of the ceremony is a `PasskeyRefused` with the real reason
- * for the log (`accept` may throw its own); nothing is written.
+ * their challenge to the pool, the ceremony and the interaction. A
+ * verification starts with `takeSignInChallenge` (atomically, before any
+ * other check, so every refusal that follows has spent it, whatever its
+ * cause); `finish` then checks the response's shape, finds the credential in
+ * this pool only, checks it belongs to the identified user when there is one,
+ * verifies the assertion with the pool's policy, lets the caller judge the
+ * verified passkey (`accept`: a second factor must be another credential, a
+ * step-up a device-bound one), and only then records the use. Every refusal
+ * of the ceremony is a `PasskeyRefused` with the real reason for the log
+ * (`accept` may throw its own); nothing is written.
  */
 
 import type { DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';
 import { beginAuthentication } from '../../webauthn/begin-authentication.ts';
-import { type ChallengeBinding, saveChallenge, takeChallenge } from '../../webauthn/challenge-store.ts';
+import {
+  type ChallengeBinding,
+  type StoredChallenge,
+  saveChallenge,
+  takeChallenge,
+} from '../../webauthn/challenge-store.ts';
 import { decoyCredentials } from '../../webauthn/decoy-credentials.ts';
 import { finishAuthentication } from '../../webauthn/finish-authentication.ts';
 import type { PasskeyPolicy } from '../../webauthn/passkey-policy.ts';
-import type { AuthenticationResponseJSON } from '../../webauthn/types.ts';
+import { shapeAuthenticationResponse } from '../../webauthn/response-shapes.ts';
 
 /** A refused ceremony: `reason` is for the log and audit trail only. */
 export class PasskeyRefused extends Error {
@@ -103,15 +110,39 @@ export interface PasskeySignIn {
  */
 export type AcceptPasskey = (signIn: PasskeySignIn) => void;
 
-/** @throws {PasskeyRefused} for any refused ceremony; whatever `accept` throws. */
+/**
+ * Takes the interaction's sign-in challenge: the first thing a verification
+ * does. Undefined when there is none (used, expired, never issued); `finish`
+ * refuses then.
+ */
+export function takeSignInChallenge(
+  deps: Pick<PasskeySignInDeps, 'ephemeral'>,
+  binding: ChallengeBinding,
+): Promise<StoredChallenge | undefined> {
+  return takeChallenge(deps.ephemeral, binding);
+}
+
+/** What a verification checks against: the pool's policy and the challenge it took. */
+export interface FinishSignInScope {
+  policy: PasskeyPolicy;
+  /** What `takeSignInChallenge` returned. */
+  challenge: StoredChallenge | undefined;
+}
+
+/**
+ * @param untrusted The response as the request carried it: its shape is checked here.
+ * @throws {PasskeyRefused} for any refused ceremony; whatever `accept` throws.
+ */
 export async function finishPasskeySignIn(
   deps: PasskeySignInDeps,
-  { policy, binding }: SignInScope,
-  response: AuthenticationResponseJSON,
+  { policy, challenge: stored }: FinishSignInScope,
+  untrusted: unknown,
   accept: AcceptPasskey = () => {},
 ): Promise<PasskeySignIn> {
-  const stored = await takeChallenge(deps.ephemeral, binding);
   if (!stored) throw new PasskeyRefused('no challenge for this interaction (used, expired or never issued)');
+  const shaped = shapeAuthenticationResponse(untrusted);
+  if (!shaped.ok) throw new PasskeyRefused(shaped.reason);
+  const { response } = shaped;
 
   const passkey = await deps.durable.passkeys.findByCredentialId(policy.poolId, response.id);
   if (!passkey)

@@ -9,20 +9,27 @@
  *   a weaker one is refused, never recorded as meeting it.
  * - Creating a passkey never raises acr: it proves possession, not a
  *   phishing-resistant sign-in, so it only completes a required second factor.
+ * - A verification takes its challenge before anything else, the rate limit
+ *   and the step included: whatever refuses it then, the challenge is spent
+ *   (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
  */
 import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
-import { beginPasskeyEnrollment, finishPasskeyEnrollment } from '../../factors/passkey/passkey-enrollment.ts';
+import {
+  beginPasskeyEnrollment,
+  finishPasskeyEnrollment,
+  takeEnrollmentChallenge,
+} from '../../factors/passkey/passkey-enrollment.ts';
 import {
   beginPasskeySignIn,
   finishPasskeySignIn,
   PasskeyRefused,
   type PasskeySignIn,
+  takeSignInChallenge,
 } from '../../factors/passkey/passkey-sign-in.ts';
 import { removalRefused, removePasskey } from '../../factors/passkey/remove-passkey.ts';
 import { acrMeets } from '../../oidc/acr.ts';
 import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
 import type { NewPasskey, Passkey } from '../../storage/types.ts';
-import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '../../webauthn/types.ts';
 import { passkeyFactor } from '../assurance.ts';
 import { type Answer, accountExists, type InteractionScope, type LoginKit } from '../login-kit.ts';
 import type { Step } from '../next-step.ts';
@@ -97,10 +104,8 @@ export function passkeyCalls(kit: LoginKit) {
       });
     },
 
-    async passkeyVerify(
-      scope: InteractionScope,
-      { response }: { response: AuthenticationResponseJSON },
-    ): Promise<Answer> {
+    async passkeyVerify(scope: InteractionScope, { response }: { response?: unknown }): Promise<Answer> {
+      const challenge = await takeSignInChallenge(signInDeps(), kit.binding(scope, 'authentication'));
       await kit.limit(scope, 'passkey_ip', scope.ip);
       const progress = await kit.loadProgress(scope);
       const step = await kit.requireStep(scope, progress, acceptsPasskey, 'A passkey sign-in');
@@ -129,7 +134,7 @@ export function passkeyCalls(kit: LoginKit) {
       try {
         signIn = await finishPasskeySignIn(
           signInDeps(),
-          { policy: kit.policyOf(scope.pool), binding: kit.binding(scope, 'authentication') },
+          { policy: kit.policyOf(scope.pool), challenge },
           response,
           accept,
         );
@@ -199,8 +204,9 @@ export function passkeyCalls(kit: LoginKit) {
 
     async registerVerify(
       scope: InteractionScope,
-      { response, name }: { response: RegistrationResponseJSON; name?: string },
+      { response, name }: { response?: unknown; name?: string },
     ): Promise<Answer> {
+      const challenge = await takeEnrollmentChallenge(ephemeral, kit.binding(scope, 'registration'));
       const progress = await kit.loadProgress(scope);
       const step = await kit.requireStep(
         scope,
@@ -216,15 +222,10 @@ export function passkeyCalls(kit: LoginKit) {
       if (progress.userId && !account) throw new Error('signed-in user vanished');
       let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
       try {
-        enrollment = await finishPasskeyEnrollment(
-          ephemeral,
-          { policy, binding: kit.binding(scope, 'registration') },
-          response,
-          {
-            ...(name === undefined ? {} : { name }),
-            ...(account ? { userHandle: account.webauthnUserId } : {}),
-          },
-        );
+        enrollment = await finishPasskeyEnrollment({ policy, challenge }, response, {
+          ...(name === undefined ? {} : { name }),
+          ...(account ? { userHandle: account.webauthnUserId } : {}),
+        });
       } catch (error) {
         if (error instanceof PasskeyRefused) return refuse(scope, 'passkey_registration', error);
         throw error;

@@ -254,8 +254,8 @@ interface SignInRefusal {
   poolId: string;
   /** Accounts whose rows must not change. */
   emails: string[];
-  /** The tampered, replayed or foreign response. */
-  response: Assertion;
+  /** The tampered, replayed, foreign or malformed response. */
+  response: unknown;
   /** An honest response to the same options: it must fail too, the refusal spent the challenge. */
   honest: () => Assertion;
   /** What the audit trail must say. */
@@ -286,7 +286,8 @@ interface RegistrationRefusal {
   poolId: string;
   /** The email being signed up: it must end with no account. */
   email: string;
-  response: Registration;
+  /** The bent or malformed registration. */
+  response: unknown;
   honest: () => Registration;
   reason: RegExp;
 }
@@ -298,7 +299,9 @@ async function assertRegistrationRefused(t: ExecutionContext<Context>, refusal: 
   const { passkeys } = server.runtime.durable;
   const earlier = (await failuresOf(server, poolId, 'passkey_registration', login.uid)).length;
   const counts = await rowCounts(database);
-  const existing = await passkeys.findByCredentialId(poolId, refusal.response.id);
+  const bentId = (refusal.response as { id?: unknown } | null)?.id;
+  const responseId = typeof bentId === 'string' ? bentId : undefined;
+  const existing = responseId ? await passkeys.findByCredentialId(poolId, responseId) : undefined;
 
   assertRejected(t, await login.registerVerify(refusal.response), 'the bent registration');
   const honest = refusal.honest();
@@ -306,7 +309,7 @@ async function assertRegistrationRefused(t: ExecutionContext<Context>, refusal: 
 
   t.deepEqual(await rowCounts(database), counts, 'no user or passkey row was created');
   t.is(await server.runtime.durable.users.findByEmail(poolId, email), undefined, 'no account for the email');
-  t.deepEqual(await passkeys.findByCredentialId(poolId, refusal.response.id), existing);
+  if (responseId) t.deepEqual(await passkeys.findByCredentialId(poolId, responseId), existing);
   t.is(await passkeys.findByCredentialId(poolId, honest.id), undefined);
   const reasons = (await failuresOf(server, poolId, 'passkey_registration', login.uid))
     .slice(earlier)
@@ -535,6 +538,56 @@ test.serial('refuses sign-up passkeys whose public key is unsound, and creates n
   }
 });
 
+/**
+ * Malformed responses, each made from an honest one. The route takes any JSON
+ * value as `response`, so each reaches the ceremony, which must take the
+ * challenge before it looks at the shape.
+ */
+const MALFORMED: Array<[string, (honest: { response: object }) => unknown, RegExp]> = [
+  [
+    'of a wrong type',
+    (honest) => ({ ...honest, type: 'password' }),
+    /^response is malformed \(type: invalid_value\)$/,
+  ],
+  [
+    'without its signature or attestation',
+    (honest) => {
+      const {
+        signature: _signature,
+        attestationObject: _attestation,
+        ...rest
+      } = honest.response as Record<string, unknown>;
+      return { ...honest, response: rest };
+    },
+    /^response is malformed \(response\.(signature|attestationObject): invalid_type\)$/,
+  ],
+  [
+    'with an oversized id',
+    (honest) => ({ ...honest, id: 'A'.repeat(1401) }),
+    /^response is malformed \(id: too_big\)$/,
+  ],
+  ['that is a string', () => 'garbage', /^response is malformed \(\(response\): invalid_type\)$/],
+  ['that is null', () => null, /^response is malformed \(\(response\): invalid_type\)$/],
+  ['that is missing', () => undefined, /^response is malformed \(\(response\): invalid_type\)$/],
+];
+
+test.serial('a malformed or wrong-type registration is refused and spends the challenge', async (t) => {
+  for (const [index, [label, malform, reason]] of MALFORMED.entries()) {
+    const email = `reg-malformed-${index}@ceremony.example`;
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    const authenticator = new SoftAuthenticator();
+    t.log(`a registration ${label}`);
+    await assertRegistrationRefused(t, {
+      login,
+      poolId: 'signup',
+      email,
+      response: malform(register(authenticator)),
+      honest: () => register(authenticator),
+      reason,
+    });
+  }
+});
+
 test.serial('a smart pool takes a passkey from a browser that does not report credProps', async (t) => {
   // The options required a resident key, which the browser had to honour; credProps is optional.
   const email = 'reg-no-credprops@ceremony.example';
@@ -568,6 +621,25 @@ test('refuses an assertion from a foreign origin', async (t) => {
     honest: () => assert(),
     reason: /origin "https:\/\/evil\.example"/,
   });
+});
+
+test('a malformed or wrong-type assertion is refused and spends the challenge', async (t) => {
+  const { server } = t.context;
+  const email = 'malformed@ceremony.example';
+  const { login, authenticator } = await signInCeremony(t, 'smart', email);
+  for (const [label, malform, reason] of MALFORMED) {
+    // Fresh options for each: every refusal spends the interaction's challenge.
+    const options = (await login.passkeyOptions()).body as RequestOptions;
+    t.log(`an assertion ${label}`);
+    await assertSignInRefused(t, {
+      login,
+      poolId: 'smart',
+      emails: [email],
+      response: malform(authenticator.authenticate(options, server.url)),
+      honest: () => authenticator.authenticate(options, server.url),
+      reason,
+    });
+  }
 });
 
 test('refuses assertions from look-alike origins', async (t) => {

@@ -491,7 +491,8 @@ test('malformed requests answer 4xx, never 5xx', async (t) => {
   t.like(await patch({}), { status: 400 }, 'a rename needs a name');
   t.like(
     await api(server, P.acme, ada.token, 'POST', 'passkeys/register/verify', { json: { response: {} } }),
-    { status: 400, body: { error: 'invalid_request' } },
+    { status: 400, body: { error: 'passkey_rejected' } },
+    'a malformed response is a refused ceremony (it spends the challenge)',
   );
   t.like(
     await api(server, P.acme, ada.token, 'POST', 'passkeys/register/verify', {
