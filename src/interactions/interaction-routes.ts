@@ -6,12 +6,12 @@
  * `application/json`, which a cross-site form cannot send.
  */
 
-import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors } from 'oidc-provider';
 import type { z } from 'zod';
 import { PosternError } from '../errors.ts';
+import { parseBody, readJsonBody } from '../http/json-body.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import { KNOWN_DEVICE_COOKIE, KNOWN_DEVICE_MAX_AGE_SECONDS } from './known-devices.ts';
 import type { InteractionScope, LoginService } from './login-service.ts';
@@ -39,7 +39,6 @@ export function addInteractionRoutes(
 ) {
   const base = '/:pool/interaction/:uid';
   const publicOrigin = new URL(publicUrl).origin;
-  const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' });
 
   async function scopeOf(ctx: Context): Promise<InteractionScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
@@ -86,18 +85,8 @@ export function addInteractionRoutes(
     if (!ctx.is('application/json')) {
       throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
     }
-    await parseJson(ctx, next);
-  }
-
-  function parse<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
-    const result = schema.safeParse(body ?? {});
-    if (result.success) return result.data;
-    const first = result.error.issues[0];
-    const description =
-      first?.code === 'custom' || first?.message?.endsWith('.') ? first.message : 'The request is malformed.';
-    throw new PosternError(400, 'invalid_request', description, {
-      detail: result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
-    });
+    (ctx.request as { body?: unknown }).body = await readJsonBody(ctx);
+    await next();
   }
 
   function post<S extends z.ZodType>(
@@ -106,7 +95,7 @@ export function addInteractionRoutes(
     call: (scope: InteractionScope, body: z.output<S>) => Promise<unknown>,
   ) {
     router.post(`${base}/${path}`, requireJson, async (ctx) => {
-      const body = parse(schema, (ctx.request as { body?: unknown }).body);
+      const body = parseBody(schema, (ctx.request as { body?: unknown }).body);
       ctx.body = await call(await scopeOf(ctx), body);
     });
   }

@@ -10,11 +10,11 @@
  * learns nothing about what its body would have done. Bodies are JSON only,
  * at most 64 KB; a POST without any body counts as `{}`.
  */
-import { bodyParser } from '@koa/bodyparser';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { PosternError } from '../errors.ts';
+import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
@@ -43,7 +43,6 @@ const Bodies = {
 
 export function addSelfServiceRoutes(router: Router, { registry, service }: SelfServiceRoutesOptions) {
   const base = '/:pool/api/self';
-  const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' });
 
   async function scopeOf(ctx: Context): Promise<SelfServiceScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
@@ -66,22 +65,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
 
   /** The JSON body (`{}` when there is none), guarded by `schema`. */
   async function bodyOf<S extends z.ZodType>(ctx: Context, schema: S): Promise<z.output<S>> {
-    const hasBody = Boolean(ctx.request.length) || ctx.get('transfer-encoding') !== '';
-    let body: unknown = {};
-    if (hasBody) {
-      if (!ctx.is('application/json'))
-        throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
-      await parseJson(ctx, async () => {});
-      body = (ctx.request as { body?: unknown }).body ?? {};
-    }
-    const result = schema.safeParse(body);
-    if (result.success) return result.data;
-    const first = result.error.issues[0];
-    const description =
-      first?.code === 'custom' || first?.message?.endsWith('.') ? first.message : 'The request is malformed.';
-    throw new PosternError(400, 'invalid_request', description, {
-      detail: result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
-    });
+    return parseBody(schema, await readJsonBody(ctx));
   }
 
   router.get(base, async (ctx) => {

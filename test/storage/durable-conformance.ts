@@ -545,6 +545,30 @@ export function registerDurableConformance(
     );
   });
 
+  test(`${name}: an audit event quoting what PostgreSQL cannot store (a lone surrogate, U+0000) is stored with U+FFFD`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const hostile = 'origin "https://evil\ud800.example\u0000"';
+    await s.auditEvents.append({
+      poolId,
+      event: 'sign_in',
+      outcome: 'failure',
+      credentialId: 'cred\udc00',
+      userAgent: 'agent\ud800\u0000',
+      detail: { reason: hostile, nested: [{ 'key\ud800': 'value\u0000' }], pair: '😀' },
+    });
+    const [stored] = await s.auditEvents.list(poolId);
+    t.like(stored, {
+      credentialId: 'cred\ufffd',
+      userAgent: 'agent\ufffd\ufffd',
+      detail: {
+        reason: 'origin "https://evil\ufffd.example\ufffd"',
+        nested: [{ 'key\ufffd': 'value\ufffd' }],
+        pair: '😀',
+      },
+    });
+  });
+
   // --------------------------------------------------------------- oidc models
 
   registerOidcModelConformance(test, name, async (poolId) => (await store()).oidcModels(poolId));

@@ -2,6 +2,13 @@
  * The audit trail in PostgreSQL/PGlite: append-only security events (sign-in,
  * passkey added or removed, ...). `user_id` has no foreign key so events
  * outlive the users they describe.
+ *
+ * An event is stored whatever text it carries: a refusal's reason can quote
+ * what an attacker sent (a passkey's client data is JSON inside base64, out of
+ * the body reader's sight). PostgreSQL refuses two things JavaScript strings
+ * can hold, a lone surrogate (in jsonb) and U+0000 (in text and jsonb), and a
+ * failed insert would turn the refusal being audited into a 500 and lose the
+ * row. Both become U+FFFD before the insert.
  */
 import type { Knex } from 'knex';
 import type { AuditEventRepository, StoredAuditEvent } from '../types.ts';
@@ -49,13 +56,13 @@ export function createAuditEventRepository(db: Knex): AuditEventRepository {
     async append(event) {
       await db('audit_events').insert({
         pool_id: event.poolId,
-        event: event.event,
+        event: clean(event.event),
         outcome: event.outcome,
         user_id: event.userId ?? null,
-        credential_id: event.credentialId ?? null,
+        credential_id: storable(event.credentialId),
         ip: event.ip ?? null,
-        user_agent: event.userAgent ?? null,
-        detail: toJsonb(event.detail),
+        user_agent: storable(event.userAgent),
+        detail: toJsonb(storableJson(event.detail)),
       });
     },
 
@@ -74,4 +81,31 @@ export function createAuditEventRepository(db: Knex): AuditEventRepository {
       return rows.map(toStoredEvent);
     },
   });
+}
+
+/** A lone surrogate, which jsonb refuses (with the u flag, a surrogate pair does not match). */
+const LONE_SURROGATE = /\p{Cs}/gu;
+
+/** `text` with what PostgreSQL refuses (lone surrogates, and U+0000 in text and jsonb) replaced by U+FFFD. */
+function clean(text: string): string {
+  return text.replace(LONE_SURROGATE, '\ufffd').replaceAll('\u0000', '\ufffd');
+}
+
+function storable(value: string | null | undefined): string | null {
+  return value === undefined || value === null ? null : clean(value);
+}
+
+/** Nesting kept in a stored detail; deeper values are summarised. */
+const MAX_DETAIL_DEPTH = 8;
+
+/** A copy of a detail value whose every string and key is `storable`. */
+function storableJson(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return clean(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DETAIL_DEPTH) return '[nested too deep]';
+  if (Array.isArray(value)) return value.map((item) => storableJson(item, depth + 1));
+  if (value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [clean(key), storableJson(item, depth + 1)]),
+  );
 }
