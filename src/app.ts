@@ -90,6 +90,13 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   }
 
   app.use(requestContext(logger, { trustProxy: config.server.trust_proxy }));
+  app.use(async (ctx, next) => {
+    // Every cookie Postern sets takes Secure from public_url, not from what Koa sees: behind a TLS
+    // proxy without trust_proxy the request looks like http, and Koa would refuse a Secure cookie
+    // (or default to none). This also makes Secure the default of every cookie (RFC 6265 §4.1.2.5).
+    ctx.cookies.secure = https;
+    await next();
+  });
   app.use(logRequests);
   app.use(measureRequests(metrics));
   app.use(async (ctx, next) => {

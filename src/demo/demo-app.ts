@@ -36,6 +36,7 @@ export function addDemoAppRoutes(
   const publicUrl = config.server.public_url;
   const issuer = new URL(`${publicUrl}/demo`);
   const redirectUri = `${publicUrl}/callback`;
+  // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
   const secure = publicUrl.startsWith('https:');
   let discovered: Promise<client.Configuration> | undefined;
 

@@ -39,6 +39,8 @@ export function addInteractionRoutes(
 ) {
   const base = '/:pool/interaction/:uid';
   const publicOrigin = new URL(publicUrl).origin;
+  // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
+  const secureCookies = publicUrl.startsWith('https:');
 
   async function scopeOf(ctx: Context): Promise<InteractionScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
@@ -66,7 +68,7 @@ export function addInteractionRoutes(
             path: `/${runtime.config.id}/`,
             httpOnly: true,
             sameSite: 'lax',
-            secure: ctx.secure,
+            secure: secureCookies,
             maxAge: KNOWN_DEVICE_MAX_AGE_SECONDS * 1000,
             overwrite: true,
           }),
