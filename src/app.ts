@@ -16,6 +16,7 @@ import { addDemoAppRoutes, demoAppIsConfigured } from './demo/demo-app.ts';
 import { appLinkOf } from './http/app-link.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { addHealthRoutes } from './http/health-routes.ts';
+import { answerWrongMethods } from './http/method-not-allowed.ts';
 import { createMetrics, type Metrics, measureRequests } from './http/metrics.ts';
 import { dispatchToProviders } from './http/pool-dispatch.ts';
 import { createErrorPage } from './http/provider-pages.ts';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     addSelfServiceRoutes(router, { registry, service: deps.selfService });
     addAccountPageRoute(router, { registry, render });
   }
+  answerWrongMethods(router, { isPool: (id) => registry.get(id) !== undefined });
 
   app.use(requestContext(logger, { trustProxy: config.server.trust_proxy }));
   app.use(async (ctx, next) => {

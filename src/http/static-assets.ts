@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join, relative } from 'node:path';
 import type { Middleware } from 'koa';
+import { methodNotAllowed } from './method-not-allowed.ts';
 
 const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
@@ -17,6 +18,9 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
 };
+
+/** What an asset answers to; any other method is a 405 (./method-not-allowed.ts). */
+const ASSET_METHODS = 'GET, HEAD';
 
 interface Asset {
   body: Buffer;
@@ -37,9 +41,15 @@ export function staticAssets(mounts: Record<string, string>): Middleware<{ route
     }
   }
   return async (ctx, next) => {
-    const asset = ctx.method === 'GET' || ctx.method === 'HEAD' ? assets.get(ctx.path) : undefined;
+    const asset = assets.get(ctx.path);
     if (!asset) return next();
     ctx.state.route = '/assets';
+    if (ctx.method === 'OPTIONS') {
+      ctx.status = 204;
+      ctx.set('Allow', ASSET_METHODS);
+      return;
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw methodNotAllowed(ASSET_METHODS);
     ctx.set('Cache-Control', 'no-cache');
     ctx.set('ETag', asset.etag);
     if (ctx.get('if-none-match') === asset.etag) {
