@@ -27,7 +27,17 @@ export interface Progress {
   /** The account a factor proved. Identify alone never sets it. */
   userId?: string;
   /** Email proven by a code, no account yet: the user is signing up. */
-  signup?: { email: string };
+  signup?: {
+    email: string;
+    /**
+     * The WebAuthn user handle (base64url) of this sign-up, made by its first
+     * creation options and carried by every later one, so an authenticator
+     * asked twice replaces its passkey instead of keeping an orphan beside
+     * it; the new account gets it.
+     * https://www.w3.org/TR/webauthn-3/#dom-publickeycredentialuserentity-id
+     */
+    webauthnUserId?: string;
+  };
   factors: CompletedFactor[];
   /** The user declined an optional passkey enrolment in this interaction. */
   enrollDeclined?: boolean;

@@ -24,11 +24,19 @@ import { shapeRegistrationResponse } from '../../webauthn/response-shapes.ts';
 import { PasskeyRefused } from './passkey-sign-in.ts';
 
 export interface EnrollmentSubject {
-  /** The account's handle; undefined for a sign-up, which gets a fresh one. */
-  webauthnUserId?: string;
+  /** The account's handle, or the sign-up's (`newUserHandle`). */
+  webauthnUserId: string;
   email: string;
   name?: string | null;
   existing: Pick<Passkey, 'credentialId' | 'transports'>[];
+}
+
+/**
+ * A fresh WebAuthn user handle for a sign-up: 32 random bytes, never derived
+ * from the account or the email (https://www.w3.org/TR/webauthn-3/#sctn-user-handle-privacy).
+ */
+export function newUserHandle(): string {
+  return randomBytes(32).toString('base64url');
 }
 
 export async function beginPasskeyEnrollment(
@@ -37,7 +45,7 @@ export async function beginPasskeyEnrollment(
   subject: EnrollmentSubject,
   { conditional = false }: { conditional?: boolean } = {},
 ) {
-  const webauthnUserId = subject.webauthnUserId ?? randomBytes(32).toString('base64url');
+  const { webauthnUserId } = subject;
   const options = await beginRegistration({
     policy,
     user: { webauthnUserId, name: subject.email, displayName: subject.name ?? subject.email },

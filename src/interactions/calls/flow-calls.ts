@@ -69,6 +69,8 @@ export function flowCalls(kit: LoginKit) {
             poolId: scope.pool.id,
             email: progress.signup.email,
             emailVerified: true,
+            // The handle this sign-up's passkey options already gave out, if any (progress.ts).
+            webauthnUserId: progress.signup.webauthnUserId,
           });
           userId = user.id;
         } catch (error) {

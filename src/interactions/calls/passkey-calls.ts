@@ -17,6 +17,7 @@ import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../e
 import {
   beginPasskeyEnrollment,
   finishPasskeyEnrollment,
+  newUserHandle,
   takeEnrollmentChallenge,
 } from '../../factors/passkey/passkey-enrollment.ts';
 import {
@@ -33,6 +34,7 @@ import type { NewPasskey, Passkey } from '../../storage/types.ts';
 import { passkeyFactor } from '../assurance.ts';
 import { type Answer, accountExists, type InteractionScope, type LoginKit } from '../login-kit.ts';
 import type { Step } from '../next-step.ts';
+import { saveProgress } from '../progress.ts';
 import { issueFirstRecoveryCodes } from './recovery-code-calls.ts';
 
 const PASSKEY_REJECTED = 'That passkey could not be used. Try again, or choose another way.';
@@ -184,8 +186,23 @@ export function passkeyCalls(kit: LoginKit) {
       const policy = kit.policyOf(scope.pool);
       const target = { policy, binding: kit.binding(scope, 'registration') };
       if (!progress.userId) {
+        // A sign-up: one user handle for the whole interaction, kept in its progress.
+        const { signup } = progress;
+        if (!signup) throw kit.notNow('Creating a passkey');
+        let webauthnUserId = signup.webauthnUserId;
+        if (!webauthnUserId) {
+          webauthnUserId = newUserHandle();
+          await saveProgress(
+            ephemeral,
+            scope.pool.id,
+            scope.interaction.uid,
+            { ...progress, signup: { ...signup, webauthnUserId } },
+            kit.ttlOf(scope),
+          );
+        }
         return beginPasskeyEnrollment(ephemeral, target, {
-          email: progress.signup?.email ?? '',
+          webauthnUserId,
+          email: signup.email,
           existing: [],
         });
       }
@@ -220,11 +237,13 @@ export function passkeyCalls(kit: LoginKit) {
         ? await durable.users.findById(scope.pool.id, progress.userId)
         : undefined;
       if (progress.userId && !account) throw new Error('signed-in user vanished');
+      // An account's passkey carries its handle; a sign-up's, the one its options gave.
+      const userHandle = account ? account.webauthnUserId : progress.signup?.webauthnUserId;
       let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
       try {
         enrollment = await finishPasskeyEnrollment({ policy, challenge }, response, {
           ...(name === undefined ? {} : { name }),
-          ...(account ? { userHandle: account.webauthnUserId } : {}),
+          ...(userHandle ? { userHandle } : {}),
         });
       } catch (error) {
         if (error instanceof PasskeyRefused) return refuse(scope, 'passkey_registration', error);

@@ -113,6 +113,8 @@ export function passwordCalls(kit: LoginKit) {
             poolId: scope.pool.id,
             email,
             emailVerified: true,
+            // The handle this sign-up's passkey options already gave out, if any (progress.ts).
+            webauthnUserId: progress.signup?.webauthnUserId,
             passwordHash: await hashPassword(password, argon2(scope)),
           });
           userId = user.id;

@@ -20,7 +20,7 @@ import { type RegistrationOverrides, SoftAuthenticator } from '../../support/sof
 
 const REDIRECT = 'http://127.0.0.1:8750/callback';
 
-const poolFile = (mode: 'smart' | 'classic', attestation = 'none') => `
+const poolFile = (mode: 'smart' | 'classic', attestation = 'none', authentication = '') => `
 passkeys:
   mode: ${mode}
   registration:
@@ -28,6 +28,7 @@ passkeys:
   rp:
     id: localhost
     origins: ["\${PUBLIC_URL}"]
+${authentication}
 clients:
   - client_id: web
     token_endpoint_auth_method: none
@@ -59,7 +60,17 @@ test.before(async (t) => {
   await stores.durable.migrate();
   await stores.close();
   const server = await startTestServer({
-    pools: { smart: poolFile('smart'), classic: poolFile('classic'), attested: poolFile('smart', 'direct') },
+    pools: {
+      smart: poolFile('smart'),
+      classic: poolFile('classic'),
+      attested: poolFile('smart', 'direct'),
+      /** Passwords too (cheap argon2 for the test). */
+      words: poolFile(
+        'smart',
+        'none',
+        'authentication:\n  first_factor: [passkey, email_otp, password]\n  password:\n    argon2: { memory_kib: 8192, iterations: 1 }',
+      ),
+    },
     databaseUrl: database.url,
     redisUrl: redisTestUrl(),
     redisKeyPrefix: prefix,
@@ -74,6 +85,17 @@ test.after.always(async (t) => {
   await t.context.database?.drop();
   if (t.context.prefix) await deleteKeysWithPrefix(t.context.prefix);
 });
+
+/** A sign-up interaction at its `enroll` step: the email proven with the mailed code. */
+async function startSignUp(server: TestServer, mail: MailSink, poolId: string, email: string) {
+  const login = await InteractionClient.start(server, { poolId, clientId: 'web', redirectUri: REDIRECT });
+  await login.identify(email);
+  await login.sendCode();
+  const verified = await login.verifyCode(await mail.nextCode(email));
+  if (verified.body.step !== 'enroll')
+    throw new Error(`expected enroll, got ${JSON.stringify(verified.body)}`);
+  return login;
+}
 
 /** Signs a new user up through the API: email code, then a passkey from `authenticator`. */
 async function signUp(
@@ -182,4 +204,51 @@ test('a pool that requires attestation refuses a passkey that offers none, and c
     event: 'passkey_registration',
   });
   t.regex(String(event?.detail?.reason), /requires direct attestation/);
+});
+
+test('a sign-up keeps one WebAuthn user handle: asked twice, the options carry the same user.id, and its passkey signs in', async (t) => {
+  // An authenticator keeps one passkey per (RP ID, user.id): a second user.id
+  // would leave the first passkey beside the new one, an orphan that never works.
+  const { server, mail } = t.context;
+  const email = 'twice@acme.example';
+  const login = await startSignUp(server, mail, 'smart', email);
+  const first = await login.registerOptions();
+  const second = await login.registerOptions();
+  t.is(first.status, 200);
+  t.is(second.body.user.id, first.body.user.id, 'the same user handle both times');
+  t.not(second.body.challenge, first.body.challenge, 'each options call has its own challenge');
+
+  const authenticator = new SoftAuthenticator();
+  const registered = await login.registerVerify(authenticator.register(second.body as never, server.url));
+  t.is(registered.status, 200, JSON.stringify(registered.body));
+  const user = await server.runtime.durable.users.findByEmail('smart', email);
+  t.is(user?.webauthnUserId, first.body.user.id, 'the account has the handle its options gave');
+  const { claims } = await login.finish(String(registered.body.redirect_to));
+
+  const again = await InteractionClient.start(server, {
+    poolId: 'smart',
+    clientId: 'web',
+    redirectUri: REDIRECT,
+  });
+  const options = await again.passkeyOptions();
+  const verified = await again.passkeyVerify(authenticator.authenticate(options.body as never, server.url));
+  t.is(verified.status, 200, JSON.stringify(verified.body));
+  t.is((await again.finish(String(verified.body.redirect_to))).claims.sub, claims.sub);
+});
+
+test('a sign-up that asked for passkey options and then chose a password or skipped keeps that handle', async (t) => {
+  const { server, mail } = t.context;
+  const password = await startSignUp(server, mail, 'words', 'words@acme.example');
+  const passwordOptions = await password.registerOptions();
+  const chosen = await password.post('/password', { password: 'a long enough password' });
+  t.is(chosen.status, 200, JSON.stringify(chosen.body));
+  const withPassword = await server.runtime.durable.users.findByEmail('words', 'words@acme.example');
+  t.is(withPassword?.webauthnUserId, passwordOptions.body.user.id);
+
+  const skip = await startSignUp(server, mail, 'smart', 'skipper@acme.example');
+  const skipOptions = await skip.registerOptions();
+  const skipped = await skip.skipEnroll();
+  t.is(skipped.status, 200, JSON.stringify(skipped.body));
+  const withoutPasskey = await server.runtime.durable.users.findByEmail('smart', 'skipper@acme.example');
+  t.is(withoutPasskey?.webauthnUserId, skipOptions.body.user.id);
 });
