@@ -22,6 +22,7 @@ import { dispatchToProviders } from './http/pool-dispatch.ts';
 import { createErrorPage } from './http/provider-pages.ts';
 import type { Render } from './http/render.ts';
 import { type RequestState, requestContext } from './http/request-context.ts';
+import { logRequests } from './http/request-log.ts';
 import { setNoStore, setSecurityHeaders } from './http/security-headers.ts';
 import { staticAssets } from './http/static-assets.ts';
 import { addInteractionRoutes } from './interactions/interaction-routes.ts';
@@ -63,7 +64,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   // Behind a trusted proxy the client is the address that proxy appended (the
   // last X-Forwarded-For hop); what the client itself wrote before it is not.
   const app = new Koa<AppState>({ proxy: config.server.trust_proxy, maxIpsCount: 1, keys: deps.cookieKeys });
-  app.silent = true; // the error handler logs; Koa must not print to stderr
+  app.silent = true; // each request's log line says why it failed (src/http/request-log.ts); Koa must not print
 
   const router = new Router<AppState>();
   addHealthRoutes(router, { durable, ephemeral });
@@ -99,7 +100,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     ctx.cookies.secure = https;
     await next();
   });
-  app.use(logRequests);
+  app.use(logRequests());
   app.use(measureRequests(metrics));
   app.use(async (ctx, next) => {
     setSecurityHeaders(ctx.res, { https });
@@ -136,27 +137,6 @@ function publicDocumentMaxAge(path: string): number | undefined {
   if (/^\/[a-z0-9-]+\/jwks$/.test(path)) return KEY_REFRESH_SECONDS;
   return undefined;
 }
-
-/** One line per request, at the end, with what an operator needs to find it again. */
-const logRequests: Koa.Middleware<AppState> = async (ctx, next) => {
-  const started = performance.now();
-  const path = ctx.path; // before pool dispatch strips the prefix
-  try {
-    await next();
-  } finally {
-    const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
-    const line = {
-      method: ctx.method,
-      path,
-      route: ctx.state.route,
-      status,
-      ms: Math.round(performance.now() - started),
-    };
-    if (path === '/healthz' || path === '/readyz' || path === '/metrics')
-      ctx.state.log.debug(line, 'request');
-    else ctx.state.log.info(line, 'request');
-  }
-};
 
 function clientNameOf(pool: PoolConfig, clientId: string): string {
   const client = pool.clients.find((candidate) => candidate.client_id === clientId);

@@ -17,7 +17,7 @@ import { createMailer } from '../email/mailer.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { createProviderPages } from '../http/provider-pages.ts';
 import { createRenderer } from '../http/render.ts';
-import { requestContextOf } from '../http/request-context.ts';
+import { recordFailure } from '../http/request-context.ts';
 import { createLoginMetrics } from '../interactions/login-metrics.ts';
 import { createLoginService } from '../interactions/login-service.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -63,8 +63,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ephemeral: runtime.ephemeral,
       secret: runtime.secret.secret,
       pagesFor: createProviderPages(render, logger),
-      onServerError: (req, error) =>
-        requestContextOf(req, logger).log.error({ err: error }, 'oidc-provider server_error'),
+      // Logged with the request's one line (src/http/request-log.ts).
+      onServerError: (req, error) => recordFailure(req, { error: 'server_error', err: error }, logger),
       keyRefreshSeconds: options.keyRefreshSeconds,
       onRefreshError: (poolId, error) =>
         logger.warn({ err: error, pool: poolId }, 'signing key refresh failed'),

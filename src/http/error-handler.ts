@@ -1,14 +1,15 @@
 /**
  * The one error handler for Postern's own routes: typed errors become their
  * status and code; a store outage becomes 503 naming nothing internal; Koa's
- * own client errors (body too large, bad JSON) keep their 4xx; anything else
- * is a bug, logged with its stack and answered with a bare 500. The client
- * gets JSON or an HTML page, whichever it accepts; never a stack trace.
+ * own client errors keep their 4xx; anything else is a bug, answered with a
+ * bare 500. The client gets JSON or an HTML page, whichever it accepts; never
+ * a stack trace. The request's one log line (./request-log.ts) says why: the
+ * code and detail of a refusal, the stack of a bug or an outage.
  */
 import type { Middleware } from 'koa';
 import { PosternError } from '../errors.ts';
 import { StoreUnavailableError } from '../storage/errors.ts';
-import type { RequestState } from './request-context.ts';
+import { type RequestState, recordFailure } from './request-context.ts';
 
 export interface ErrorView {
   status: number;
@@ -23,9 +24,13 @@ export function errorHandler(renderHtml: (view: ErrorView, url: string) => strin
       await next();
     } catch (caught) {
       const view = toErrorView(caught, ctx.state.requestId);
-      if (view.status >= 500) ctx.state.log.error({ err: caught }, 'request failed');
-      else
-        ctx.state.log.info({ error: view.error, detail: (caught as PosternError).detail }, view.description);
+      recordFailure(
+        ctx.req,
+        view.status >= 500
+          ? { error: view.error, err: caught }
+          : { error: view.error, detail: (caught as PosternError).detail },
+        ctx.state.log,
+      );
 
       ctx.status = view.status;
       if (caught instanceof PosternError) ctx.set(caught.headers);

@@ -62,7 +62,8 @@ export function emailCodeCalls(kit: LoginKit) {
     // and unknown emails answer at different speeds.
     setImmediate(() => {
       mailer
-        .send({ to: email, ...message })
+        // The code rides along so that, without SMTP, the log shows it (an account_exists mail has none).
+        .send({ to: email, ...message, ...(purpose === 'account_exists' ? {} : { code }) })
         .catch((error: unknown) => scope.log.error({ err: error }, 'sending the email code failed'));
     });
   }
