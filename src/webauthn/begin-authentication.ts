@@ -1,8 +1,9 @@
 /**
  * Request options for signing in (https://www.w3.org/TR/webauthn-3/#sctn-verifying-assertion).
- * Smart pools send an empty allowCredentials (the authenticator offers its
- * discoverable passkeys, also in autofill); classic pools list the identified
- * user's credentials, or decoys when there is no such user (./decoy-credentials.ts).
+ * Before the user gives an email, smart pools send an empty allowCredentials
+ * (the authenticator offers its discoverable passkeys, also in autofill); once
+ * they have (classic pools always ask first), the options list that user's
+ * credentials, or decoys when there is no such user (./decoy-credentials.ts).
  */
 import {
   generateAuthenticationOptions,

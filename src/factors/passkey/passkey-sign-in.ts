@@ -57,8 +57,9 @@ export interface SignInScope {
   policy: PasskeyPolicy;
   binding: ChallengeBinding;
   /**
-   * The email the user identified with, if any. Options then list that
-   * user's credentials (or decoys), and only they may answer.
+   * The email the user identified with, if any, in either mode. Options then
+   * list that user's credentials (or decoys, for an email without any), and
+   * only they may answer.
    */
   email?: string;
   /** A user already signed in by a first factor: a second-factor passkey must be theirs. */
@@ -127,6 +128,13 @@ export interface FinishSignInScope {
   policy: PasskeyPolicy;
   /** What `takeSignInChallenge` returned. */
   challenge: StoredChallenge | undefined;
+  /**
+   * (Optional) The email the interaction is identified with now: only that
+   * user's passkey may answer, whatever the challenge was issued for (options
+   * fetched before the user typed the email, for autofill, bind no one).
+   * Defaults to none.
+   */
+  email?: string;
 }
 
 /**
@@ -135,7 +143,7 @@ export interface FinishSignInScope {
  */
 export async function finishPasskeySignIn(
   deps: PasskeySignInDeps,
-  { policy, challenge: stored }: FinishSignInScope,
+  { policy, challenge: stored, email }: FinishSignInScope,
   untrusted: unknown,
   accept: AcceptPasskey = () => {},
 ): Promise<PasskeySignIn> {
@@ -156,9 +164,14 @@ export async function finishPasskeySignIn(
       counterRegression,
     });
 
-  // A challenge issued for an identified email may only be answered by that user's passkey.
+  // A challenge issued for an identified email may only be answered by that user's passkey,
+  // and so may any challenge once the interaction has an identified email.
   if (stored.userId !== undefined && stored.userId !== passkey.userId) {
     throw refuse('credential does not belong to the identified user');
+  }
+  if (email !== undefined) {
+    const identified = await deps.durable.users.findByEmail(policy.poolId, email);
+    if (identified?.id !== passkey.userId) throw refuse('credential does not belong to the identified user');
   }
   const user = await deps.durable.users.findById(policy.poolId, passkey.userId);
   if (!user) throw refuse('credential owner not found');

@@ -97,13 +97,12 @@ export function passkeyCalls(kit: LoginKit) {
       if (step.step === 'first_factor' && step.reason === 'step_up' && progress.userId) {
         return beginPasskeySignIn(signInDeps(), { policy, binding, userId: progress.userId });
       }
-      // Classic pools list the identified user's passkeys; smart pools ask for
-      // any discoverable one, and the passkey names the user.
-      return beginPasskeySignIn(signInDeps(), {
-        policy,
-        binding,
-        email: policy.mode === 'classic' ? progress.email : undefined,
-      });
+      // Once the user typed an email (classic pools always ask for it first),
+      // only that user's passkeys are listed (or decoys, so the options tell
+      // nothing about the account) and may answer: the page says "Signing in
+      // as …", so another account's discoverable passkey must not sign in. Before
+      // that, a smart pool asks for any discoverable one, and the passkey names the user.
+      return beginPasskeySignIn(signInDeps(), { policy, binding, email: progress.email });
     },
 
     async passkeyVerify(scope: InteractionScope, { response }: { response?: unknown }): Promise<Answer> {
@@ -136,7 +135,13 @@ export function passkeyCalls(kit: LoginKit) {
       try {
         signIn = await finishPasskeySignIn(
           signInDeps(),
-          { policy: kit.policyOf(scope.pool), challenge },
+          {
+            policy: kit.policyOf(scope.pool),
+            challenge,
+            // An identified sign-in takes that user's passkey only (a step-up and a
+            // second factor are held to the signed-in user by `accept`).
+            ...(step.step === 'first_factor' && !stepUp && progress.email ? { email: progress.email } : {}),
+          },
           response,
           accept,
         );

@@ -996,6 +996,72 @@ test('refuses another user’s passkey after identifying in a classic pool', asy
   });
 });
 
+test('refuses another user’s discoverable passkey after identifying in a smart pool', async (t) => {
+  const { server } = t.context;
+  const email = 'smart-a@ceremony.example';
+  const otherEmail = 'smart-b@ceremony.example';
+  const api = apiFor(t);
+  const mine = new SoftAuthenticator();
+  const theirs = new SoftAuthenticator();
+  const own = await api.signUp('smart', email, mine);
+  const other = await api.signUp('smart', otherEmail, theirs);
+
+  // Identified: the options are that user's, as in a classic pool, and only their passkey answers.
+  const login = await api.start('smart');
+  t.is((await login.identify(email)).body.step, 'first_factor');
+  const options = (await login.passkeyOptions()).body as RequestOptions;
+  t.deepEqual(
+    options.allowCredentials?.map((credential) => credential.id),
+    [own.credentialId],
+    'only the identified user’s passkey is offered',
+  );
+  await assertSignInRefused(t, {
+    login,
+    poolId: 'smart',
+    emails: [email, otherEmail],
+    response: theirs.authenticate(options, server.url, { credentialId: other.credentialId }),
+    honest: () => mine.authenticate(options, server.url),
+    reason: /does not belong to the identified user/,
+  });
+  const refused = await failuresOf(server, 'smart', 'sign_in', login.uid);
+  t.is(refused[0]?.userId, other.user.id, 'the audit row names the passkey’s owner');
+
+  // Options fetched before the email was typed (autofill) bind no one, yet the email now does.
+  const early = await api.start('smart');
+  const usernameless = (await early.passkeyOptions()).body as RequestOptions;
+  t.deepEqual(usernameless.allowCredentials, [], 'the identify step stays usernameless');
+  await early.identify(email);
+  await assertSignInRefused(t, {
+    login: early,
+    poolId: 'smart',
+    emails: [email, otherEmail],
+    response: theirs.authenticate(usernameless, server.url, { credentialId: other.credentialId }),
+    honest: () => mine.authenticate(usernameless, server.url),
+    reason: /does not belong to the identified user/,
+  });
+
+  // An email without an account gets decoys, and a real passkey is refused alike.
+  const stranger = await api.start('smart');
+  await stranger.identify('smart-nobody@ceremony.example');
+  const decoys = (await stranger.passkeyOptions()).body as RequestOptions;
+  t.true((decoys.allowCredentials?.length ?? 0) > 0, 'decoys, as for an account');
+  await assertSignInRefused(t, {
+    login: stranger,
+    poolId: 'smart',
+    emails: [email, otherEmail],
+    response: theirs.authenticate(decoys, server.url, { credentialId: other.credentialId }),
+    honest: () => theirs.authenticate(decoys, server.url, { credentialId: other.credentialId }),
+    reason: /does not belong to the identified user/,
+  });
+
+  // The identified user's own passkey signs them in.
+  const options2 = (await login.passkeyOptions()).body as RequestOptions;
+  const verified = await login.passkeyVerify(mine.authenticate(options2, server.url));
+  t.is(verified.status, 200, JSON.stringify(verified.body));
+  const { claims } = await login.finish(String(verified.body.redirect_to));
+  t.is(claims.sub, own.user.id);
+});
+
 test('refuses a device-bound passkey whose counter does not increase, and flags a possible clone', async (t) => {
   const { server } = t.context;
   const email = 'counter@ceremony.example';
