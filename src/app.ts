@@ -13,6 +13,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config, PoolConfig } from './config/types.ts';
 import { addDemoAppRoutes, demoAppIsConfigured } from './demo/demo-app.ts';
+import { notFound } from './errors.ts';
 import { appLinkOf } from './http/app-link.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { addHealthRoutes } from './http/health-routes.ts';
@@ -123,6 +124,10 @@ export function createApp(deps: AppDeps): Koa<AppState> {
       ephemeral,
     }),
   );
+  // Nothing above answered: the house 404, as a page or JSON (the error handler renders it).
+  app.use(() => {
+    throw notFound('There is no such page.');
+  });
   return app;
 }
 

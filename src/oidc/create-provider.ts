@@ -244,6 +244,17 @@ export function createProvider(options: CreateProviderOptions): Provider {
     if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object') {
       (ctx.body as { response_modes_supported?: string[] }).response_modes_supported = [...RESPONSE_MODES];
     }
+    // No endpoint of the provider matched: the house 404 (a page, or JSON for an API client), not Koa's text.
+    if (!ctx.oidc?.route && ctx.status === 404 && ctx.body === undefined) {
+      const view = { error: 'not_found', description: 'There is no such page.', status: 404 };
+      if (ctx.accepts('json', 'html') === 'json')
+        ctx.body = { error: view.error, error_description: view.description };
+      else {
+        ctx.type = 'html';
+        ctx.body = pages.error(ctx.req, view);
+      }
+      ctx.status = 404;
+    }
   });
   provider.on('server_error', (ctx, error) => onServerError(ctx.req, error));
   return provider;

@@ -130,3 +130,15 @@ test('the right methods still work, and oidc-provider’s CORS preflights are it
     t.regex(preflight.headers.get('access-control-allow-methods') ?? '', new RegExp(method), path);
   }
 });
+
+test('a path nothing serves answers the house 404: JSON for an API client, the error page for a browser', async (t) => {
+  const { server } = t.context;
+  for (const path of ['/nothing-here', '/acme/no-such-endpoint', '/acme/interaction-typo']) {
+    const json = await call(server, 'GET', path);
+    t.is(json.status, 404, path);
+    t.deepEqual(json.body, { error: 'not_found', error_description: 'There is no such page.' }, path);
+    const page = await call(server, 'GET', path, { accept: 'text/html' });
+    t.is(page.status, 404, path);
+    t.regex(String(page.body), /<html[\s\S]*Page not found/, path);
+  }
+});
