@@ -19,12 +19,17 @@ const base64url = (max: number) =>
 
 const clientExtensionResults = z.record(z.string(), z.unknown()).default({});
 
-const AuthenticationResponseShape = z.object({
+/** What both ceremonies' responses carry around their `response` member. */
+const credentialFields = {
   id: base64url(1400).min(1),
   rawId: base64url(1400).min(1),
   type: z.literal('public-key'),
   authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
   clientExtensionResults,
+};
+
+const AuthenticationResponseShape = z.object({
+  ...credentialFields,
   response: z.object({
     clientDataJSON: base64url(8192),
     authenticatorData: base64url(8192),
@@ -34,11 +39,7 @@ const AuthenticationResponseShape = z.object({
 });
 
 const RegistrationResponseShape = z.object({
-  id: base64url(1400).min(1),
-  rawId: base64url(1400).min(1),
-  type: z.literal('public-key'),
-  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
-  clientExtensionResults,
+  ...credentialFields,
   response: z.object({
     clientDataJSON: base64url(8192),
     attestationObject: base64url(32_768),

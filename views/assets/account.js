@@ -5,6 +5,7 @@
 // self-service API; a refused token means signing in again, a stale sign-in
 // (login_required) asks the user to sign in again before a change.
 
+import { clearInvalid, markInvalid } from '/assets/field-errors.js';
 import { showRecoveryCodes } from '/assets/recovery-codes.js';
 import { startRegistration, WebAuthnError } from '/assets/vendor/simplewebauthn/index.js';
 
@@ -36,21 +37,9 @@ function fail(message, field) {
   statusBox.textContent = '';
   errorBox.textContent = message;
   if (field) {
-    field.setAttribute('aria-invalid', 'true');
-    const described = (field.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
-    if (!described.includes('error'))
-      field.setAttribute('aria-describedby', [...described, 'error'].join(' '));
+    markInvalid(field);
     field.focus();
   }
-}
-
-function clearInvalid(field) {
-  field.removeAttribute('aria-invalid');
-  const described = (field.getAttribute('aria-describedby') || '')
-    .split(' ')
-    .filter((id) => id && id !== 'error');
-  if (described.length > 0) field.setAttribute('aria-describedby', described.join(' '));
-  else field.removeAttribute('aria-describedby');
 }
 
 function say(message) {

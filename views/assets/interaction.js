@@ -10,6 +10,7 @@
 // A field the server refused is marked aria-invalid and described by the
 // error, which takes the focus back to it.
 
+import { clearInvalid, markInvalid } from '/assets/field-errors.js';
 import { showRecoveryCodes as listRecoveryCodes } from '/assets/recovery-codes.js';
 import {
   browserSupportsWebAuthn,
@@ -120,21 +121,6 @@ function fail(message, field) {
   statusBox.textContent = '';
   errorBox.textContent = message;
   if (field) markInvalid(field);
-}
-
-function markInvalid(field) {
-  field.setAttribute('aria-invalid', 'true');
-  const described = (field.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
-  if (!described.includes('error')) field.setAttribute('aria-describedby', [...described, 'error'].join(' '));
-}
-
-function clearInvalid(field) {
-  field.removeAttribute('aria-invalid');
-  const described = (field.getAttribute('aria-describedby') || '')
-    .split(' ')
-    .filter((id) => id && id !== 'error');
-  if (described.length > 0) field.setAttribute('aria-describedby', described.join(' '));
-  else field.removeAttribute('aria-describedby');
 }
 
 /** When the user may try again, in words: "in 40 seconds", "in 5 minutes (at 14:05)". */
