@@ -108,6 +108,8 @@ test('cancelling a sign-in lands on a page that says so, with a way back to the 
     `${server.url}/demo/account`,
   );
   await page.getByRole('link', { name: 'Sign in with Postern' }).click();
+  // The page's script shows the first step once it has the state: only then does Cancel do anything.
+  await page.getByLabel('Email').waitFor();
   await page.getByRole('button', { name: 'Cancel and return to the app' }).click();
   await page.getByRole('heading', { name: 'Sign-in cancelled' }).waitFor();
   t.true(page.url().startsWith(`${server.url}/callback?error=access_denied`));
