@@ -9,7 +9,10 @@ import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
-  /** The text /metrics answers: this registry's, or every worker's when clustered (replaceable). */
+  /**
+   * The text /metrics answers: this registry's, or every worker's when clustered (replaceable).
+   * @throws {PosternError} clustered: 503 `metrics_unavailable` when a worker did not answer in time.
+   */
   exposition(): Promise<string>;
 }
 

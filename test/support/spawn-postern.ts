@@ -1,5 +1,6 @@
 /** Runs the real `postern` command (bin/postern.js) as a child process. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/postern.js', import.meta.url));
@@ -51,17 +52,36 @@ export interface PosternProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `postern serve …` and resolves once `readyUrl` answers (or rejects when it exits first). */
+export interface StartPosternOptions {
+  readyUrl: string;
+  /**
+   * (Optional) With `serve --workers N`: also wait until the cluster's
+   * /metrics (beside `readyUrl`) reports this many workers ready, since
+   * `readyUrl` answers as soon as the first one listens.
+   */
+  workers?: number;
+  /** (Optional) Called at once with the spawned process, before it is ready. */
+  onSpawn?: (child: ChildProcess) => void;
+  /** (Optional) Defaults to 60 s. */
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/**
+ * Starts `postern serve …` and resolves once `readyUrl` answers and, with
+ * `workers`, once that many workers serve (or rejects when it exits first).
+ */
 export async function startPosternProcess(
   args: string[],
   env: Record<string, string | undefined>,
-  { readyUrl, timeoutMs = 60_000, cwd }: { readyUrl: string; timeoutMs?: number; cwd?: string },
+  { readyUrl, workers, onSpawn, timeoutMs = 60_000, cwd }: StartPosternOptions,
 ): Promise<PosternProcess> {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(cwd ? { cwd } : {}),
   });
+  onSpawn?.(child);
   let output = '';
   child.stdout?.on('data', (chunk) => {
     output += chunk;
@@ -73,10 +93,12 @@ export async function startPosternProcess(
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     if (child.exitCode !== null) throw new Error(`postern exited with ${child.exitCode}:\n${output}`);
-    const ok = await fetch(readyUrl).then(
-      (response) => response.ok,
-      () => false,
-    );
+    const ok =
+      (await fetch(readyUrl).then(
+        (response) => response.ok,
+        () => false,
+      )) &&
+      (workers === undefined || (await readyWorkers(new URL('/metrics', readyUrl).href)) === workers);
     if (ok) {
       return {
         child,
@@ -90,5 +112,26 @@ export async function startPosternProcess(
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   child.kill('SIGKILL');
-  throw new Error(`postern did not answer ${readyUrl} within ${timeoutMs} ms:\n${output}`);
+  const what = workers === undefined ? readyUrl : `${readyUrl} with ${workers} workers ready`;
+  throw new Error(`postern did not answer ${what} within ${timeoutMs} ms:\n${output}`);
+}
+
+/** `postern_cluster_workers_ready` from a cluster's /metrics, or undefined when it does not answer 200. */
+export async function readyWorkers(metricsUrl: string): Promise<number | undefined> {
+  const response = await fetch(metricsUrl).catch(() => undefined);
+  if (!response?.ok) {
+    await response?.body?.cancel();
+    return undefined;
+  }
+  const match = /^postern_cluster_workers_ready (\d+)$/m.exec(await response.text());
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The pids of the processes `pid` forked (a cluster primary's workers). Linux only. */
+export function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number);
 }

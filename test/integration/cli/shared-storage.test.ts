@@ -1,8 +1,11 @@
 /**
  * The operator's path with PostgreSQL and Redis, through the real command:
  * migrate (idempotent, concurrent-safe), serve refusing an unmigrated or
- * unreachable database, two processes sharing state, --workers, keys rotate.
+ * unreachable database, two processes sharing state, --workers (cluster-wide
+ * metrics, also while a worker lags), keys rotate.
  */
+import { readFileSync } from 'node:fs';
+import { get } from 'node:http';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { type ConfigDir, minimalPool, writeConfigDir } from '../../support/config-dir.ts';
 import { freePort, TEST_SECRET } from '../../support/postern-server.ts';
@@ -15,7 +18,13 @@ import {
   serviceTest,
   uniqueKeyPrefix,
 } from '../../support/services.ts';
-import { type PosternProcess, runPostern, startPosternProcess } from '../../support/spawn-postern.ts';
+import {
+  childPids,
+  type PosternProcess,
+  readyWorkers,
+  runPostern,
+  startPosternProcess,
+} from '../../support/spawn-postern.ts';
 
 const [postgres, redis] = await Promise.all([probePostgres(), probeRedis()]);
 const test = serviceTest(serviceTest(anyTest as TestFn, postgres), redis);
@@ -134,23 +143,146 @@ test('two serve processes share keys and accept each other’s tokens; keys rota
   t.true((await introspect(`http://localhost:${otherPort}`, token)).active, 'tokens outlive a rotation');
 });
 
+const TOKEN_SERIES =
+  /postern_http_request_duration_seconds_count\{method="POST",route="\/:pool\/oidc\/token",status="200"\} (\d+)/g;
+
+/** The token endpoint's request counts in a metrics text: one entry per series. */
+const tokenCounts = (metrics: string) => [...metrics.matchAll(TOKEN_SERIES)].map((match) => Number(match[1]));
+
 test('serve --workers 2 shares one port and answers metrics for the whole cluster', async (t) => {
   const { env, publicUrl } = await setup(t);
   t.is((await runPostern(['migrate'], env)).code, 0);
+  // /readyz answers once the first worker listens; wait for both.
   const cluster = await startPosternProcess(['serve', '--workers', '2'], env, {
     readyUrl: `${publicUrl}/readyz`,
+    workers: 2,
   });
   stopAll(t, [cluster]);
   const tokens = await Promise.all(Array.from({ length: 6 }, () => clientCredentials(publicUrl)));
   const checks = await Promise.all(tokens.map((token) => introspect(publicUrl, token)));
   t.true(checks.every((check) => check.active));
-  const metrics = await (await fetch(`${publicUrl}/metrics`)).text();
-  const served = [
-    ...metrics.matchAll(
-      /postern_http_request_duration_seconds_count\{method="POST",route="\/:pool\/oidc\/token",status="200"\} (\d+)/g,
-    ),
-  ];
-  t.is(served.length, 1, 'one aggregated series');
-  t.is(Number(served[0]?.[1]), 6, 'counts from both workers');
+  const response = await fetch(`${publicUrl}/metrics`);
+  const metrics = await response.text();
+  t.is(response.status, 200, metrics);
+  t.deepEqual(tokenCounts(metrics), [6], 'one aggregated series, counting both workers');
+  t.regex(metrics, /^postern_cluster_workers_ready 2$/m);
   t.is(await cluster.stop('SIGTERM'), 0);
 });
+
+test('cluster metrics skip a worker still starting, and answer 503 metrics_unavailable while a ready one is stuck', async (t) => {
+  const { env, publicUrl } = await setup(t);
+  t.is((await runPostern(['migrate'], env)).code, 0);
+  // SIGSTOP plays a loaded machine that starves one worker: first while it
+  // starts (before it can even hear the primary), then while it serves.
+  let held: Promise<number | undefined> = Promise.resolve(undefined);
+  const cluster = await startPosternProcess(['serve', '--workers', '2'], env, {
+    readyUrl: `${publicUrl}/readyz`,
+    onSpawn: (child) => {
+      held = holdFirstWorker(child.pid as number);
+      // A stopped worker cannot notice its primary die: kill it, pass or fail.
+      t.teardown(async () => signal(await held, 'SIGKILL'));
+    },
+  });
+  stopAll(t, [cluster]);
+  const worker = await held;
+  if (worker === undefined) return t.fail('the primary forked no worker');
+
+  await Promise.all(Array.from({ length: 3 }, () => clientCredentials(publicUrl)));
+  const whileStarting = await fetch(`${publicUrl}/metrics`);
+  const partial = await whileStarting.text();
+  t.is(whileStarting.status, 200, partial);
+  t.deepEqual(tokenCounts(partial), [3], 'the serving worker’s requests, without waiting for the other');
+  t.regex(partial, /^postern_cluster_workers_ready 1$/m);
+
+  signal(worker, 'SIGCONT');
+  t.is(await eventually(() => readyWorkers(`${publicUrl}/metrics`), 2), 2);
+
+  signal(worker, 'SIGSTOP');
+  const stuck = await metricsOnNewConnections(`${publicUrl}/metrics`);
+  t.is(stuck.status, 503, stuck.body);
+  t.is((JSON.parse(stuck.body) as { error: string }).error, 'metrics_unavailable');
+
+  signal(worker, 'SIGCONT');
+  t.is(await eventually(() => readyWorkers(`${publicUrl}/metrics`), 2), 2);
+  const recovered = await (await fetch(`${publicUrl}/metrics`)).text();
+  t.deepEqual(tokenCounts(recovered), [3], 'the whole cluster again; nothing was lost');
+  t.is(await cluster.stop('SIGTERM'), 0);
+});
+
+/**
+ * SIGSTOPs the first worker `primary` forks, as soon as it runs (long before
+ * it is ready); undefined if the primary exits first. Not earlier: a process
+ * waits for its forked child to exec (workers, and tsx's esbuild), so a child
+ * stopped before that would stop the primary too. Until it execs, a child
+ * shows its parent's command line and environment; a worker's has
+ * NODE_UNIQUE_ID, which node:cluster gives it.
+ */
+async function holdFirstWorker(primary: number): Promise<number | undefined> {
+  for (;;) {
+    let children: number[];
+    try {
+      children = childPids(primary);
+    } catch {
+      return undefined; // the primary is gone
+    }
+    const worker = children.find((pid) => environment(pid).includes('\0NODE_UNIQUE_ID='));
+    if (worker !== undefined) {
+      signal(worker, 'SIGSTOP');
+      return worker;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function environment(pid: number): string {
+  try {
+    return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`;
+  } catch {
+    return '';
+  }
+}
+
+function signal(pid: number | undefined, name: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+/** Polls `read` until it gives `wanted` (or 60 s pass); resolves with the last value. */
+async function eventually<T>(read: () => Promise<T>, wanted: T): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  let value = await read();
+  while (value !== wanted && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    value = await read();
+  }
+  return value;
+}
+
+/**
+ * GET over two new connections at once; resolves with the first answer. The
+ * cluster may hand one connection to the stopped worker, which never takes
+ * it, but not both: a worker gets the next one only after accepting the last.
+ */
+async function metricsOnNewConnections(url: string): Promise<{ status: number; body: string }> {
+  const abort = new AbortController();
+  const once = () =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      get(url, { agent: false, signal: abort.signal }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      }).on('error', reject);
+    });
+  try {
+    return await Promise.any([once(), once()]);
+  } finally {
+    abort.abort();
+  }
+}
