@@ -229,6 +229,10 @@ export function clusterExposition(registry: Registry): () => Promise<string> {
         metricsUnavailable(message.error ?? `${message.missing} of ${message.asked} workers did not answer`),
       );
   });
+  // A 'message' listener makes the IPC channel hold the process open; it must
+  // not: a worker whose startup fails has to exit, as a lone process does, so
+  // the primary sees it and stops. A serving worker is held by its server.
+  process.channel?.unref();
 
   return () =>
     new Promise((resolve, reject) => {

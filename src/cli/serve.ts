@@ -52,6 +52,7 @@ export interface StartServerOptions {
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const { config, logger, metrics = createMetrics({ processMetrics: true }) } = options;
   const runtime = await openRuntime(config.server.config_dir, logger, { config });
+  let opened: PoolRegistry | undefined;
   try {
     await prepareDatabase(runtime, logger);
     warnAboutRelaxedDefaults(runtime, logger);
@@ -69,6 +70,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       onRefreshError: (poolId, error) =>
         logger.warn({ err: error, pool: poolId }, 'signing key refresh failed'),
     });
+    opened = registry;
     const mailer = createMailer({
       smtpUrl: config.server.email.smtp_url,
       from: config.server.email.from,
@@ -125,6 +127,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     };
     return { server, url: `http://localhost:${port}`, registry, runtime, close };
   } catch (error) {
+    // Stop what started: no key refresh may keep running against closed stores.
+    opened?.close();
     await runtime.close().catch(() => {});
     throw error;
   }

@@ -95,6 +95,10 @@ test('serve refuses an unmigrated database (exit 1) and an unreachable one (exit
   const unmigrated = await runPostern(['serve'], env);
   t.is(unmigrated.code, 1);
   t.regex(unmigrated.stderr, /run `postern migrate` first/);
+  // Each worker fails the same way; the cluster exits with their code instead of hanging.
+  const unmigratedCluster = await runPostern(['serve', '--workers', '2'], env);
+  t.is(unmigratedCluster.code, 1);
+  t.regex(unmigratedCluster.stderr, /run `postern migrate` first/);
 
   const unreachable = await runPostern(['serve'], {
     ...env,
