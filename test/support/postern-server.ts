@@ -56,8 +56,24 @@ export function testLogger(): Logger {
   return createLogger({ level: process.env.POSTERN_TEST_LOG ?? 'silent', pretty: false });
 }
 
+/**
+ * Starts a server on `options.port`, or on a free port. A port found free can
+ * be taken before the server listens (every outgoing connection, to
+ * PostgreSQL or Redis too, takes one from the same ephemeral range), so a
+ * chosen port that turns out busy is chosen again.
+ */
 export async function startTestServer(options: StartTestServerOptions): Promise<TestServer> {
-  const port = options.port ?? (await freePort());
+  if (options.port !== undefined) return startTestServerOn(options.port, options);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startTestServerOn(await freePort(), options);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EADDRINUSE' || attempt >= 5) throw error;
+    }
+  }
+}
+
+async function startTestServerOn(port: number, options: StartTestServerOptions): Promise<TestServer> {
   const url = options.publicUrl ?? `http://localhost:${port}`;
   const serverFile = [
     options.server ?? '',
