@@ -122,6 +122,8 @@ export function serviceTest<Context>(test: TestFn<Context>, probe: Probe): TestF
   } else {
     console.warn(`${probe.reason}; skipping (set POSTERN_TEST_REQUIRE_SERVICES=1 to fail instead)`);
   }
+  // Only without the service and outside CI (POSTERN_TEST_REQUIRE_SERVICES=1 added a failing test above):
+  // a newcomer's laptop without PostgreSQL or Redis skips these tests with the message printed.
   const skipped = ((...args: Parameters<TestFn<Context>['skip']>) => test.skip(...args)) as TestFn<Context>;
   const serial = Object.assign(
     (...args: Parameters<TestFn<Context>['serial']['skip']>) => test.serial.skip(...args),

@@ -5,27 +5,14 @@
  * third-party client) or the consent is implied (a first-party client).
  * openid-client is the relying party; logins use the software authenticator.
  */
-import anyTest, { type TestFn } from 'ava';
 import * as client from 'openid-client';
 import { Browserless } from '../../support/browserless.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import type { TestServer } from '../../support/postern-server.ts';
-import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
-import { type LoginFixture, openLoginFixture, REDIRECT, signUp } from './login-fixture.ts';
+import { loginTests, REDIRECT, signUp } from './login-fixture.ts';
 
-const probes = await Promise.all([probePostgres(), probeRedis()]);
-const test = probes.reduce(
-  (fn, probe) => serviceTest(fn, probe),
-  anyTest as TestFn<{ fixture: LoginFixture }>,
-);
-
-test.before(async (t) => {
-  t.context.fixture = await openLoginFixture();
-});
-test.after.always(async (t) => {
-  await t.context.fixture?.close();
-});
+const test = await loginTests();
 
 /** `web` is first-party and may ask for email; `partner` is a third party allowed only openid. */
 const pool = `

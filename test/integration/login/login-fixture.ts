@@ -7,7 +7,7 @@
  * snapshot of a pool's rows sees that test's writes only.
  */
 import { randomBytes } from 'node:crypto';
-import type { ExecutionContext } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Browserless } from '../../support/browserless.ts';
@@ -17,7 +17,10 @@ import { startTestServer, type TestServer } from '../../support/postern-server.t
 import {
   createTestDatabase,
   deleteKeysWithPrefix,
+  probePostgres,
+  probeRedis,
   redisTestUrl,
+  serviceTest,
   type TestDatabase,
   uniqueKeyPrefix,
 } from '../../support/services.ts';
@@ -106,6 +109,26 @@ export interface LoginServer {
   pttl(key: string): Promise<number>;
   /** The raw Redis value of `key` (without the prefix). */
   redisGet(key: string): Promise<string | null>;
+}
+
+/**
+ * The test function of a login test file: its tests run only when PostgreSQL
+ * and Redis answer (see serviceTest), and share one fixture, opened before
+ * the first and closed after the last.
+ */
+export async function loginTests(): Promise<TestFn<{ fixture: LoginFixture }>> {
+  const probes = await Promise.all([probePostgres(), probeRedis()]);
+  const test = probes.reduce(
+    (fn, probe) => serviceTest(fn, probe),
+    anyTest as TestFn<{ fixture: LoginFixture }>,
+  );
+  test.before(async (t) => {
+    t.context.fixture = await openLoginFixture();
+  });
+  test.after.always(async (t) => {
+    await t.context.fixture?.close();
+  });
+  return test;
 }
 
 /**

@@ -4,24 +4,11 @@
  * a first-party client then gets its refresh token without a consent
  * screen, a third-party one after the user allows it.
  */
-import anyTest, { type TestFn } from 'ava';
 import { InteractionClient } from '../../support/interaction-client.ts';
-import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
-import { type LoginFixture, openLoginFixture, REDIRECT, signUp } from './login-fixture.ts';
+import { loginTests, REDIRECT, signUp } from './login-fixture.ts';
 
-const probes = await Promise.all([probePostgres(), probeRedis()]);
-const test = probes.reduce(
-  (fn, probe) => serviceTest(fn, probe),
-  anyTest as TestFn<{ fixture: LoginFixture }>,
-);
-
-test.before(async (t) => {
-  t.context.fixture = await openLoginFixture();
-});
-test.after.always(async (t) => {
-  await t.context.fixture?.close();
-});
+const test = await loginTests();
 
 const pool = `
 passkeys:

@@ -3,17 +3,16 @@
  * recovery codes, through the interaction API: what a relying app gets, what
  * an attacker does not.
  */
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { hashRecoveryCode } from '../../../src/factors/recovery-code/recovery-codes.ts';
 import { deriveKey } from '../../../src/secrets/derive-key.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import { TEST_SECRET } from '../../support/postern-server.ts';
-import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
 import {
   type LoginFixture,
   type LoginServer,
-  openLoginFixture,
+  loginTests,
   REDIRECT,
   TaggedBrowser,
 } from '../login/login-fixture.ts';
@@ -26,18 +25,7 @@ import {
   whatStillWorks,
 } from '../self-service/signed-in-checks.ts';
 
-const probes = await Promise.all([probePostgres(), probeRedis()]);
-const test = probes.reduce(
-  (fn, probe) => serviceTest(fn, probe),
-  anyTest as TestFn<{ fixture: LoginFixture }>,
-);
-
-test.before(async (t) => {
-  t.context.fixture = await openLoginFixture();
-});
-test.after.always(async (t) => {
-  await t.context.fixture?.close();
-});
+const test = await loginTests();
 
 const PASSWORD = 'correct horse battery';
 

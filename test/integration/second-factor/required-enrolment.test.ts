@@ -5,25 +5,13 @@
  * in the same interaction, the last passkey of a pool that always asks for
  * one stays, and a step-up that cannot be met tells the app so cleanly.
  */
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { finishLogin } from '../../support/finish-login.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
-import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
-import { type LoginFixture, type LoginServer, openLoginFixture, REDIRECT } from '../login/login-fixture.ts';
+import { type LoginFixture, type LoginServer, loginTests, REDIRECT } from '../login/login-fixture.ts';
 
-const probes = await Promise.all([probePostgres(), probeRedis()]);
-const test = probes.reduce(
-  (fn, probe) => serviceTest(fn, probe),
-  anyTest as TestFn<{ fixture: LoginFixture }>,
-);
-
-test.before(async (t) => {
-  t.context.fixture = await openLoginFixture();
-});
-test.after.always(async (t) => {
-  await t.context.fixture?.close();
-});
+const test = await loginTests();
 
 const PASSWORD = 'correct horse battery';
 

@@ -3,26 +3,14 @@
  * claim, the client's default_acr_values), or a fresh login (max_age,
  * prompt=login), is only answered after a login that meets it.
  */
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import type { ExecutionContext } from 'ava';
 import * as client from 'openid-client';
 import { Browserless } from '../../support/browserless.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
-import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
-import { type LoginFixture, type LoginServer, openLoginFixture, REDIRECT } from '../login/login-fixture.ts';
+import { type LoginFixture, type LoginServer, loginTests, REDIRECT } from '../login/login-fixture.ts';
 
-const probes = await Promise.all([probePostgres(), probeRedis()]);
-const test = probes.reduce(
-  (fn, probe) => serviceTest(fn, probe),
-  anyTest as TestFn<{ fixture: LoginFixture }>,
-);
-
-test.before(async (t) => {
-  t.context.fixture = await openLoginFixture();
-});
-test.after.always(async (t) => {
-  await t.context.fixture?.close();
-});
+const test = await loginTests();
 
 const pool = `
 passkeys:
