@@ -281,6 +281,8 @@ export interface StoredAuditEvent extends Required<AuditEvent> {
 
 export interface AuditEventRepository {
   append(event: AuditEvent): Promise<void>;
+  /** Several events in one statement (a request's audit rows, written together). */
+  appendMany(events: readonly AuditEvent[]): Promise<void>;
   /** Newest first. */
   list(
     poolId: string,

@@ -545,6 +545,25 @@ export function registerDurableConformance(
     );
   });
 
+  test(`${name}: a request's audit events are appended together, in their order; none is a no-op`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    await s.auditEvents.appendMany([]);
+    await s.auditEvents.appendMany([
+      { poolId, event: 'sign_in', outcome: 'failure', detail: { reason: 'first' } },
+      { poolId, event: 'rate_limited', outcome: 'failure', ip: '192.0.2.7' },
+      { poolId, event: 'sign_in', outcome: 'success', detail: { reason: 'third' } },
+    ]);
+    t.deepEqual(
+      (await s.auditEvents.list(poolId)).map((event) => [event.event, event.detail?.reason ?? event.ip]),
+      [
+        ['sign_in', 'third'],
+        ['rate_limited', '192.0.2.7'],
+        ['sign_in', 'first'],
+      ],
+    );
+  });
+
   test(`${name}: an audit event quoting what PostgreSQL cannot store (a lone surrogate, U+0000) is stored with U+FFFD`, async (t) => {
     const s = await store();
     const poolId = unique('pool');

@@ -11,7 +11,7 @@
  * row. Both become U+FFFD before the insert.
  */
 import type { Knex } from 'knex';
-import type { AuditEventRepository, StoredAuditEvent } from '../types.ts';
+import type { AuditEvent, AuditEventRepository, StoredAuditEvent } from '../types.ts';
 import { isUuid, toJsonb, toNumber } from './column-values.ts';
 import { withTranslatedErrors } from './translate-error.ts';
 
@@ -47,6 +47,19 @@ function toStoredEvent(row: AuditEventRow): StoredAuditEvent {
   };
 }
 
+function toRow(event: AuditEvent) {
+  return {
+    pool_id: event.poolId,
+    event: clean(event.event),
+    outcome: event.outcome,
+    user_id: event.userId ?? null,
+    credential_id: storable(event.credentialId),
+    ip: event.ip ?? null,
+    user_agent: storable(event.userAgent),
+    detail: toJsonb(storableJson(event.detail)),
+  };
+}
+
 /**
  * The AuditEventRepository over knex. Driver errors leave it as typed storage errors.
  * @throws {StoreUnavailableError} when the database is unreachable.
@@ -54,16 +67,11 @@ function toStoredEvent(row: AuditEventRow): StoredAuditEvent {
 export function createAuditEventRepository(db: Knex): AuditEventRepository {
   return withTranslatedErrors<AuditEventRepository>({
     async append(event) {
-      await db('audit_events').insert({
-        pool_id: event.poolId,
-        event: clean(event.event),
-        outcome: event.outcome,
-        user_id: event.userId ?? null,
-        credential_id: storable(event.credentialId),
-        ip: event.ip ?? null,
-        user_agent: storable(event.userAgent),
-        detail: toJsonb(storableJson(event.detail)),
-      });
+      await db('audit_events').insert(toRow(event));
+    },
+
+    async appendMany(events) {
+      if (events.length > 0) await db('audit_events').insert(events.map(toRow));
     },
 
     async list(poolId, filter = {}) {

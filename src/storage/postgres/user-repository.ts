@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
+import { normaliseEmail } from '../../accounts/email.ts';
 import type { NewUser, User, UserRepository } from '../types.ts';
 import { changedRows, isUuid } from './column-values.ts';
 import { insertPasskey } from './passkey-repository.ts';
@@ -39,11 +40,6 @@ function toUser(row: UserRow): User {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
-}
-
-/** Trimmed and lowercased: the form stored and compared. */
-export function normaliseEmail(email: string): string {
-  return email.trim().toLowerCase();
 }
 
 async function insertUser(db: Knex | Knex.Transaction, user: NewUser): Promise<User> {
