@@ -144,6 +144,14 @@ export interface NewUser {
   passwordHash?: string;
 }
 
+/** A user and the counts of what they enrolled. */
+export interface Account {
+  user: User;
+  passkeys: number;
+  unusedRecoveryCodes: number;
+  hasPassword: boolean;
+}
+
 export interface UserRepository {
   /** @throws {UniqueViolationError} when the email is taken in the pool. */
   create(user: NewUser): Promise<User>;
@@ -156,6 +164,8 @@ export interface UserRepository {
     passkey: Omit<NewPasskey, 'userId' | 'poolId'>,
   ): Promise<{ user: User; passkey: Passkey }>;
   findById(poolId: string, id: string): Promise<User | undefined>;
+  /** The user with what they have enrolled, in one query: what a login step is decided on. */
+  findAccount(poolId: string, id: string): Promise<Account | undefined>;
   findByEmail(poolId: string, email: string): Promise<User | undefined>;
   findByWebauthnUserId(poolId: string, webauthnUserId: string): Promise<User | undefined>;
   /** The user's password hash; undefined when they have none (or do not exist). */

@@ -126,6 +126,32 @@ export function registerDurableConformance(
     t.is(await s.users.findById(user.poolId, 'not-a-uuid'), undefined, 'a malformed id finds nothing');
   });
 
+  test(`${name}: findAccount gives the user with their passkeys, unused recovery codes and whether they have a password`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    t.deepEqual(await s.users.findAccount(user.poolId, user.id), {
+      user,
+      passkeys: 0,
+      unusedRecoveryCodes: 0,
+      hasPassword: false,
+    });
+    await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+    await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+    await s.recoveryCodes.replace(user.poolId, user.id, ['h1', 'h2', 'h3']);
+    await s.recoveryCodes.use(user.poolId, user.id, 'h2');
+    await s.users.setPasswordHash(user.poolId, user.id, '$argon2id$v=19$x');
+    // Another user's and another pool's credentials do not count.
+    const other = await newUser(user.poolId);
+    await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: other.id });
+    t.like(await s.users.findAccount(user.poolId, user.id), {
+      passkeys: 2,
+      unusedRecoveryCodes: 2,
+      hasPassword: true,
+    });
+    t.is(await s.users.findAccount(unique('pool'), user.id), undefined);
+    t.is(await s.users.findAccount(user.poolId, 'not-a-uuid'), undefined);
+  });
+
   test(`${name}: an email is unique per pool (UniqueViolationError), and free in another pool`, async (t) => {
     const s = await store();
     const user = await newUser();

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { normaliseEmail } from '../../accounts/email.ts';
 import type { NewUser, User, UserRepository } from '../types.ts';
-import { changedRows, isUuid } from './column-values.ts';
+import { changedRows, isUuid, toNumber } from './column-values.ts';
 import { insertPasskey } from './passkey-repository.ts';
 import { withTranslatedErrors } from './translate-error.ts';
 
@@ -89,6 +89,32 @@ export function createUserRepository(db: Knex): UserRepository {
 
     async findById(poolId, id) {
       return isUuid(id) ? findOne({ pool_id: poolId, id }) : undefined;
+    },
+
+    async findAccount(poolId, id) {
+      if (!isUuid(id)) return undefined;
+      const row = await db<UserRow>('users')
+        .where({ pool_id: poolId, id })
+        .first(
+          'users.*',
+          db('passkeys').where({ pool_id: poolId, user_id: id }).count('*').as('passkey_count'),
+          db('recovery_codes')
+            .where({ pool_id: poolId, user_id: id })
+            .whereNull('used_at')
+            .count('*')
+            .as('recovery_code_count'),
+        );
+      if (!row) return undefined;
+      const counted = row as UserRow & {
+        passkey_count: string | number;
+        recovery_code_count: string | number;
+      };
+      return {
+        user: toUser(counted),
+        passkeys: toNumber(counted.passkey_count),
+        unusedRecoveryCodes: toNumber(counted.recovery_code_count),
+        hasPassword: counted.password_hash !== null,
+      };
     },
 
     findByEmail(poolId, email) {
