@@ -2,7 +2,8 @@
  * The self-service JSON API, `/{pool}/api/self/…` (CONTRACT.md, "Self-service
  * and admin APIs"). Routes are thin: authenticate the bearer access token of
  * this pool (src/oidc/bearer-token.ts), guard the body (zod), call one use
- * case of ./self-service.ts, answer JSON.
+ * case of ./self-service.ts, answer JSON. Whatever the answer, success or
+ * refusal, the request's audit trail is written once, as it ends.
  *
  * The token comes in the Authorization header only (RFC 6750 §2.1), never in
  * a cookie, so a cross-site request cannot carry it and no origin check is
@@ -11,14 +12,15 @@
  * at most 64 KB; a POST without any body counts as `{}`.
  */
 import type Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { PosternError } from '../errors.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
-import { invalidToken, type SelfService, type SelfServiceScope } from './self-service.ts';
+import type { SelfService } from './self-service.ts';
+import { invalidToken, type SelfServiceScope } from './self-service-scope.ts';
 
 export interface SelfServiceRoutesOptions {
   registry: Pick<PoolRegistry, 'get'>;
@@ -51,7 +53,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
     if (!header) throw invalidToken('no Authorization header', { missing: true });
     const token = await authenticateBearer(runtime.provider, header);
     if (!token) throw invalidToken('not a live bearer access token of a user of this pool');
-    return {
+    return service.scopeFor({
       pool: runtime.config,
       accountId: token.accountId,
       clientId: token.clientId,
@@ -60,7 +62,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
       ip: ctx.ip,
       userAgent: ctx.get('user-agent').slice(0, 512),
       log: ctx.state.log,
-    };
+    });
   }
 
   /** The JSON body (`{}` when there is none), guarded by `schema`. */
@@ -68,47 +70,73 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
     return parseBody(schema, await readJsonBody(ctx));
   }
 
-  router.get(base, async (ctx) => {
-    ctx.body = await service.summary(await scopeOf(ctx));
-  });
+  /**
+   * A route answering `answer(scope, ctx)` as JSON (with `status`, when not
+   * 200). The token is checked first; the audit trail is flushed after the use
+   * case, also when it throws (a refusal is audited, then answered).
+   */
+  const answering =
+    (answer: (scope: SelfServiceScope, ctx: Context) => Promise<unknown>, status?: number): Middleware =>
+    async (ctx) => {
+      const scope = await scopeOf(ctx);
+      try {
+        ctx.body = await answer(scope, ctx);
+        if (status) ctx.status = status;
+      } finally {
+        await scope.audit.flush();
+      }
+    };
 
-  router.get(`${base}/passkeys`, async (ctx) => {
-    ctx.body = await service.listPasskeys(await scopeOf(ctx));
-  });
+  router.get(
+    base,
+    answering((scope) => service.summary(scope)),
+  );
 
-  router.post(`${base}/passkeys/register/options`, async (ctx) => {
-    const scope = await scopeOf(ctx);
-    await bodyOf(ctx, Bodies.empty);
-    ctx.body = await service.registerOptions(scope);
-  });
+  router.get(
+    `${base}/passkeys`,
+    answering((scope) => service.listPasskeys(scope)),
+  );
 
-  router.post(`${base}/passkeys/register/verify`, async (ctx) => {
-    const scope = await scopeOf(ctx);
-    const body = await bodyOf(ctx, Bodies.registerVerify);
-    ctx.body = await service.registerVerify(scope, body);
-    ctx.status = 201;
-  });
+  router.post(
+    `${base}/passkeys/register/options`,
+    answering(async (scope, ctx) => {
+      await bodyOf(ctx, Bodies.empty);
+      return service.registerOptions(scope);
+    }),
+  );
 
-  router.patch(`${base}/passkeys/:id`, async (ctx) => {
-    const scope = await scopeOf(ctx);
-    const body = await bodyOf(ctx, Bodies.rename);
-    ctx.body = await service.renamePasskey(scope, ctx.params.id ?? '', body);
-  });
+  router.post(
+    `${base}/passkeys/register/verify`,
+    answering(
+      async (scope, ctx) => service.registerVerify(scope, await bodyOf(ctx, Bodies.registerVerify)),
+      201,
+    ),
+  );
+
+  router.patch(
+    `${base}/passkeys/:id`,
+    answering(async (scope, ctx) =>
+      service.renamePasskey(scope, ctx.params.id ?? '', await bodyOf(ctx, Bodies.rename)),
+    ),
+  );
 
   // 200 with what was signed out elsewhere (until issue 8: 204 without a body).
-  router.delete(`${base}/passkeys/:id`, async (ctx) => {
-    ctx.body = await service.deletePasskey(await scopeOf(ctx), ctx.params.id ?? '');
-  });
+  router.delete(
+    `${base}/passkeys/:id`,
+    answering((scope, ctx) => service.deletePasskey(scope, ctx.params.id ?? '')),
+  );
 
-  router.put(`${base}/password`, async (ctx) => {
-    const scope = await scopeOf(ctx);
-    // 200 with what was signed out elsewhere (until issue 8: 204 without a body).
-    ctx.body = await service.setPassword(scope, await bodyOf(ctx, Bodies.password));
-  });
+  // 200 with what was signed out elsewhere (until issue 8: 204 without a body).
+  router.put(
+    `${base}/password`,
+    answering(async (scope, ctx) => service.setPassword(scope, await bodyOf(ctx, Bodies.password))),
+  );
 
-  router.post(`${base}/recovery-codes`, async (ctx) => {
-    const scope = await scopeOf(ctx);
-    await bodyOf(ctx, Bodies.empty);
-    ctx.body = await service.replaceRecoveryCodes(scope);
-  });
+  router.post(
+    `${base}/recovery-codes`,
+    answering(async (scope, ctx) => {
+      await bodyOf(ctx, Bodies.empty);
+      return service.replaceRecoveryCodes(scope);
+    }),
+  );
 }

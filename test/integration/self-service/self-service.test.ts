@@ -587,6 +587,34 @@ test('sets a password, and changing it needs the current one', async (t) => {
   );
 });
 
+test('wrong current passwords pause changing the password; a right one starts the count again', async (t) => {
+  const login = await serve(t, 'password-limit');
+  const { server, P } = login;
+  const { mail } = t.context.fixture;
+  const fay = await signedUp(login, mail, P.words, `fay@${P.acme}.example`);
+  const put = (json: unknown) => api(server, P.words, fay.token, 'PUT', 'password', { json });
+  const change = (current: string) => put({ password: `${current} again`, current_password: current });
+  t.is((await put({ password: 'first password here' })).status, 200);
+
+  // Five tries per account and window, right ones included; a right one resets the count.
+  for (let i = 0; i < 4; i++) t.like(await change('wrong password'), { status: 400 }, `wrong ${i + 1}`);
+  t.is((await change('first password here')).status, 200);
+  for (let i = 0; i < 5; i++)
+    t.like(await change('wrong password'), { status: 400, body: { error: 'invalid_credentials' } });
+  for (const current of ['first password here again', 'wrong password']) {
+    const paused = await change(current);
+    t.like(paused, { status: 429, body: { error: 'rate_limited' } }, current);
+    t.regex(paused.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
+  }
+
+  const audited = await server.runtime.durable.auditEvents.list(P.words, {
+    userId: fay.userId,
+    event: 'rate_limited',
+  });
+  t.is(audited.length, 1, 'the moment the limit trips, once');
+  t.like(audited[0], { outcome: 'failure', detail: { via: 'self_service', limit: 'self_service_password' } });
+});
+
 test('a first passkey brings recovery codes; new codes replace the old ones', async (t) => {
   const login = await serve(t, 'codes');
   const { server, P } = login;

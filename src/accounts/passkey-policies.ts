@@ -1,0 +1,19 @@
+/**
+ * Each pool's WebAuthn policy (src/webauthn/passkey-policy.ts), made once per
+ * pool and shared by every flow that runs a ceremony, instead of one cache per
+ * flow. Keyed by the pool's config object (frozen at load), so the cache keeps
+ * nothing alive that no pool uses any more.
+ */
+import type { PoolConfig } from '../config/types.ts';
+import { createPasskeyPolicy, type PasskeyPolicy } from '../webauthn/passkey-policy.ts';
+
+const policies = new WeakMap<PoolConfig, PasskeyPolicy>();
+
+export function policyOf(pool: PoolConfig): PasskeyPolicy {
+  let policy = policies.get(pool);
+  if (!policy) {
+    policy = createPasskeyPolicy(pool);
+    policies.set(pool, policy);
+  }
+  return policy;
+}

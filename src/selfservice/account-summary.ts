@@ -1,0 +1,40 @@
+/**
+ * `GET /{pool}/api/self`: who the token speaks for, and which of their
+ * sign-in methods this pool lets them manage on the account page. Reading
+ * needs no recent authentication.
+ */
+import { poolUsesRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
+import { type SelfServiceContext, type SelfServiceScope, userOf } from './self-service-scope.ts';
+
+export interface AccountSummary {
+  email: string;
+  password: { enabled: boolean; set: boolean; min_length: number };
+  recovery_codes: { enabled: boolean; remaining: number };
+  /** Seconds a sign-in stays recent enough for writes. */
+  recent_auth: number;
+}
+
+export function accountSummary(context: SelfServiceContext) {
+  const { durable } = context;
+  return {
+    /** Who the token speaks for and what they can manage here. */
+    async summary(scope: SelfServiceScope): Promise<AccountSummary> {
+      const user = await userOf(context, scope);
+      const { pool } = scope;
+      const [passwordHash, remaining] = await Promise.all([
+        durable.users.getPasswordHash(pool.id, user.id),
+        durable.recoveryCodes.countUnused(pool.id, user.id),
+      ]);
+      return {
+        email: user.email,
+        password: {
+          enabled: pool.authentication.first_factor.includes('password'),
+          set: passwordHash !== undefined,
+          min_length: pool.authentication.password.min_length,
+        },
+        recovery_codes: { enabled: poolUsesRecoveryCodes(pool.authentication), remaining },
+        recent_auth: pool.self_service.recent_auth,
+      };
+    },
+  };
+}
