@@ -12,9 +12,10 @@ import { errors } from 'oidc-provider';
 import type { z } from 'zod';
 import { PosternError } from '../errors.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
+import { createInteractionPort } from '../oidc/interaction-port.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import { KNOWN_DEVICE_COOKIE, KNOWN_DEVICE_MAX_AGE_SECONDS } from './known-devices.ts';
-import type { InteractionScope, LoginService } from './login-service.ts';
+import type { LoginScope, LoginService } from './login-service.ts';
 import { Bodies } from './request-schemas.ts';
 
 export interface InteractionRoutesOptions {
@@ -22,7 +23,7 @@ export interface InteractionRoutesOptions {
   service: LoginService;
   publicUrl: string;
   /** Renders the hosted page for an interaction. */
-  renderPage(scope: InteractionScope): string;
+  renderPage(scope: LoginScope): string;
 }
 
 const expired = (detail: string) =>
@@ -42,10 +43,10 @@ export function addInteractionRoutes(
   // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
   const secureCookies = publicUrl.startsWith('https:');
 
-  async function scopeOf(ctx: Context): Promise<InteractionScope> {
+  async function scopeOf(ctx: Context): Promise<LoginScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
     if (!runtime) throw new PosternError(404, 'not_found', 'There is no such sign-in page.');
-    let interaction: InteractionScope['interaction'];
+    let interaction: Awaited<ReturnType<typeof runtime.provider.interactionDetails>>;
     try {
       interaction = await runtime.provider.interactionDetails(ctx.req, ctx.res);
     } catch (error) {
@@ -54,10 +55,12 @@ export function addInteractionRoutes(
     }
     if (interaction.uid !== ctx.params.uid)
       throw expired('interaction cookie belongs to another interaction');
+    const clientId = String(interaction.params.client_id);
+    const client = runtime.config.clients.find((candidate) => candidate.client_id === clientId);
     return {
       pool: runtime.config,
-      provider: runtime.provider,
       interaction,
+      oidc: createInteractionPort(runtime.provider, interaction, { allowedScope: client?.scope ?? '' }),
       ip: ctx.ip,
       userAgent: ctx.get('user-agent').slice(0, 512),
       log: ctx.state.log,
@@ -94,7 +97,7 @@ export function addInteractionRoutes(
   function post<S extends z.ZodType>(
     path: string,
     schema: S,
-    call: (scope: InteractionScope, body: z.output<S>) => Promise<unknown>,
+    call: (scope: LoginScope, body: z.output<S>) => Promise<unknown>,
   ) {
     router.post(`${base}/${path}`, requireJson, async (ctx) => {
       const body = parseBody(schema, (ctx.request as { body?: unknown }).body);

@@ -66,30 +66,23 @@ export const emptyProgress = (): Progress => ({ factors: [] });
 
 const keyOf = (poolId: string, uid: string) => `login:${poolId}:${uid}`;
 
-export async function loadProgress(
+/** The stored progress, and its JSON as stored (undefined when there is none yet). */
+export async function loadProgressRecord(
   store: Pick<EphemeralStore, 'get'>,
   poolId: string,
   uid: string,
-): Promise<Progress> {
+): Promise<{ raw: string | undefined; progress: Progress }> {
   const raw = await store.get(keyOf(poolId, uid));
-  return raw ? (JSON.parse(raw) as Progress) : emptyProgress();
+  return { raw: raw ?? undefined, progress: raw ? (JSON.parse(raw) as Progress) : emptyProgress() };
 }
 
-/** Saves progress for as long as the interaction lives. */
+/** Saves progress (as JSON) for as long as the interaction lives. */
 export async function saveProgress(
   store: Pick<EphemeralStore, 'set'>,
   poolId: string,
   uid: string,
-  progress: Progress,
+  raw: string,
   ttlSeconds: number,
 ): Promise<void> {
-  await store.set(keyOf(poolId, uid), JSON.stringify(progress), Math.max(ttlSeconds, 1));
-}
-
-export async function deleteProgress(
-  store: Pick<EphemeralStore, 'delete'>,
-  poolId: string,
-  uid: string,
-): Promise<void> {
-  await store.delete(keyOf(poolId, uid));
+  await store.set(keyOf(poolId, uid), raw, Math.max(ttlSeconds, 1));
 }

@@ -12,7 +12,8 @@
  * (`accept` may throw its own); nothing is written.
  */
 
-import type { DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';
+import { normaliseEmail } from '../../accounts/email.ts';
+import type { Account, DurableStore, EphemeralStore, Passkey, User } from '../../storage/types.ts';
 import { beginAuthentication } from '../../webauthn/begin-authentication.ts';
 import {
   type ChallengeBinding,
@@ -100,6 +101,8 @@ export async function beginPasskeySignIn(
 
 export interface PasskeySignIn {
   user: User;
+  /** The user with what they enrolled (loaded with the user, for the next step). */
+  account: Account;
   passkey: Passkey;
   userPresent: boolean;
   userVerified: boolean;
@@ -169,12 +172,12 @@ export async function finishPasskeySignIn(
   if (stored.userId !== undefined && stored.userId !== passkey.userId) {
     throw refuse('credential does not belong to the identified user');
   }
-  if (email !== undefined) {
-    const identified = await deps.durable.users.findByEmail(policy.poolId, email);
-    if (identified?.id !== passkey.userId) throw refuse('credential does not belong to the identified user');
-  }
-  const user = await deps.durable.users.findById(policy.poolId, passkey.userId);
-  if (!user) throw refuse('credential owner not found');
+  const account = await deps.durable.users.findAccount(policy.poolId, passkey.userId);
+  if (!account) throw refuse('credential owner not found');
+  const { user } = account;
+  // Emails are unique in a pool: the owner's email is the identified one, or this is another user.
+  if (email !== undefined && user.email !== normaliseEmail(email))
+    throw refuse('credential does not belong to the identified user');
 
   const result = await finishAuthentication({
     policy,
@@ -187,7 +190,13 @@ export async function finishPasskeySignIn(
   });
   if (!result.ok) throw refuse(result.reason, result.counterRegression ?? false);
 
-  const signIn = { user, passkey, userPresent: result.userPresent, userVerified: result.userVerified };
+  const signIn = {
+    user,
+    account,
+    passkey,
+    userPresent: result.userPresent,
+    userVerified: result.userVerified,
+  };
   accept(signIn);
   const recorded = await deps.durable.passkeys.recordUse(passkey.id, {
     previousCounter: passkey.counter,

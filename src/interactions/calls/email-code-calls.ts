@@ -16,11 +16,14 @@
  * - verifying: per client address; per account and day, wrong codes only,
  *   with a known device's allowance apart. Each code also allows 5 tries.
  */
+import { normaliseEmail } from '../../accounts/email.ts';
 import { PosternError } from '../../errors.ts';
 import { issueCode, redeemCode } from '../../factors/email-code/email-code-store.ts';
 import { emailCodeFactor } from '../assurance.ts';
-import { type Answer, type InteractionScope, type LoginKit, normaliseEmail } from '../login-kit.ts';
+import type { LoginContext } from '../login-context.ts';
+import { notNow } from '../login-errors.ts';
 import type { Step } from '../next-step.ts';
+import type { Answer } from '../present-step.ts';
 import type { Progress } from '../progress.ts';
 
 type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
@@ -53,131 +56,131 @@ function codeText(intro: string, code: string): string {
   return `${intro}\n\n    ${code}\n\nIt expires in 10 minutes. If you did not ask for it, ignore this message.\n`;
 }
 
-export function emailCodeCalls(kit: LoginKit) {
-  const { durable, ephemeral, mailer } = kit.deps;
-
-  function deliver(scope: InteractionScope, email: string, code: string, purpose: Purpose) {
-    const message = MESSAGES[purpose](scope.pool.display_name, code);
-    // After the response is written: a mail server's work must not make known
-    // and unknown emails answer at different speeds.
-    setImmediate(() => {
-      mailer
-        // The code rides along so that, without SMTP, the log shows it (an account_exists mail has none).
-        .send({ to: email, ...message, ...(purpose === 'account_exists' ? {} : { code }) })
-        .catch((error: unknown) => scope.log.error({ err: error }, 'sending the email code failed'));
-    });
-  }
-
-  /** The browser an email's limits count under: its known-device id for the account, else its address. */
-  function browserOf(scope: InteractionScope, email: string): { key: string; known: boolean } {
-    const device = kit.knownDeviceOf(scope, email);
-    return device ? { key: `device:${device}`, known: true } : { key: `ip:${scope.ip}`, known: false };
-  }
-
-  async function limitSending(scope: InteractionScope, email: string) {
-    await kit.limit(scope, 'email_code_send_ip', scope.ip);
-    const browser = browserOf(scope, email);
-    await kit.limit(scope, 'email_code_send_pair', `${scope.pool.id}:${email}|${browser.key}`);
-    if (!browser.known) await kit.limit(scope, 'email_code_send_daily', email);
-  }
-
-  /** The key an account's wrong codes count under, for this browser. */
-  function wrongCodesKey(scope: InteractionScope, email: string): string {
-    const browser = browserOf(scope, email);
-    return `${scope.pool.id}:${email}${browser.known ? `|${browser.key}` : ''}`;
-  }
-
-  /** What a code mailed to `email` at this step is for; undefined: an unusable code, mailed to no one. */
-  async function purposeOf(scope: InteractionScope, email: string): Promise<Purpose | undefined> {
-    const user = await durable.users.findByEmail(scope.pool.id, email);
-    if (!user) return scope.pool.registration.mode === 'open' ? 'sign_up' : undefined;
-    if (scope.pool.authentication.first_factor.includes('email_otp')) return 'sign_in';
-    // Someone asked to sign up with an email that has an account codes cannot sign in to.
-    return scope.pool.registration.mode === 'open' ? 'account_exists' : undefined;
-  }
-
-  return {
-    async sendEmailCode(scope: InteractionScope, { email: given }: { email?: string }): Promise<Answer> {
-      const progress = await kit.loadProgress(scope);
-      if (progress.signup) throw kit.notNow('Sending a code');
-      if (progress.userId) {
-        // Signed in by a first factor: only the proof of the email before a required passkey.
-        await kit.requireStep(scope, progress, proveEmailStep, 'Sending a code');
-        const email = progress.email;
-        if (!email || (given !== undefined && normaliseEmail(given) !== email))
-          throw kit.notNow('Sending a code to another email');
-        await limitSending(scope, email);
-        const code = await issueCode(ephemeral, { poolId: scope.pool.id, uid: scope.interaction.uid, email });
-        deliver(scope, email, code, 'verify');
-        return kit.advance(scope, { ...progress, codeSent: true }, { code_sent: true });
-      }
-
-      const email = given !== undefined ? normaliseEmail(given) : progress.email;
-      if (!email) throw new PosternError(400, 'invalid_request', 'Enter your email address first.');
-      // A step-up is for the signed-in user: the code goes to their email only.
-      if (progress.sessionUserId && email !== progress.email)
-        throw kit.notNow('Sending a code to another email');
-      await limitSending(scope, email);
-
-      // Same answer, same work, whether the account exists or not; only the mailbox learns.
-      const purpose = await purposeOf(scope, email);
-      // A code is always issued; only a sign-in or sign-up makes it usable.
-      const code = await issueCode(ephemeral, {
-        poolId: scope.pool.id,
-        uid: scope.interaction.uid,
-        email,
-        usable: purpose === 'sign_in' || purpose === 'sign_up',
-      });
-      if (purpose) deliver(scope, email, code, purpose);
-      const next: Progress = { ...progress, email, factors: [], codeSent: true };
-      return kit.advance(scope, next, { code_sent: true });
-    },
-
-    async verifyEmailCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
-      await kit.limit(scope, 'email_code_verify_ip', scope.ip);
-      const progress = await kit.loadProgress(scope);
-      if (progress.signup) throw kit.notNow('Entering a code');
-      if (progress.userId) await kit.requireStep(scope, progress, proveEmailStep, 'Entering a code');
-      const wrongKey = progress.email ? wrongCodesKey(scope, progress.email) : undefined;
-      if (wrongKey) await kit.checkLimit('email_code_wrong_daily', wrongKey);
-
-      const check = await redeemCode(ephemeral, { poolId: scope.pool.id, uid: scope.interaction.uid, code });
-      if (!check.ok) {
-        scope.log.info({ reason: check.reason }, 'email code refused');
-        await kit.audit(scope, 'sign_in', 'failure', {
-          userId: progress.userId,
-          detail: { method: 'email_otp', reason: check.reason },
-        });
-        if (wrongKey && check.reason === 'wrong_code')
-          await kit.countFailure(scope, 'email_code_wrong_daily', wrongKey);
-        if (check.reason === 'too_many_tries') {
-          throw new PosternError(400, 'code_locked', 'Too many wrong codes. Ask for a new code.');
-        }
-        throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.', {
-          detail: check.reason,
-        });
-      }
-      const { codeSent: _sent, ...rest } = progress;
-
-      if (progress.userId) {
-        // prove_email: the code was mailed to this user's email at this step.
-        if (check.email !== progress.email) throw kit.notNow('Entering a code');
-        await kit.audit(scope, 'email_proven', 'success', { userId: progress.userId });
-        return kit.advance(scope, { ...rest, emailProven: true });
-      }
-
-      const factors = [emailCodeFactor(kit.now())];
-      const user = await durable.users.findByEmail(scope.pool.id, check.email);
-      if (user && !scope.pool.authentication.first_factor.includes('email_otp')) {
-        // A sign-up code, and the account appeared meanwhile: a code is not a way in to this pool.
-        await kit.audit(scope, 'sign_in', 'failure', {
-          userId: user.id,
-          detail: { method: 'email_otp', reason: 'email codes are not a first factor here' },
-        });
-        throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
-      }
-      if (user) return kit.advance(scope, { ...rest, email: user.email, userId: user.id, factors });
-      return kit.advance(scope, { ...rest, email: check.email, signup: { email: check.email }, factors });
-    },
-  };
+function deliver(ctx: LoginContext, email: string, code: string, purpose: Purpose) {
+  const message = MESSAGES[purpose](ctx.pool.display_name, code);
+  const { mailer } = ctx.kit.deps;
+  // After the response is written: a mail server's work must not make known
+  // and unknown emails answer at different speeds.
+  setImmediate(() => {
+    mailer
+      // The code rides along so that, without SMTP, the log shows it (an account_exists mail has none).
+      .send({ to: email, ...message, ...(purpose === 'account_exists' ? {} : { code }) })
+      .catch((error: unknown) => ctx.log.error({ err: error }, 'sending the email code failed'));
+  });
 }
+
+/** The browser an email's limits count under: its known-device id for the account, else its address. */
+function browserOf(ctx: LoginContext, email: string): { key: string; known: boolean } {
+  const device = ctx.knownDeviceOf(email);
+  return device ? { key: `device:${device}`, known: true } : { key: `ip:${ctx.scope.ip}`, known: false };
+}
+
+async function limitSending(ctx: LoginContext, email: string) {
+  await ctx.limit('email_code_send_ip', ctx.scope.ip);
+  const browser = browserOf(ctx, email);
+  await ctx.limit('email_code_send_pair', `${ctx.pool.id}:${email}|${browser.key}`);
+  if (!browser.known) await ctx.limit('email_code_send_daily', email);
+}
+
+/** The key an account's wrong codes count under, for this browser. */
+function wrongCodesKey(ctx: LoginContext, email: string): string {
+  const browser = browserOf(ctx, email);
+  return `${ctx.pool.id}:${email}${browser.known ? `|${browser.key}` : ''}`;
+}
+
+/** What a code mailed to `email` at this step is for; undefined: an unusable code, mailed to no one. */
+async function purposeOf(ctx: LoginContext, email: string): Promise<Purpose | undefined> {
+  const { pool } = ctx;
+  const user = await ctx.kit.deps.durable.users.findByEmail(pool.id, email);
+  if (!user) return pool.registration.mode === 'open' ? 'sign_up' : undefined;
+  if (pool.authentication.first_factor.includes('email_otp')) return 'sign_in';
+  // Someone asked to sign up with an email that has an account codes cannot sign in to.
+  return pool.registration.mode === 'open' ? 'account_exists' : undefined;
+}
+
+export const emailCodeCalls = {
+  async sendEmailCode(ctx: LoginContext, { email: given }: { email?: string }): Promise<Answer> {
+    const { progress, pool } = ctx;
+    const { ephemeral } = ctx.kit.deps;
+    const uid = ctx.scope.interaction.uid;
+    if (progress.signup) throw notNow('Sending a code');
+    if (progress.userId) {
+      // Signed in by a first factor: only the proof of the email before a required passkey.
+      await ctx.require(proveEmailStep, 'Sending a code');
+      const email = progress.email;
+      if (!email || (given !== undefined && normaliseEmail(given) !== email))
+        throw notNow('Sending a code to another email');
+      await limitSending(ctx, email);
+      const code = await issueCode(ephemeral, { poolId: pool.id, uid, email });
+      deliver(ctx, email, code, 'verify');
+      return ctx.advance({ ...progress, codeSent: true }, { code_sent: true });
+    }
+
+    const email = given !== undefined ? normaliseEmail(given) : progress.email;
+    if (!email) throw new PosternError(400, 'invalid_request', 'Enter your email address first.');
+    // A step-up is for the signed-in user: the code goes to their email only.
+    if (progress.sessionUserId && email !== progress.email) throw notNow('Sending a code to another email');
+    await limitSending(ctx, email);
+
+    // Same answer, same work, whether the account exists or not; only the mailbox learns.
+    const purpose = await purposeOf(ctx, email);
+    // A code is always issued; only a sign-in or sign-up makes it usable.
+    const code = await issueCode(ephemeral, {
+      poolId: pool.id,
+      uid,
+      email,
+      usable: purpose === 'sign_in' || purpose === 'sign_up',
+    });
+    if (purpose) deliver(ctx, email, code, purpose);
+    const next: Progress = { ...progress, email, factors: [], codeSent: true };
+    return ctx.advance(next, { code_sent: true });
+  },
+
+  async verifyEmailCode(ctx: LoginContext, { code }: { code: string }): Promise<Answer> {
+    await ctx.limit('email_code_verify_ip', ctx.scope.ip);
+    const { progress, pool } = ctx;
+    const { durable, ephemeral } = ctx.kit.deps;
+    if (progress.signup) throw notNow('Entering a code');
+    if (progress.userId) await ctx.require(proveEmailStep, 'Entering a code');
+    const wrongKey = progress.email ? wrongCodesKey(ctx, progress.email) : undefined;
+    if (wrongKey) await ctx.checkLimit('email_code_wrong_daily', wrongKey);
+
+    const check = await redeemCode(ephemeral, { poolId: pool.id, uid: ctx.scope.interaction.uid, code });
+    if (!check.ok) {
+      ctx.log.info({ reason: check.reason }, 'email code refused');
+      ctx.audit('sign_in', 'failure', {
+        userId: progress.userId,
+        detail: { method: 'email_otp', reason: check.reason },
+      });
+      if (wrongKey && check.reason === 'wrong_code')
+        await ctx.countFailure('email_code_wrong_daily', wrongKey);
+      if (check.reason === 'too_many_tries') {
+        throw new PosternError(400, 'code_locked', 'Too many wrong codes. Ask for a new code.');
+      }
+      throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.', {
+        detail: check.reason,
+      });
+    }
+    const { codeSent: _sent, ...rest } = progress;
+
+    if (progress.userId) {
+      // prove_email: the code was mailed to this user's email at this step.
+      if (check.email !== progress.email) throw notNow('Entering a code');
+      ctx.audit('email_proven', 'success', { userId: progress.userId });
+      return ctx.advance({ ...rest, emailProven: true });
+    }
+
+    const factors = [emailCodeFactor(ctx.now())];
+    const user = await durable.users.findByEmail(pool.id, check.email);
+    if (user && !pool.authentication.first_factor.includes('email_otp')) {
+      // A sign-up code, and the account appeared meanwhile: a code is not a way in to this pool.
+      ctx.audit('sign_in', 'failure', {
+        userId: user.id,
+        detail: { method: 'email_otp', reason: 'email codes are not a first factor here' },
+      });
+      throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
+    }
+    if (user) return ctx.advance({ ...rest, email: user.email, userId: user.id, factors });
+    return ctx.advance({ ...rest, email: check.email, signup: { email: check.email }, factors });
+  },
+};

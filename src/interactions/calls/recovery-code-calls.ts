@@ -14,7 +14,9 @@ import { PosternError } from '../../errors.ts';
 import { issueFirstRecoveryCodes as issueFirstCodes } from '../../factors/recovery-code/issue-recovery-codes.ts';
 import { hashRecoveryCode } from '../../factors/recovery-code/recovery-codes.ts';
 import { signOutElsewhere } from '../../oidc/sign-out-elsewhere.ts';
-import type { Answer, InteractionScope, LoginKit } from '../login-kit.ts';
+import type { LoginContext } from '../login-context.ts';
+import { notNow } from '../login-errors.ts';
+import type { Answer } from '../present-step.ts';
 
 /** What a recovery sign-in signed out, as its answer says it. */
 interface SignedOutAnswer {
@@ -31,72 +33,69 @@ function withSignedOut<A extends Answer>(answer: A, signedOut: SignedOutAnswer['
  * (factors/recovery-code). Returns them, to be shown once; undefined when the
  * user already holds codes or the pool uses none.
  */
-export async function issueFirstRecoveryCodes(kit: LoginKit, scope: InteractionScope, userId: string) {
-  const codes = await issueFirstCodes(kit.deps.durable.recoveryCodes, kit.keys.recoveryCodes, {
-    poolId: scope.pool.id,
+export async function issueFirstRecoveryCodes(ctx: LoginContext, userId: string) {
+  const codes = await issueFirstCodes(ctx.kit.deps.durable.recoveryCodes, ctx.kit.keys.recoveryCodes, {
+    poolId: ctx.pool.id,
     userId,
-    authentication: scope.pool.authentication,
+    authentication: ctx.pool.authentication,
   });
-  if (codes)
-    await kit.audit(scope, 'recovery_codes_issued', 'success', { userId, detail: { count: codes.length } });
+  if (codes) {
+    ctx.accountChanged(userId);
+    ctx.audit('recovery_codes_issued', 'success', { userId, detail: { count: codes.length } });
+  }
   return codes;
 }
 
-export function recoveryCodeCalls(kit: LoginKit) {
-  const { durable, ephemeral } = kit.deps;
-
-  /** Ends the user's other sessions and grants; this browser's session stays if it is the user's. */
-  async function signOutOthers(scope: InteractionScope, userId: string) {
-    const session = scope.interaction.session;
-    const sessionUid = session?.accountId === userId ? session.uid : undefined;
-    const signedOut = await signOutElsewhere(
-      { durable, ephemeral },
-      { poolId: scope.pool.id, accountId: userId, keep: sessionUid === undefined ? {} : { sessionUid } },
-    );
-    await kit.audit(scope, 'signed_out_elsewhere', 'success', {
-      userId,
-      detail: { reason: 'recovery_sign_in', ...signedOut },
-    });
-    scope.log.info({ user: userId, ...signedOut }, 'signed out elsewhere after a recovery sign-in');
-    return { sessions: signedOut.sessions, apps: signedOut.apps };
-  }
-
-  return {
-    async recoveryCode(scope: InteractionScope, { code }: { code: string }): Promise<Answer> {
-      await kit.limit(scope, 'recovery_code_ip', scope.ip);
-      const progress = await kit.loadProgress(scope);
-      const step = await kit.requireStep(
-        scope,
-        progress,
-        (candidate) => candidate.step === 'second_factor' && candidate.methods.includes('recovery_code'),
-        'A recovery code',
-      );
-      const userId = progress.userId;
-      if (step.step !== 'second_factor' || !userId) throw kit.notNow('A recovery code');
-      await kit.limit(scope, 'recovery_code_user', `${scope.pool.id}:${userId}`);
-
-      const remaining = await durable.recoveryCodes.use(
-        scope.pool.id,
-        userId,
-        hashRecoveryCode(kit.keys.recoveryCodes, code),
-      );
-      if (remaining === undefined) {
-        await kit.audit(scope, 'sign_in', 'failure', {
-          userId,
-          detail: { method: 'recovery_code', reason: 'unknown or used code' },
-        });
-        throw new PosternError(400, 'invalid_code', 'That recovery code is not valid or was already used.');
-      }
-      await kit.audit(scope, 'recovery_code_used', 'success', { userId, detail: { remaining } });
-      scope.log.info({ user: userId, remaining }, 'recovery sign-in');
-      const signedOut = await signOutOthers(scope, userId);
-      const factor = { method: 'recovery_code' as const, amr: ['otp'], multiFactor: false, at: kit.now() };
-      const answer = await kit.advance(
-        scope,
-        { ...progress, factors: [...progress.factors, factor], recovered: true },
-        { recovery_codes_remaining: remaining },
-      );
-      return withSignedOut(answer, signedOut);
-    },
-  };
+/** Ends the user's other sessions and grants; this browser's session stays if it is the user's. */
+async function signOutOthers(ctx: LoginContext, userId: string) {
+  const session = ctx.scope.interaction.session;
+  const sessionUid = session?.accountId === userId ? session.uid : undefined;
+  const { durable, ephemeral } = ctx.kit.deps;
+  const signedOut = await signOutElsewhere(
+    { durable, ephemeral },
+    { poolId: ctx.pool.id, accountId: userId, keep: sessionUid === undefined ? {} : { sessionUid } },
+  );
+  ctx.audit('signed_out_elsewhere', 'success', {
+    userId,
+    detail: { reason: 'recovery_sign_in', ...signedOut },
+  });
+  ctx.log.info({ user: userId, ...signedOut }, 'signed out elsewhere after a recovery sign-in');
+  return { sessions: signedOut.sessions, apps: signedOut.apps };
 }
+
+export const recoveryCodeCalls = {
+  async recoveryCode(ctx: LoginContext, { code }: { code: string }): Promise<Answer> {
+    await ctx.limit('recovery_code_ip', ctx.scope.ip);
+    const step = await ctx.require(
+      (candidate) => candidate.step === 'second_factor' && candidate.methods.includes('recovery_code'),
+      'A recovery code',
+    );
+    const { progress, pool } = ctx;
+    const userId = progress.userId;
+    if (step.step !== 'second_factor' || !userId) throw notNow('A recovery code');
+    await ctx.limit('recovery_code_user', `${pool.id}:${userId}`);
+
+    const remaining = await ctx.kit.deps.durable.recoveryCodes.use(
+      pool.id,
+      userId,
+      hashRecoveryCode(ctx.kit.keys.recoveryCodes, code),
+    );
+    if (remaining === undefined) {
+      ctx.audit('sign_in', 'failure', {
+        userId,
+        detail: { method: 'recovery_code', reason: 'unknown or used code' },
+      });
+      throw new PosternError(400, 'invalid_code', 'That recovery code is not valid or was already used.');
+    }
+    ctx.accountChanged(userId);
+    ctx.audit('recovery_code_used', 'success', { userId, detail: { remaining } });
+    ctx.log.info({ user: userId, remaining }, 'recovery sign-in');
+    const signedOut = await signOutOthers(ctx, userId);
+    const factor = { method: 'recovery_code' as const, amr: ['otp'], multiFactor: false, at: ctx.now() };
+    const answer = await ctx.advance(
+      { ...progress, factors: [...progress.factors, factor], recovered: true },
+      { recovery_codes_remaining: remaining },
+    );
+    return withSignedOut(answer, signedOut);
+  },
+};
