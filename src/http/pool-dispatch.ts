@@ -13,10 +13,10 @@
  * error handler (429, Retry-After, HTML or JSON).
  */
 import type { Middleware } from 'koa';
-import { rateLimited } from '../errors.ts';
+import { createLimits } from '../accounts/limits.ts';
 import { oidcRouteOf } from '../oidc/create-provider.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
-import type { EphemeralStore, RateLimiter, RateLimitRule } from '../storage/types.ts';
+import type { EphemeralStore } from '../storage/types.ts';
 import type { RequestState } from './request-context.ts';
 
 /**
@@ -46,34 +46,24 @@ export function dispatchToProviders(
   const { host, protocol } = new URL(publicUrl);
   const proto = protocol.slice(0, -1);
   // Keyed by the path under the pool; a Map, so no request path can name a prototype property.
-  const limits = new Map([
+  const limitedPaths = new Map([
     ['/auth', { name: 'authorization', rule: { name: 'authorization-ip', ...AUTHORIZATION_LIMIT } }],
     ['/session/end', { name: 'end_session', rule: { name: 'end-session-ip', ...END_SESSION_LIMIT } }],
   ]);
-  // Made at first use, so composing the app asks nothing of the store.
-  const limiters = new Map<string, RateLimiter>();
-  const limiterFor = (rule: RateLimitRule) => {
-    let limiter = limiters.get(rule.name);
-    if (!limiter) {
-      limiter = ephemeral.rateLimiter(rule);
-      limiters.set(rule.name, limiter);
-    }
-    return limiter;
-  };
+  const limits = createLimits(ephemeral);
 
   return async (ctx, next) => {
     const poolId = /^\/([a-z0-9-]+)(?:\/|$)/.exec(ctx.path)?.[1];
     const runtime = poolId ? registry.get(poolId) : undefined;
     if (!runtime || !poolId) return next();
 
-    const limit = limits.get(ctx.path.slice(poolId.length + 1).replace(/(.)\/$/, '$1'));
+    const limit = limitedPaths.get(ctx.path.slice(poolId.length + 1).replace(/(.)\/$/, '$1'));
     if (limit && (ctx.method === 'GET' || ctx.method === 'POST')) {
-      const decision = await limiterFor(limit.rule).consume(ctx.ip);
-      if (!decision.allowed) {
-        ctx.state.route = `/:pool/oidc/${limit.name}`;
-        if (decision.firstRefusal) ctx.state.log.warn({ limit: `${limit.name}_ip` }, 'rate limit reached');
-        throw rateLimited(decision.retryAfterSeconds);
-      }
+      // The route a refusal is logged and counted under; oidc-provider's own, below, replaces it.
+      ctx.state.route = `/:pool/oidc/${limit.name}`;
+      await limits.enforce(limit.rule, ctx.ip, () =>
+        ctx.state.log.warn({ limit: `${limit.name}_ip` }, 'rate limit reached'),
+      );
     }
 
     const { req, res } = ctx;
