@@ -3,18 +3,16 @@
  * this file only parses arguments, sets up logging, and turns outcomes into
  * the exit codes of CONTRACT.md: 0 ok, 1 invalid input or configuration,
  * 2 a service unreachable.
+ *
+ * Only commander and the exit codes are imported up front. Each action
+ * imports what it runs when it runs: loading the whole server (oidc-provider,
+ * Koa, the storage clients) costs seconds of CPU, which `--help`,
+ * `check-config` or `keys rotate` should not pay, nor a cluster's primary,
+ * which only supervises.
  */
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { checkConfig } from './cli/check-config.ts';
-import { clusterExposition, reportWorkerReady, superviseWorkers } from './cli/cluster.ts';
 import { CommandError, EXIT } from './cli/exit-codes.ts';
-import { rotateKeys } from './cli/keys-rotate.ts';
-import { migrate } from './cli/migrate.ts';
-import { loadConfigOrFail } from './cli/open-runtime.ts';
-import { serve } from './cli/serve.ts';
-import { createMetrics } from './http/metrics.ts';
-import { createLogger } from './logging/create-logger.ts';
 
 const out = (line: string) => console.log(line);
 
@@ -52,6 +50,8 @@ program
     ).argParser(parseInteger(1, 64)),
   )
   .action(async (options: { config?: string; port?: number; workers?: number }) => {
+    const { loadConfigOrFail } = await import('./cli/load-config-or-fail.ts');
+    const { createLogger } = await import('./logging/create-logger.ts');
     const config = await loadConfigOrFail(options.config, { port: options.port });
     const logger = createLogger({ level: config.server.log_level });
     const workers = options.workers ?? config.server.workers;
@@ -62,14 +62,20 @@ program
       );
     }
     if (workers > 1 && cluster.isPrimary) {
+      const { superviseWorkers } = await import('./cli/cluster.ts');
       logger.info({ workers }, `starting ${workers} workers`);
       process.exitCode = await superviseWorkers(workers, logger);
       return;
     }
+    const { createMetrics } = await import('./http/metrics.ts');
     const metrics = createMetrics({ processMetrics: true });
-    if (cluster.isWorker) metrics.exposition = clusterExposition(metrics.registry);
+    // Before the server is loaded: clusterExposition also lets go of the IPC
+    // channel, so a worker that fails even to load the server exits.
+    const worker = cluster.isWorker ? await import('./cli/cluster.ts') : undefined;
+    if (worker) metrics.exposition = worker.clusterExposition(metrics.registry);
+    const { serve } = await import('./cli/serve.ts');
     await serve({ config, logger, port: options.port, metrics });
-    if (cluster.isWorker) reportWorkerReady();
+    worker?.reportWorkerReady();
   });
 
 program
@@ -77,6 +83,8 @@ program
   .description('apply database migrations (idempotent, safe to run concurrently)')
   .addOption(configOption())
   .action(async (options: { config?: string }) => {
+    const { migrate } = await import('./cli/migrate.ts');
+    const { createLogger } = await import('./logging/create-logger.ts');
     process.exitCode = await migrate(options.config, createLogger({ level: 'warn' }), out);
   });
 
@@ -85,6 +93,7 @@ program
   .description('validate the server file and every pool file; print each problem; exit 1 on any')
   .addOption(configOption())
   .action(async (options: { config?: string }) => {
+    const { checkConfig } = await import('./cli/check-config.ts');
     process.exitCode = await checkConfig(options.config, out);
   });
 
@@ -96,6 +105,8 @@ program
   .requiredOption('--pool <id>', 'the pool id')
   .addOption(configOption())
   .action(async (options: { pool: string; config?: string }) => {
+    const { rotateKeys } = await import('./cli/keys-rotate.ts');
+    const { createLogger } = await import('./logging/create-logger.ts');
     process.exitCode = await rotateKeys(options.config, options.pool, createLogger({ level: 'warn' }), out);
   });
 

@@ -5,8 +5,6 @@
  * service that cannot be reached.
  */
 import { join } from 'node:path';
-import { loadConfig } from '../config/load-config.ts';
-import { ConfigError } from '../config/problems.ts';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type ResolvedSecret, resolveSecret } from '../secrets/resolve-secret.ts';
@@ -14,6 +12,7 @@ import { DataDirLockedError, StoreUnavailableError } from '../storage/errors.ts'
 import { openStores } from '../storage/open-stores.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
+import { loadConfigOrFail } from './load-config-or-fail.ts';
 
 export interface Runtime {
   config: Config;
@@ -21,24 +20,6 @@ export interface Runtime {
   durable: DurableStore;
   ephemeral: EphemeralStore;
   close(): Promise<void>;
-}
-
-/**
- * Loads the configuration or fails with exit 1. `port` (`serve --port`) counts
- * as the PORT variable, so the default public URL (and `${PUBLIC_URL}` in pool
- * files) follows it.
- */
-export async function loadConfigOrFail(
-  configDir: string | undefined,
-  { port }: { port?: number } = {},
-): Promise<Config> {
-  try {
-    const env = port === undefined ? process.env : { ...process.env, PORT: String(port) };
-    return await loadConfig({ dir: configDir, env });
-  } catch (error) {
-    if (error instanceof ConfigError) throw new CommandError(error.message, EXIT.invalid);
-    throw error;
-  }
 }
 
 export async function openRuntime(
