@@ -1,12 +1,123 @@
 /**
  * Postern's typed errors for its own routes and flows (oidc-provider has its
- * own). Each carries a stable snake_case code for clients, a safe sentence for
- * users, a log-only detail, and a status (STYLE.md rule 6). Flows throw them;
- * the http layer's one error handler answers with them.
+ * own), and the catalogue of their codes. Each carries a stable snake_case
+ * code for clients, a safe sentence for users, a log-only detail, and a
+ * status (STYLE.md rule 6). Flows throw them; the http layer's one error
+ * handler answers with them.
+ *
+ * `ERROR_CODES` is the one list of codes a client of Postern's own APIs and
+ * pages can meet, each with its status and, where every use says the same,
+ * its sentence; `ErrorCode` is its type, so a code that is not listed does
+ * not compile. A new code is added here first.
  */
 
+export interface ErrorCodeEntry {
+  status: number;
+  /** Other statuses the code answers with, where one status does not fit every use. */
+  otherStatuses?: readonly number[];
+  /** The sentence shown when the thrower gives none: the code's meaning, safe for users. */
+  description?: string;
+}
+
+export const ERROR_CODES = {
+  // ------------------------------------------------------------ any request
+  /** A request Postern cannot take as it is: the message says what to change. 415 for a body that is not JSON, or not in an encoding Postern reads. */
+  invalid_request: { status: 400, otherStatuses: [415] },
+  not_found: { status: 404, description: 'Nothing here.' },
+  method_not_allowed: { status: 405, description: 'This address does not take that kind of request.' },
+  request_too_large: { status: 413, description: 'The request is too large.' },
+  rate_limited: { status: 429, description: 'Too many attempts. Please wait a moment and try again.' },
+  /** A bug: the log has the stack (src/http/error-handler.ts). */
+  server_error: { status: 500, description: 'Something went wrong on our side.' },
+  /** The database or Redis is unreachable (src/http/error-handler.ts). */
+  temporarily_unavailable: {
+    status: 503,
+    description: 'Sign-in is briefly unavailable. Please try again in a moment.',
+  },
+
+  // ------------------------------------------------------- interaction API
+  interaction_expired: {
+    status: 400,
+    description:
+      'This sign-in has expired or was opened in another browser. Go back to the app and start again.',
+  },
+  /** A JSON call to the interaction API from another origin than the sign-in page. */
+  invalid_origin: { status: 403, description: 'This request did not come from the sign-in page.' },
+  account_exists: {
+    status: 409,
+    description: 'An account with this email already exists. Sign in instead.',
+  },
+  /** A wrong password (signing in, or the current one when changing it). */
+  invalid_credentials: { status: 400 },
+  /** A wrong or expired email code or recovery code. */
+  invalid_code: { status: 400 },
+  code_locked: { status: 400, description: 'Too many wrong codes. Ask for a new code.' },
+  /** A passkey ceremony refused, whatever the reason (the log has it). */
+  passkey_rejected: { status: 400 },
+  /** A synced passkey where the app asked for a device-bound one (acr `phrh`). */
+  acr_not_met: {
+    status: 400,
+    description:
+      'This app asks for a passkey kept on one device, such as a security key. A synced passkey cannot be used here.',
+  },
+  weak_password: { status: 400 },
+
+  // ---------------------------------------------------------- self-service
+  /** A missing, invalid or expired bearer token, or one whose user is gone (RFC 6750 §3.1). */
+  invalid_token: { status: 401, description: 'Sign in again to continue.' },
+  /** A write with a sign-in older than `self_service.recent_auth` (RFC 9470 step-up). */
+  login_required: { status: 401, description: 'For your security, sign in again before changing this.' },
+  /** A token of a client that is not first-party (RFC 6750 §3.1). */
+  insufficient_scope: { status: 403, description: 'This app cannot manage your sign-in methods.' },
+  /** The user has `passkeys.registration.max_per_user` passkeys. */
+  passkey_limit: { status: 400 },
+  last_way_in: {
+    status: 409,
+    description: 'This passkey is your only way to sign in. Add another one before removing it.',
+  },
+  last_second_factor: {
+    status: 409,
+    description:
+      'This service asks for a passkey at every sign-in, and this is your last one. Add another passkey before removing it.',
+  },
+  /** Another change to the same thing is under way. */
+  conflict: { status: 409 },
+
+  // ---------------------------------------------------------- server, demo
+  /** A clustered server's metrics, when a worker did not answer in time. */
+  metrics_unavailable: {
+    status: 503,
+    description: 'Metrics for the whole cluster are unavailable right now: a process did not answer in time.',
+  },
+  demo_unavailable: { status: 502, description: 'The demo app could not reach the demo pool.' },
+} as const satisfies Record<string, ErrorCodeEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The codes whose entry has a sentence, which `errorOf` may leave out. */
+type DescribedCode = {
+  [C in ErrorCode]: (typeof ERROR_CODES)[C] extends { description: string } ? C : never;
+}[ErrorCode];
+
+/**
+ * A code another OAuth server answered with, passed on as it came (the demo
+ * app's callback shows its pool's `access_denied`): not Postern's to list, so
+ * marked as relayed (`relayedCode`) instead of passing for a catalogue code.
+ */
+export type RelayedCode = string & { readonly relayed: true };
+
+export const relayedCode = (code: string): RelayedCode => code as RelayedCode;
+
+export interface PosternErrorOptions {
+  /** (Optional) For the log only: the real reason. */
+  detail?: string | undefined;
+  /** (Optional) Response headers, e.g. WWW-Authenticate or Retry-After. */
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
 export class PosternError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode | RelayedCode;
   readonly status: number;
   /** Safe to show the user. */
   readonly description: string;
@@ -16,13 +127,9 @@ export class PosternError extends Error {
 
   constructor(
     status: number,
-    code: string,
+    code: ErrorCode | RelayedCode,
     description: string,
-    {
-      detail,
-      headers = {},
-      cause,
-    }: { detail?: string; headers?: Record<string, string>; cause?: unknown } = {},
+    { detail, headers = {}, cause }: PosternErrorOptions = {},
   ) {
     super(description, { cause });
     this.name = 'PosternError';
@@ -34,41 +141,52 @@ export class PosternError extends Error {
   }
 }
 
-export const invalidRequest = (description: string, detail?: string) =>
-  new PosternError(400, 'invalid_request', description, { detail });
+/**
+ * The error of a catalogued code, with the catalogue's status and, unless
+ * given, its sentence: `errorOf('invalid_token', { detail })`.
+ */
+export function errorOf(
+  code: DescribedCode,
+  options?: PosternErrorOptions & { description?: string },
+): PosternError;
+export function errorOf(
+  code: ErrorCode,
+  options: PosternErrorOptions & { description: string },
+): PosternError;
+export function errorOf(
+  code: ErrorCode,
+  { description, ...options }: PosternErrorOptions & { description?: string } = {},
+): PosternError {
+  const entry: ErrorCodeEntry = ERROR_CODES[code];
+  // The overloads make a code without a sentence name one; this is for a caller past the types.
+  const sentence = description ?? entry.description;
+  if (sentence === undefined) throw new Error(`error code ${code} needs a description`);
+  return new PosternError(entry.status, code, sentence, options);
+}
 
-export const notFound = (description = 'Nothing here.') => new PosternError(404, 'not_found', description);
+export const invalidRequest = (description: string, detail?: string) =>
+  errorOf('invalid_request', { description, detail });
+
+export const notFound = (description?: string) => errorOf('not_found', { description });
 
 export const rateLimited = (retryAfterSeconds: number) =>
-  new PosternError(429, 'rate_limited', 'Too many attempts. Please wait a moment and try again.', {
+  errorOf('rate_limited', {
     headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
   });
 
-export const noSuchPasskey = () => new PosternError(404, 'not_found', 'There is no such passkey.');
+export const noSuchPasskey = () => notFound('There is no such passkey.');
 
 export const passkeyLimit = (max: number) =>
-  new PosternError(
-    400,
-    'passkey_limit',
-    `You already have ${max} passkeys, the most this service allows. Remove one first.`,
-  );
+  errorOf('passkey_limit', {
+    description: `You already have ${max} passkeys, the most this service allows. Remove one first.`,
+  });
 
-export const lastWayIn = () =>
-  new PosternError(
-    409,
-    'last_way_in',
-    'This passkey is your only way to sign in. Add another one before removing it.',
-  );
+export const lastWayIn = () => errorOf('last_way_in');
 
-export const lastSecondFactor = () =>
-  new PosternError(
-    409,
-    'last_second_factor',
-    'This service asks for a passkey at every sign-in, and this is your last one. Add another passkey before removing it.',
-  );
+export const lastSecondFactor = () => errorOf('last_second_factor');
 
 export const passkeysBusy = () =>
-  new PosternError(409, 'conflict', 'Another change to your passkeys is under way. Try again.');
+  errorOf('conflict', { description: 'Another change to your passkeys is under way. Try again.' });
 
 /** One-line guard: `assertThat(user, notFound('No such user.'))`. */
 export function assertThat(

@@ -11,7 +11,7 @@
 import type Router from '@koa/router';
 import * as client from 'openid-client';
 import type { Config } from '../config/types.ts';
-import { PosternError } from '../errors.ts';
+import { PosternError, relayedCode } from '../errors.ts';
 import type { Render } from '../http/render.ts';
 
 interface DemoSession {
@@ -123,7 +123,7 @@ export function addDemoAppRoutes(
       const { error: code, error_description } = error as { error?: string; error_description?: string };
       throw new PosternError(
         400,
-        code ?? 'invalid_request',
+        code === undefined ? 'invalid_request' : relayedCode(code),
         error_description ?? 'The sign-in did not complete.',
         {
           cause: error,

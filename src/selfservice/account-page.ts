@@ -7,7 +7,7 @@
  */
 import type Router from '@koa/router';
 import { ACCOUNT_CLIENT_ID } from '../config/account-client.ts';
-import { PosternError } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import type { Render } from '../http/render.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 
@@ -17,7 +17,7 @@ export function addAccountPageRoute(
 ): void {
   router.get('/:pool/account', (ctx) => {
     const runtime = registry.get(ctx.params.pool ?? '');
-    if (!runtime) throw new PosternError(404, 'not_found', 'There is no such service.');
+    if (!runtime) throw notFound('There is no such service.');
     const { config } = runtime;
     ctx.type = 'html';
     ctx.body = render('account', {

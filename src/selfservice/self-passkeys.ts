@@ -13,7 +13,7 @@
  */
 import { policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
-import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../errors.ts';
+import { errorOf, noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
 import {
   beginPasskeyEnrollment,
   finishPasskeyEnrollment,
@@ -117,7 +117,7 @@ export function selfPasskeys(context: SelfServiceContext) {
           credentialId: error.credentialId,
           detail: { method: 'passkey', reason: error.reason },
         });
-        throw new PosternError(400, 'passkey_rejected', PASSKEY_REJECTED, { detail: error.reason });
+        throw errorOf('passkey_rejected', { description: PASSKEY_REJECTED, detail: error.reason });
       };
 
       let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;

@@ -10,7 +10,7 @@
  */
 import { argon2Of, assertAcceptablePassword } from '../accounts/password-rules.ts';
 import type { PoolConfig } from '../config/types.ts';
-import { PosternError } from '../errors.ts';
+import { errorOf, invalidRequest } from '../errors.ts';
 import { hashPassword, verifyPassword } from '../factors/password/password-hasher.ts';
 import type { RateLimitRule } from '../storage/types.ts';
 import {
@@ -46,13 +46,12 @@ export function selfPassword(context: SelfServiceContext) {
       const user = await writerOf(context, scope);
       const { pool } = scope;
       if (!pool.authentication.first_factor.includes('password'))
-        throw new PosternError(400, 'invalid_request', 'This service does not use passwords.');
+        throw invalidRequest('This service does not use passwords.');
       assertAcceptablePassword(pool, user.email, password);
 
       const stored = await durable.users.getPasswordHash(pool.id, user.id);
       if (stored !== undefined) {
-        if (current_password === undefined)
-          throw new PosternError(400, 'invalid_request', 'Enter your current password.');
+        if (current_password === undefined) throw invalidRequest('Enter your current password.');
         const rule = currentPasswordRule(pool);
         await limits.enforce(rule, user.id, () =>
           scope.audit.record({
@@ -67,7 +66,7 @@ export function selfPassword(context: SelfServiceContext) {
             outcome: 'failure',
             detail: { reason: 'wrong current password' },
           });
-          throw new PosternError(400, 'invalid_credentials', 'Your current password is not correct.');
+          throw errorOf('invalid_credentials', { description: 'Your current password is not correct.' });
         }
         await limits.reset(rule, user.id);
       }

@@ -3,7 +3,7 @@
  * the old set, which stops working, shown once. Replacing them signs the user
  * out everywhere else: an old code may have been used, or be known to someone.
  */
-import { PosternError } from '../errors.ts';
+import { invalidRequest } from '../errors.ts';
 import { issueRecoveryCodes, poolUsesRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
 import {
   type SelfServiceContext,
@@ -22,7 +22,7 @@ export function selfRecoveryCodes(context: SelfServiceContext) {
     ): Promise<{ recovery_codes: string[]; signed_out: SignedOutView }> {
       const user = await writerOf(context, scope);
       if (!poolUsesRecoveryCodes(scope.pool.authentication))
-        throw new PosternError(400, 'invalid_request', 'This service does not use recovery codes.');
+        throw invalidRequest('This service does not use recovery codes.');
       const codes = await issueRecoveryCodes(durable.recoveryCodes, recoveryCodeKey, {
         poolId: scope.pool.id,
         userId: user.id,

@@ -14,7 +14,7 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
-import { PosternError } from '../errors.ts';
+import { notFound } from '../errors.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
@@ -48,7 +48,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
 
   async function scopeOf(ctx: Context): Promise<SelfServiceScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
-    if (!runtime) throw new PosternError(404, 'not_found', 'There is no such service.');
+    if (!runtime) throw notFound('There is no such service.');
     const header = ctx.get('authorization');
     if (!header) throw invalidToken('no Authorization header', { missing: true });
     const token = await authenticateBearer(runtime.provider, header);

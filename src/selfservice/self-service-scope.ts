@@ -17,7 +17,7 @@
 import type { AuditTrail } from '../accounts/audit-trail.ts';
 import type { Limits } from '../accounts/limits.ts';
 import type { PoolConfig } from '../config/types.ts';
-import { PosternError } from '../errors.ts';
+import { errorOf } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
 import type { DurableStore, EphemeralStore, User } from '../storage/types.ts';
@@ -65,14 +65,14 @@ export type SignOutReason = 'passkey_removed' | 'password_changed' | 'recovery_c
 
 /** 401 for a token that is missing, invalid, or whose user is gone (RFC 6750 §3.1). */
 export const invalidToken = (detail: string, { missing = false }: { missing?: boolean } = {}) =>
-  new PosternError(401, 'invalid_token', 'Sign in again to continue.', {
+  errorOf('invalid_token', {
     detail,
     // Without any token, the challenge carries no error code (RFC 6750 §3.1).
     headers: { 'WWW-Authenticate': missing ? 'Bearer' : 'Bearer error="invalid_token"' },
   });
 
 export const loginRequired = (maxAge: number, detail: string) =>
-  new PosternError(401, 'login_required', 'For your security, sign in again before changing this.', {
+  errorOf('login_required', {
     detail,
     // RFC 9470 §3: the step-up challenge, telling the client how recent a login it needs.
     headers: {
@@ -81,7 +81,7 @@ export const loginRequired = (maxAge: number, detail: string) =>
   });
 
 export const notFirstParty = (clientId: string) =>
-  new PosternError(403, 'insufficient_scope', 'This app cannot manage your sign-in methods.', {
+  errorOf('insufficient_scope', {
     detail: `token of client ${clientId}, which is not first-party`,
     headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' },
   });
