@@ -21,27 +21,3 @@ export function assessAssurance(factors: readonly CompletedFactor[]): Assurance 
   const acr = methods.has('recovery_code') ? '0' : acrs.has('phrh') ? 'phrh' : acrs.has('phr') ? 'phr' : '0';
   return { amr: [...amr].sort(), acr };
 }
-
-/** The factor a verified passkey assertion (or registration) completes. */
-export function passkeyFactor(
-  {
-    deviceBound,
-    userPresent,
-    userVerified,
-    credentialId,
-  }: { deviceBound: boolean; userPresent: boolean; userVerified: boolean; credentialId: string },
-  at: number,
-): CompletedFactor {
-  return {
-    method: 'passkey',
-    amr: ['pop', deviceBound ? 'hwk' : 'swk', ...(userPresent ? ['user'] : [])],
-    acr: deviceBound ? 'phrh' : 'phr',
-    multiFactor: userVerified,
-    at,
-    credentialId,
-  };
-}
-
-export function emailCodeFactor(at: number): CompletedFactor {
-  return { method: 'email_otp', amr: ['otp'], multiFactor: false, at };
-}

@@ -9,14 +9,12 @@
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { errors } from 'oidc-provider';
-import type { z } from 'zod';
 import { PosternError } from '../errors.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { createInteractionPort } from '../oidc/interaction-port.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import { KNOWN_DEVICE_COOKIE, KNOWN_DEVICE_MAX_AGE_SECONDS } from './known-devices.ts';
 import type { LoginScope, LoginService } from './login-service.ts';
-import { Bodies } from './request-schemas.ts';
 
 export interface InteractionRoutesOptions {
   registry: Pick<PoolRegistry, 'get'>;
@@ -94,17 +92,6 @@ export function addInteractionRoutes(
     await next();
   }
 
-  function post<S extends z.ZodType>(
-    path: string,
-    schema: S,
-    call: (scope: LoginScope, body: z.output<S>) => Promise<unknown>,
-  ) {
-    router.post(`${base}/${path}`, requireJson, async (ctx) => {
-      const body = parseBody(schema, (ctx.request as { body?: unknown }).body);
-      ctx.body = await call(await scopeOf(ctx), body);
-    });
-  }
-
   router.get(base, async (ctx) => {
     const scope = await scopeOf(ctx);
     ctx.type = 'html';
@@ -113,21 +100,10 @@ export function addInteractionRoutes(
   router.get(`${base}/state`, async (ctx) => {
     ctx.body = await service.state(await scopeOf(ctx));
   });
-  post('identify', Bodies.identify, (scope, body) => service.identify(scope, body));
-  post('passkey/options', Bodies.empty, (scope) => service.passkeyOptions(scope));
-  post('passkey/verify', Bodies.passkeyVerify, (scope, body) => service.passkeyVerify(scope, body));
-  post('passkey/register/options', Bodies.registerOptions, (scope, body) =>
-    service.registerOptions(scope, body),
-  );
-  post('passkey/remove', Bodies.removePasskey, (scope, body) => service.removePasskey(scope, body));
-  post('password', Bodies.password, (scope, body) => service.password(scope, body));
-  post('recovery-code', Bodies.recoveryCode, (scope, body) => service.recoveryCode(scope, body));
-  post('passkey/register/verify', Bodies.registerVerify, (scope, body) =>
-    service.registerVerify(scope, body),
-  );
-  post('email-otp/send', Bodies.emailCodeSend, (scope, body) => service.sendEmailCode(scope, body));
-  post('email-otp/verify', Bodies.emailCodeVerify, (scope, body) => service.verifyEmailCode(scope, body));
-  post('consent', Bodies.consent, (scope, body) => service.consent(scope, body));
-  post('enroll/skip', Bodies.empty, (scope) => service.skipEnroll(scope));
-  post('abort', Bodies.empty, (scope) => service.abort(scope));
+  for (const call of service.calls) {
+    router.post(`${base}/${call.path}`, requireJson, async (ctx) => {
+      const body = parseBody(call.body, (ctx.request as { body?: unknown }).body);
+      ctx.body = await call.run(await scopeOf(ctx), body);
+    });
+  }
 }

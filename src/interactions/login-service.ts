@@ -1,13 +1,14 @@
 /**
- * The login use cases behind the interaction API: one function per call of
- * CONTRACT.md's table (and Postern's extensions). Each call is one
- * LoginContext (./login-context.ts): it loads what this interaction achieved,
- * checks the call fits the current step (`nextStep`), runs one factor,
- * records the outcome, and answers with the next step or, once the login is
- * complete, where the browser goes (`redirect_to`); its audit rows are
- * written when it ends, refused or not.
+ * The login use cases behind the interaction API (CONTRACT.md's table and
+ * Postern's extensions): the calls of every factor (src/factors/*) and of
+ * the flow itself (./flow-calls.ts). Each call is one LoginContext
+ * (./login-context.ts): it loads what this interaction achieved, checks the
+ * call fits the current step (`nextStep`), runs one factor, records the
+ * outcome, and answers with the next step or, once the login is complete,
+ * where the browser goes (`redirect_to`); its audit rows are written when it
+ * ends, refused or not.
  *
- * Rules kept across all calls (see each module in ./calls/):
+ * Rules kept across all calls:
  * - nothing tells whether an account exists;
  * - a credential is bound to an account only after its email is proven
  *   (sign-up) or by the signed-in user;
@@ -15,22 +16,27 @@
  * - the login result carries amr/acr exactly as the factors prove them, and a
  *   request that demands phr/phrh is only answered after a login that meets it.
  */
-import { emailCodeCalls } from './calls/email-code-calls.ts';
-import { flowCalls } from './calls/flow-calls.ts';
-import { passkeyCalls } from './calls/passkey-calls.ts';
-import { passwordCalls } from './calls/password-calls.ts';
-import { recoveryCodeCalls } from './calls/recovery-code-calls.ts';
+import type { z } from 'zod';
+import type { LoginCall } from '../factors/factor.ts';
+import { LOGIN_FACTORS } from '../factors/login-factors.ts';
+import { flowCalls } from './flow-calls.ts';
+import { FLOW_CALLS } from './flow-routes.ts';
 import { LoginContext, type LoginScope } from './login-context.ts';
 import { createLoginKit, type LoginKit, type LoginServiceDeps } from './login-kit.ts';
+import type { Answer } from './present-step.ts';
 
 export type { LoginScope } from './login-context.ts';
 export type { LoginServiceDeps } from './login-kit.ts';
 export type { Answer, StepAnswer } from './present-step.ts';
 
-/** A use case over a context, as the routes call it: over a request's scope. */
-type Call<B, R> = (ctx: LoginContext, body: B) => Promise<R>;
+/** A call as the routes make it: over a request's scope, in a context of its own. */
+export interface ScopedCall {
+  path: string;
+  body: z.ZodType;
+  run(scope: LoginScope, body: unknown): Promise<Answer | object>;
+}
 
-function inContext<B, R>(kit: LoginKit, call: Call<B, R>) {
+function inContext<B, R>(kit: LoginKit, call: (ctx: LoginContext, body: B) => Promise<R>) {
   return async (scope: LoginScope, body: B): Promise<R> => {
     const ctx = await LoginContext.open(kit, scope);
     let result: R;
@@ -52,14 +58,13 @@ function inContext<B, R>(kit: LoginKit, call: Call<B, R>) {
 
 export function createLoginService(deps: LoginServiceDeps) {
   const kit = createLoginKit(deps);
-  const calls = { ...flowCalls, ...passkeyCalls, ...emailCodeCalls, ...passwordCalls, ...recoveryCodeCalls };
-  type Calls = typeof calls;
-  return Object.fromEntries(
-    Object.entries(calls).map(([name, call]) => [name, inContext(kit, call as Call<unknown, unknown>)]),
-  ) as {
-    [K in keyof Calls]: Calls[K] extends (ctx: LoginContext, ...rest: infer A) => Promise<infer R>
-      ? (scope: LoginScope, ...rest: A) => Promise<R>
-      : never;
+  const scoped = (call: LoginCall): ScopedCall => ({ ...call, run: inContext(kit, call.run) });
+  const state = inContext(kit, (ctx: LoginContext) => flowCalls.state(ctx));
+  return {
+    /** `GET …/state`: where the login stands. */
+    state: (scope: LoginScope) => state(scope, undefined),
+    /** Every `POST …/{path}` of the interaction API. */
+    calls: [...FLOW_CALLS, ...LOGIN_FACTORS.flatMap((factor) => factor.calls)].map(scoped),
   };
 }
 

@@ -31,9 +31,13 @@
  *   offered to create it (skippable).
  * - consent: for clients that are not first-party and lack a grant.
  */
+import type { AccountFacts } from '../factors/factor.ts';
+import { FACTOR_TRAITS } from '../factors/traits.ts';
 import { type Acr, acrMeets } from '../oidc/acr.ts';
 import { assessAssurance } from './assurance.ts';
 import type { CompletedFactor, Method, Progress } from './progress.ts';
+
+export type { AccountFacts } from '../factors/factor.ts';
 
 export interface FlowPolicy {
   mode: 'smart' | 'classic';
@@ -45,13 +49,6 @@ export interface FlowPolicy {
   offerPasskey: boolean;
   /** What this request demands (acr_values, an essential acr claim, the client's default): only passkeys meet it. */
   requiredAcr?: Exclude<Acr, '0'>;
-}
-
-/** What the account has; undefined while the account is unknown. */
-export interface AccountFacts {
-  passkeys: number;
-  hasRecoveryCodes: boolean;
-  hasPassword: boolean;
 }
 
 export type EnrollReason = 'signup' | 'second_factor' | 'offer' | 'recovery' | 'step_up';
@@ -68,11 +65,6 @@ export type Step =
   | { step: 'unmet' }
   | { step: 'done' };
 
-/** The passkey a step-up needs can only be made after a first factor that is not a passkey. */
-const STEP_UP_PROOFS: readonly Method[] = ['email_otp', 'password'];
-
-const CREDENTIALS: readonly Method[] = ['passkey', 'password'];
-
 export function nextStep(
   policy: FlowPolicy,
   progress: Progress,
@@ -84,7 +76,7 @@ export function nextStep(
 
   if (progress.signup && !progress.userId) {
     // The email is proven; the account needs a way in, unless email codes are one.
-    const methods = policy.firstFactors.filter((method) => CREDENTIALS.includes(method));
+    const methods = policy.firstFactors.filter((method) => FACTOR_TRAITS[method].signUpCredential);
     const emailSuffices = policy.firstFactors.includes('email_otp');
     return {
       step: 'enroll',
@@ -97,9 +89,8 @@ export function nextStep(
   if (!first || !progress.userId || !account) {
     // A step-up for a signed-in user who has no passkey to step up with.
     if (policy.requiredAcr && !first && progress.sessionUserId && account?.passkeys === 0) {
-      const methods = STEP_UP_PROOFS.filter(
-        (method) => policy.firstFactors.includes(method) && (method !== 'password' || account.hasPassword),
-      );
+      // In the pool's order.
+      const methods = policy.firstFactors.filter((method) => FACTOR_TRAITS[method].stepUpProof(account));
       return methods.length > 0
         ? { step: 'first_factor', methods, reason: 'step_up_enroll' }
         : { step: 'unmet' };
@@ -156,8 +147,7 @@ export function nextStep(
 function proveEmailBefore(enroll: Extract<Step, { step: 'enroll' }>, progress: Progress): Step {
   // An email code or a passkey in this interaction is more than a password alone.
   const proven =
-    progress.emailProven ||
-    progress.factors.some((factor) => factor.method === 'email_otp' || factor.method === 'passkey');
+    progress.emailProven || progress.factors.some((factor) => FACTOR_TRAITS[factor.method].provesEmail);
   return proven ? enroll : { step: 'second_factor', methods: ['email_otp'], reason: 'prove_email' };
 }
 
@@ -174,17 +164,13 @@ function secondFactorStep(
   if (!first || factors.length >= 2) return undefined;
   if (first.method === 'passkey' && first.multiFactor && policy.passkeyCountsAsTwoFactors) return undefined;
 
-  // A passkey after a passkey must be another one, so the first does not count.
-  const passkeyAvailable =
-    policy.secondFactors.includes('passkey') && account.passkeys >= (first.method === 'passkey' ? 2 : 1);
-  // A recovery sign-in is acr 0, so it can never meet a request for phr/phrh: not offered then.
-  const available = (method: Method) => {
-    if (method === 'passkey') return passkeyAvailable;
-    if (method === 'recovery_code')
-      return passkeyAvailable && account.hasRecoveryCodes && !policy.requiredAcr;
-    return false;
-  };
-  const enrolled = policy.secondFactors.filter(available);
+  const stepUp = policy.requiredAcr !== undefined;
+  const passkeyUsable =
+    policy.secondFactors.includes('passkey') &&
+    FACTOR_TRAITS.passkey.secondFactor({ account, first, passkeyUsable: false, stepUp });
+  const enrolled = policy.secondFactors.filter((method: Method) =>
+    FACTOR_TRAITS[method].secondFactor({ account, first, passkeyUsable, stepUp }),
+  );
   const required =
     policy.secondFactorRequired === 'always' ||
     (policy.secondFactorRequired === 'when_enrolled' && enrolled.length > 0);

@@ -3,9 +3,11 @@
  * store and gone with the interaction. Typed, never a free-form blob: every
  * field is something `nextStep` or the finishing step reads.
  */
+
+import type { Method } from '../factors/methods.ts';
 import type { EphemeralStore } from '../storage/types.ts';
 
-export type Method = 'passkey' | 'email_otp' | 'password' | 'recovery_code';
+export type { Method } from '../factors/methods.ts';
 
 /** One factor the user completed in this interaction. */
 export interface CompletedFactor {

@@ -1,5 +1,7 @@
 import test from 'ava';
-import { assessAssurance, emailCodeFactor, passkeyFactor } from '../../../src/interactions/assurance.ts';
+import { emailCodeFactor } from '../../../src/factors/email-code/email-code-calls.ts';
+import { passkeyFactor } from '../../../src/factors/passkey/passkey-calls.ts';
+import { assessAssurance } from '../../../src/interactions/assurance.ts';
 import {
   type AccountFacts,
   type FlowPolicy,

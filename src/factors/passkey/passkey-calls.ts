@@ -14,29 +14,49 @@
  *   (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
  */
 import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
+import type { LoginContext } from '../../interactions/login-context.ts';
+import { accountExists, notNow } from '../../interactions/login-errors.ts';
+import type { Step } from '../../interactions/next-step.ts';
+import type { Answer } from '../../interactions/present-step.ts';
+import type { CompletedFactor } from '../../interactions/progress.ts';
+import { acrMeets } from '../../oidc/acr.ts';
+import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
+import type { NewPasskey, Passkey } from '../../storage/types.ts';
 import {
   beginPasskeyEnrollment,
   finishPasskeyEnrollment,
   newUserHandle,
   takeEnrollmentChallenge,
-} from '../../factors/passkey/passkey-enrollment.ts';
+} from '../passkey/passkey-enrollment.ts';
 import {
   beginPasskeySignIn,
   finishPasskeySignIn,
   PasskeyRefused,
   type PasskeySignIn,
   takeSignInChallenge,
-} from '../../factors/passkey/passkey-sign-in.ts';
-import { removalRefused, removePasskey } from '../../factors/passkey/remove-passkey.ts';
-import { acrMeets } from '../../oidc/acr.ts';
-import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
-import type { NewPasskey, Passkey } from '../../storage/types.ts';
-import { passkeyFactor } from '../assurance.ts';
-import type { LoginContext } from '../login-context.ts';
-import { accountExists, notNow } from '../login-errors.ts';
-import type { Step } from '../next-step.ts';
-import type { Answer } from '../present-step.ts';
-import { issueFirstRecoveryCodes } from './recovery-code-calls.ts';
+} from '../passkey/passkey-sign-in.ts';
+import { removalRefused, removePasskey } from '../passkey/remove-passkey.ts';
+import { issueFirstRecoveryCodes } from '../recovery-code/recovery-code-calls.ts';
+
+/** The factor a verified passkey assertion (or registration) completes. */
+export function passkeyFactor(
+  {
+    deviceBound,
+    userPresent,
+    userVerified,
+    credentialId,
+  }: { deviceBound: boolean; userPresent: boolean; userVerified: boolean; credentialId: string },
+  at: number,
+): CompletedFactor {
+  return {
+    method: 'passkey',
+    amr: ['pop', deviceBound ? 'hwk' : 'swk', ...(userPresent ? ['user'] : [])],
+    acr: deviceBound ? 'phrh' : 'phr',
+    multiFactor: userVerified,
+    at,
+    credentialId,
+  };
+}
 
 const PASSKEY_REJECTED = 'That passkey could not be used. Try again, or choose another way.';
 

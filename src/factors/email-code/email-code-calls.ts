@@ -18,13 +18,12 @@
  */
 import { normaliseEmail } from '../../accounts/email.ts';
 import { PosternError } from '../../errors.ts';
-import { issueCode, redeemCode } from '../../factors/email-code/email-code-store.ts';
-import { emailCodeFactor } from '../assurance.ts';
-import type { LoginContext } from '../login-context.ts';
-import { notNow } from '../login-errors.ts';
-import type { Step } from '../next-step.ts';
-import type { Answer } from '../present-step.ts';
-import type { Progress } from '../progress.ts';
+import type { LoginContext } from '../../interactions/login-context.ts';
+import { notNow } from '../../interactions/login-errors.ts';
+import type { Step } from '../../interactions/next-step.ts';
+import type { Answer } from '../../interactions/present-step.ts';
+import type { CompletedFactor, Progress } from '../../interactions/progress.ts';
+import { issueCode, redeemCode } from '../email-code/email-code-store.ts';
 
 type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
 
@@ -51,6 +50,11 @@ const MESSAGES: Record<Purpose, (name: string, code: string) => { subject: strin
     text: `Someone, probably you, asked to create a ${name} account with this email. You already have one, so no code was sent: sign in with your passkey instead.\n\nIf you lost your passkey, sign in another way you set up (such as a recovery code), or ask ${name}'s support for help. If it was not you, ignore this message.\n`,
   }),
 };
+
+/** The factor a redeemed sign-in code completes. */
+export function emailCodeFactor(at: number): CompletedFactor {
+  return { method: 'email_otp', amr: ['otp'], multiFactor: false, at };
+}
 
 function codeText(intro: string, code: string): string {
   return `${intro}\n\n    ${code}\n\nIt expires in 10 minutes. If you did not ask for it, ignore this message.\n`;

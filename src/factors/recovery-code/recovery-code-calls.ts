@@ -11,12 +11,12 @@
  * (`signed_out: { sessions, apps }`).
  */
 import { PosternError } from '../../errors.ts';
-import { issueFirstRecoveryCodes as issueFirstCodes } from '../../factors/recovery-code/issue-recovery-codes.ts';
-import { hashRecoveryCode } from '../../factors/recovery-code/recovery-codes.ts';
+import type { LoginContext } from '../../interactions/login-context.ts';
+import { notNow } from '../../interactions/login-errors.ts';
+import type { Answer } from '../../interactions/present-step.ts';
 import { signOutElsewhere } from '../../oidc/sign-out-elsewhere.ts';
-import type { LoginContext } from '../login-context.ts';
-import { notNow } from '../login-errors.ts';
-import type { Answer } from '../present-step.ts';
+import { issueFirstRecoveryCodes as issueFirstCodes } from '../recovery-code/issue-recovery-codes.ts';
+import { hashRecoveryCode } from '../recovery-code/recovery-codes.ts';
 
 /** What a recovery sign-in signed out, as its answer says it. */
 interface SignedOutAnswer {

@@ -14,16 +14,11 @@
  */
 import { argon2Of, assertAcceptablePassword } from '../../accounts/password-rules.ts';
 import { PosternError } from '../../errors.ts';
-import {
-  decoyHash,
-  hashPassword,
-  needsRehash,
-  verifyPassword,
-} from '../../factors/password/password-hasher.ts';
+import type { LoginContext } from '../../interactions/login-context.ts';
+import { accountExists, notNow } from '../../interactions/login-errors.ts';
+import type { Answer } from '../../interactions/present-step.ts';
 import { UniqueViolationError } from '../../storage/errors.ts';
-import type { LoginContext } from '../login-context.ts';
-import { accountExists, notNow } from '../login-errors.ts';
-import type { Answer } from '../present-step.ts';
+import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../password/password-hasher.ts';
 
 /** Wrong passwords from one address for one account, before that pair pauses. */
 const ATTEMPTS_PER_ACCOUNT_AND_ADDRESS = 5;

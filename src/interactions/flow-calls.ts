@@ -2,11 +2,11 @@
  * Calls that move the login along without a factor: the state, identifying
  * by email, skipping an optional step, consent, and cancelling.
  */
-import { normaliseEmail } from '../../accounts/email.ts';
-import { UniqueViolationError } from '../../storage/errors.ts';
-import type { LoginContext } from '../login-context.ts';
-import { accountExists, notNow } from '../login-errors.ts';
-import type { Answer } from '../present-step.ts';
+import { normaliseEmail } from '../accounts/email.ts';
+import { UniqueViolationError } from '../storage/errors.ts';
+import type { LoginContext } from './login-context.ts';
+import { accountExists, notNow } from './login-errors.ts';
+import type { Answer } from './present-step.ts';
 
 export const flowCalls = {
   async state(ctx: LoginContext): Promise<Answer> {

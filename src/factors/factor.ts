@@ -1,0 +1,62 @@
+/**
+ * What a sign-in factor is to Postern, one folder each (factors/passkey,
+ * email-code, password, recovery-code): its traits, which the login's state
+ * machine reads instead of naming factors (src/interactions/next-step.ts),
+ * the factor it completes (amr, acr), and the interaction API calls through
+ * which it is verified, enrolled and removed. Adding a factor is adding a
+ * folder and listing it in ./traits.ts and ./login-factors.ts.
+ */
+import type { z } from 'zod';
+import type { LoginContext } from '../interactions/login-context.ts';
+import type { Answer } from '../interactions/present-step.ts';
+import type { Method } from './methods.ts';
+
+/** What the account has enrolled, as steps are decided on it; undefined while the account is unknown. */
+export interface AccountFacts {
+  passkeys: number;
+  hasRecoveryCodes: boolean;
+  hasPassword: boolean;
+}
+
+/** What `nextStep` needs to know about a factor. Pure: no I/O, no imports beyond types. */
+export interface FactorTraits {
+  /** A credential an account can be created with at sign-up (it becomes a way in). */
+  signUpCredential: boolean;
+  /** Completing it proves the user holds the email (so a required passkey may be enrolled after it). */
+  provesEmail: boolean;
+  /** As a first factor, it can prove a signed-in user before a step-up makes their first passkey. */
+  stepUpProof(account: AccountFacts): boolean;
+  /**
+   * As the second factor after `first`, whether this account can use it.
+   * `passkeyUsable` says whether a passkey could be the second factor here.
+   */
+  secondFactor(context: {
+    account: AccountFacts;
+    first: { method: Method };
+    passkeyUsable: boolean;
+    /** The request demands phr/phrh. */
+    stepUp: boolean;
+  }): boolean;
+}
+
+/** One interaction API call a factor serves: `POST /{pool}/interaction/{uid}/{path}`. */
+export interface LoginCall<S extends z.ZodType = z.ZodType> {
+  path: string;
+  body: S;
+  run(ctx: LoginContext, body: z.output<S>): Promise<Answer | object>;
+}
+
+export interface LoginFactor {
+  method: Method;
+  traits: FactorTraits;
+  calls: readonly LoginCall[];
+}
+
+/** A call, typed by its body schema. */
+export function loginCall<S extends z.ZodType>(
+  path: string,
+  body: S,
+  run: (ctx: LoginContext, body: z.output<S>) => Promise<Answer | object>,
+): LoginCall {
+  return { path, body, run } as LoginCall;
+}
