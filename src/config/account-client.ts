@@ -4,6 +4,7 @@
  * and an exact redirect URI. Postern adds it to every pool, so its id is
  * reserved in pool files.
  */
+import { DEFAULT_SIGNING_ALGORITHM } from '../oidc/signing-algorithms.ts';
 import type { ClientFile } from './schema.ts';
 import type { PoolConfig } from './types.ts';
 
@@ -23,7 +24,7 @@ export function withAccountClient(pool: PoolConfig): PoolConfig {
     post_logout_redirect_uris: [page],
     grant_types: ['authorization_code'],
     scope: 'openid email',
-    id_token_signed_response_alg: 'ES256',
+    id_token_signed_response_alg: DEFAULT_SIGNING_ALGORITHM,
     first_party: true,
   };
   return { ...pool, clients: [...pool.clients, client] };

@@ -9,6 +9,9 @@
  * RP ID, client ids unique in a pool) live in ./checks/.
  */
 import { z } from 'zod';
+// Dependency-free modules of src/oidc: what tokens assert and how they are signed is theirs to say.
+import { ACR_VALUES } from '../oidc/acr.ts';
+import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from '../oidc/signing-algorithms.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 
 /** Values substituted from `${VAR}` arrive as strings; numbers and booleans accept those too. */
@@ -134,8 +137,6 @@ export const FIRST_FACTORS = ['passkey', 'email_otp', 'password'] as const;
 export const SECOND_FACTORS = ['passkey', 'recovery_code'] as const;
 export const COSE_ALGORITHMS = ['EdDSA', 'ES256', 'RS256'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
-export const ACR_VALUES = ['phrh', 'phr', '0'] as const;
-export const SIGNING_ALGORITHMS = ['ES256', 'RS256'] as const;
 
 const RelyingPartySchema = z
   .strictObject({
@@ -312,7 +313,7 @@ const ClientSchema = z.strictObject({
   scope: z.string().default('openid').describe('Space-separated scopes the client may request.'),
   id_token_signed_response_alg: z
     .enum(SIGNING_ALGORITHMS)
-    .default('ES256')
+    .default(DEFAULT_SIGNING_ALGORITHM)
     .describe('ID token signature algorithm.'),
   default_acr_values: uniqueList(z.enum(ACR_VALUES))
     .optional()

@@ -4,14 +4,19 @@
  * satisfies a request for `phr`; `0` is anything else. A request names its
  * wish with `acr_values`, an essential `acr` claim, or the client's
  * `default_acr_values`; oidc-provider treats these as advisory, so Postern
- * enforces them in the interaction policy and the login flow.
+ * enforces them in the interaction policy and the login flow. This module
+ * imports nothing, so src/config can read it without the OIDC stack.
  */
-export type Acr = 'phrh' | 'phr' | '0';
+
+/** The classes Postern asserts (CONTRACT.md, Tokens), strongest first. The config schema reads them. */
+export const ACR_VALUES = ['phrh', 'phr', '0'] as const;
+
+export type Acr = (typeof ACR_VALUES)[number];
 
 const STRENGTH: Record<Acr, number> = { '0': 0, phr: 1, phrh: 2 };
 
 export function isAcr(value: unknown): value is Acr {
-  return value === 'phrh' || value === 'phr' || value === '0';
+  return (ACR_VALUES as readonly unknown[]).includes(value);
 }
 
 /** Whether a login at `actual` satisfies `required`. */

@@ -25,9 +25,10 @@ import Provider, {
 } from 'oidc-provider';
 import type { ClientFile } from '../config/schema.ts';
 import type { PoolConfig } from '../config/types.ts';
-import { acrMeets, requiredAcr } from './acr.ts';
+import { ACR_VALUES, acrMeets, requiredAcr } from './acr.ts';
 import { type AdapterStores, createAdapter } from './adapter.ts';
 import { type AccountLookup, findAccount } from './find-account.ts';
+import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
 import { TTL } from './ttl.ts';
 import { confineAccountClaims, SCOPE_CLAIMS, widenGrant } from './widen-grant.ts';
@@ -40,9 +41,6 @@ export function oidcRouteOf(req: IncomingMessage): string | undefined {
 }
 
 export type { Provider };
-
-/** ACR values Postern can assert (CONTRACT.md, Tokens): strongest first. */
-export const ACR_VALUES = ['phrh', 'phr', '0'] as const;
 
 export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'admin'] as const;
 
@@ -120,7 +118,7 @@ export function createProvider(options: CreateProviderOptions): Provider {
     clients: pool.clients.map(toClientMetadata),
     clientDefaults: {
       grant_types: ['authorization_code'],
-      id_token_signed_response_alg: 'ES256',
+      id_token_signed_response_alg: DEFAULT_SIGNING_ALGORITHM,
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
@@ -201,9 +199,9 @@ export function createProvider(options: CreateProviderOptions): Provider {
       backchannelLogout: { enabled: false },
     },
     enabledJWA: {
-      idTokenSigningAlgValues: ['ES256', 'RS256'],
-      userinfoSigningAlgValues: ['ES256', 'RS256'],
-      introspectionSigningAlgValues: ['ES256', 'RS256'],
+      idTokenSigningAlgValues: [...SIGNING_ALGORITHMS],
+      userinfoSigningAlgValues: [...SIGNING_ALGORITHMS],
+      introspectionSigningAlgValues: [...SIGNING_ALGORITHMS],
     },
     ttl: {
       ...TTL,

@@ -11,13 +11,12 @@
  * can be valid (ID tokens live TTL.IdToken), so a relying party never meets a
  * signature it cannot verify.
  */
-import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { SecretBox } from '../secrets/secret-box.ts';
 import type { SigningAlgorithm, SigningKeyRecord, SigningKeyRepository } from '../storage/types.ts';
+import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import { TTL } from './ttl.ts';
-
-export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'RS256'];
 
 /** A day: comfortably longer than an ID token (TTL.IdToken) plus clock skew. */
 export const RETIRED_KEY_RETENTION_SECONDS = Math.max(24 * 3600, TTL.IdToken * 2);
@@ -37,17 +36,23 @@ export type PrivateJwk = JWK & { kid: string; alg: SigningAlgorithm; use: 'sig' 
 /** The encryption binding of a key: its ciphertext only opens on its own row. */
 const associatedData = (poolId: string, kid: string) => `signing-key:${poolId}:${kid}`;
 
+const KEY_PAIRS: Record<SigningAlgorithm, () => { privateKey: KeyObject }> = {
+  ES256: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  RS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+};
+
+/** A new private key for `alg`: P-256 for ES256, 2048-bit RSA for RS256. */
+export function newPrivateKey(alg: SigningAlgorithm): KeyObject {
+  return KEY_PAIRS[alg]().privateKey;
+}
+
 async function generateKey(
   poolId: string,
   alg: SigningAlgorithm,
   box: SecretBox,
   now: Date,
 ): Promise<SigningKeyRecord> {
-  const { privateKey } =
-    alg === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' }) as JsonWebKey & JWK;
+  const jwk = newPrivateKey(alg).export({ format: 'jwk' }) as JsonWebKey & JWK;
   const kid = await calculateJwkThumbprint(jwk);
   const privateJwk: PrivateJwk = { ...jwk, kid, alg, use: 'sig' };
   return {

@@ -3,12 +3,12 @@
  * so `check-config` and boot reject what the token endpoint would reject later
  * (STYLE.md rule 8: fail at boot, not at request time).
  */
-import { generateKeyPairSync } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { PoolConfig } from '../config/types.ts';
-import type { OidcModelStore, SigningAlgorithm } from '../storage/types.ts';
+import type { OidcModelStore } from '../storage/types.ts';
 import { createProvider, toClientMetadata } from './create-provider.ts';
-import { type PrivateJwk, SIGNING_ALGORITHMS } from './signing-keys.ts';
+import { SIGNING_ALGORITHMS } from './signing-algorithms.ts';
+import { newPrivateKey, type PrivateJwk } from './signing-keys.ts';
 
 export interface ClientProblem {
   index: number;
@@ -55,18 +55,10 @@ let keys: PrivateJwk[] | undefined;
 /** One throwaway key per signing algorithm, made once per process (an RSA key takes a moment). */
 function validationKeys(): PrivateJwk[] {
   keys ??= SIGNING_ALGORITHMS.map((alg) => ({
-    ...throwawayKey(alg).export({ format: 'jwk' }),
+    ...newPrivateKey(alg).export({ format: 'jwk' }),
     kid: `validation-${alg}`,
     alg,
     use: 'sig',
   })) as PrivateJwk[];
   return keys;
-}
-
-function throwawayKey(alg: SigningAlgorithm) {
-  const pair =
-    alg === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return pair.privateKey;
 }

@@ -1,5 +1,12 @@
 import test from 'ava';
-import { acrClaimFor, acrMeets, requestedAcrValues, requiredAcr } from '../../../src/oidc/acr.ts';
+import {
+  ACR_VALUES,
+  acrClaimFor,
+  acrMeets,
+  isAcr,
+  requestedAcrValues,
+  requiredAcr,
+} from '../../../src/oidc/acr.ts';
 
 test('phrh meets phr, and nothing but a passkey meets either', (t) => {
   t.true(acrMeets('phrh', 'phr'));
@@ -76,4 +83,15 @@ test('the acr asserted is the first requested class the login meets, else what w
     ['phr'],
     'an essential claim comes first; unknown values drop out',
   );
+});
+
+test('the classes Postern asserts are exactly the ones it recognises, strongest first', (t) => {
+  t.deepEqual([...ACR_VALUES], ['phrh', 'phr', '0']);
+  for (const value of ACR_VALUES) t.true(isAcr(value), value);
+  for (const value of ['PHR', 'phr ', '1', 0, undefined, 'urn:other']) t.false(isAcr(value), String(value));
+  for (const [stronger, weaker] of [
+    ['phrh', 'phr'],
+    ['phr', '0'],
+  ] as const)
+    t.true(acrMeets(stronger, weaker) && !acrMeets(weaker, stronger));
 });
