@@ -1,6 +1,6 @@
 /**
- * `postern serve`: opens the stores, builds every pool's provider, and
- * listens. In embedded mode it migrates by itself so `npm start` needs no
+ * `postern serve`: opens the stores, composes the server over them
+ * (src/compose-server.ts), and listens. In embedded mode it migrates by itself so `npm start` needs no
  * other step; against PostgreSQL it refuses to start on a schema that is
  * behind (migrations are the operator's explicit step).
  *
@@ -11,19 +11,12 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp } from '../app.ts';
+import { type ComposedServer, composeServer } from '../compose-server.ts';
 import type { Config } from '../config/types.ts';
-import { createMailer } from '../email/mailer.ts';
-import { createMetrics, type Metrics } from '../http/metrics.ts';
-import { createProviderPages } from '../http/provider-pages.ts';
-import { createRenderer } from '../http/render.ts';
-import { recordFailure } from '../http/request-context.ts';
-import { createLoginMetrics } from '../interactions/login-metrics.ts';
-import { createLoginService } from '../interactions/login-service.ts';
+import type { Metrics } from '../http/metrics.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { openPoolRegistry, type PoolRegistry } from '../pools/pool-registry.ts';
-import { deriveKey } from '../secrets/derive-key.ts';
-import { createSelfService } from '../selfservice/self-service.ts';
+import type { PoolRegistry } from '../pools/pool-registry.ts';
+import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { assertMigrated, openRuntime, type Runtime } from './open-runtime.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -46,60 +39,37 @@ export interface StartServerOptions {
   metrics?: Metrics;
   /** (Optional) Seconds between signing key checks. Defaults to 30. */
   keyRefreshSeconds?: number;
+  /** (Optional) What the server uses in place of the stores it opened (a test counting their calls). */
+  wrapStores?: (stores: { durable: DurableStore; ephemeral: EphemeralStore }) => {
+    durable: DurableStore;
+    ephemeral: EphemeralStore;
+  };
+  /** (Optional) Milliseconds since the epoch, for the login flow. Defaults to the system clock. */
+  clock?: () => number;
 }
 
 /** Starts one server process (a worker, or the only process). */
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  const { config, logger, metrics = createMetrics({ processMetrics: true }) } = options;
+  const { config, logger } = options;
   const runtime = await openRuntime(config.server.config_dir, logger, { config });
-  let opened: PoolRegistry | undefined;
+  let composed: ComposedServer | undefined;
   try {
     await prepareDatabase(runtime, logger);
     warnAboutRelaxedDefaults(runtime, logger);
-
-    const render = createRenderer();
-    const registry = await openPoolRegistry({
+    const stores = options.wrapStores
+      ? options.wrapStores({ durable: runtime.durable, ephemeral: runtime.ephemeral })
+      : runtime;
+    composed = await composeServer({
       config,
-      durable: runtime.durable,
-      ephemeral: runtime.ephemeral,
+      durable: stores.durable,
+      ephemeral: stores.ephemeral,
       secret: runtime.secret.secret,
-      pagesFor: createProviderPages(render, logger),
-      // Logged with the request's one line (src/http/request-log.ts).
-      onServerError: (req, error) => recordFailure(req, { error: 'server_error', err: error }, logger),
+      logger,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
       keyRefreshSeconds: options.keyRefreshSeconds,
-      onRefreshError: (poolId, error) =>
-        logger.warn({ err: error, pool: poolId }, 'signing key refresh failed'),
     });
-    opened = registry;
-    const mailer = createMailer({
-      smtpUrl: config.server.email.smtp_url,
-      from: config.server.email.from,
-      logger,
-    });
-    const login = createLoginService({
-      durable: runtime.durable,
-      ephemeral: runtime.ephemeral,
-      mailer,
-      logger,
-      secret: runtime.secret.secret,
-      metrics: createLoginMetrics(metrics.registry),
-    });
-    const app = createApp({
-      config,
-      registry,
-      durable: runtime.durable,
-      ephemeral: runtime.ephemeral,
-      logger,
-      render,
-      login,
-      cookieKeys: [deriveKey(runtime.secret.secret, 'cookies:postern').toString('base64url')],
-      metrics,
-      selfService: createSelfService({
-        durable: runtime.durable,
-        ephemeral: runtime.ephemeral,
-        secret: runtime.secret.secret,
-      }),
-    });
+    const { app, registry } = composed;
     const server = createServer(app.callback());
     server.keepAliveTimeout = 65_000; // outlive typical load balancer idle timeouts
     await new Promise<void>((resolve, reject) => {
@@ -120,7 +90,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         clearInterval(sweep);
         registry.close();
         await stopAccepting(server);
-        mailer.close();
+        composed?.mailer.close();
         await runtime.close();
       })();
       return closing;
@@ -128,7 +98,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     return { server, url: `http://localhost:${port}`, registry, runtime, close };
   } catch (error) {
     // Stop what started: no key refresh may keep running against closed stores.
-    opened?.close();
+    composed?.close();
     await runtime.close().catch(() => {});
     throw error;
   }

@@ -220,6 +220,11 @@ export interface PasskeyRepository {
    */
   create(passkey: NewPasskey, options?: { maxPerUser?: number }): Promise<Passkey>;
   findByCredentialId(poolId: string, credentialId: string): Promise<Passkey | undefined>;
+  /** The passkey with its owner and what the owner enrolled, in one query: what a passkey sign-in reads. */
+  findWithOwner(
+    poolId: string,
+    credentialId: string,
+  ): Promise<{ passkey: Passkey; owner: Account } | undefined>;
   listByUser(poolId: string, userId: string): Promise<Passkey[]>;
   countByUser(poolId: string, userId: string): Promise<number>;
   /**

@@ -152,6 +152,20 @@ export function registerDurableConformance(
     t.is(await s.users.findAccount(user.poolId, 'not-a-uuid'), undefined);
   });
 
+  test(`${name}: findWithOwner gives a passkey with its owner's account, in its pool only`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const passkey = await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+    await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
+    await s.recoveryCodes.replace(user.poolId, user.id, ['h1']);
+    t.deepEqual(await s.passkeys.findWithOwner(user.poolId, passkey.credentialId), {
+      passkey,
+      owner: { user, passkeys: 2, unusedRecoveryCodes: 1, hasPassword: false },
+    });
+    t.is(await s.passkeys.findWithOwner(unique('pool'), passkey.credentialId), undefined);
+    t.is(await s.passkeys.findWithOwner(user.poolId, 'no-such-credential'), undefined);
+  });
+
   test(`${name}: an email is unique per pool (UniqueViolationError), and free in another pool`, async (t) => {
     const s = await store();
     const user = await newUser();

@@ -5,7 +5,7 @@
  * only runs WebAuthn on http for `localhost`).
  */
 import { createServer } from 'node:net';
-import { type RunningServer, startServer } from '../../src/cli/serve.ts';
+import { type RunningServer, type StartServerOptions, startServer } from '../../src/cli/serve.ts';
 import { loadConfig } from '../../src/config/load-config.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createLogger, type Logger } from '../../src/logging/create-logger.ts';
@@ -39,6 +39,10 @@ export interface StartTestServerOptions {
   env?: Record<string, string>;
   keyRefreshSeconds?: number;
   logger?: Logger;
+  /** (Optional) Wraps the stores the server opened (./counting-stores.ts). */
+  wrapStores?: StartServerOptions['wrapStores'];
+  /** (Optional) The login flow's clock, in milliseconds. */
+  clock?: () => number;
 }
 
 export async function freePort(): Promise<number> {
@@ -96,6 +100,8 @@ async function startTestServerOn(port: number, options: StartTestServerOptions):
       logger: options.logger ?? testLogger(),
       port,
       keyRefreshSeconds: options.keyRefreshSeconds ?? 0,
+      ...(options.wrapStores ? { wrapStores: options.wrapStores } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
     });
     return {
       ...running,

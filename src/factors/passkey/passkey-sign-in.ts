@@ -155,11 +155,13 @@ export async function finishPasskeySignIn(
   if (!shaped.ok) throw new PasskeyRefused(shaped.reason);
   const { response } = shaped;
 
-  const passkey = await deps.durable.passkeys.findByCredentialId(policy.poolId, response.id);
-  if (!passkey)
+  const found = await deps.durable.passkeys.findWithOwner(policy.poolId, response.id);
+  if (!found)
     throw new PasskeyRefused('unknown credential (not registered in this pool)', {
       credentialId: response.id,
     });
+  const { passkey, owner: account } = found;
+  const { user } = account;
   const refuse = (reason: string, counterRegression = false) =>
     new PasskeyRefused(reason, {
       userId: passkey.userId,
@@ -172,9 +174,6 @@ export async function finishPasskeySignIn(
   if (stored.userId !== undefined && stored.userId !== passkey.userId) {
     throw refuse('credential does not belong to the identified user');
   }
-  const account = await deps.durable.users.findAccount(policy.poolId, passkey.userId);
-  if (!account) throw refuse('credential owner not found');
-  const { user } = account;
   // Emails are unique in a pool: the owner's email is the identified one, or this is another user.
   if (email !== undefined && user.email !== normaliseEmail(email))
     throw refuse('credential does not belong to the identified user');

@@ -11,6 +11,7 @@ import { LimitExceededError } from '../errors.ts';
 import type { NewPasskey, Passkey, PasskeyRepository } from '../types.ts';
 import { changedRows, fromBytes, isUuid, toBytes, toNumber } from './column-values.ts';
 import { withTranslatedErrors } from './translate-error.ts';
+import { type AccountRow, enrolmentCounts, toAccount } from './user-repository.ts';
 
 interface PasskeyRow {
   id: string;
@@ -29,6 +30,24 @@ interface PasskeyRow {
   created_at: Date;
   last_used_at: Date | null;
 }
+
+const PASSKEY_COLUMNS = [
+  'id',
+  'pool_id',
+  'user_id',
+  'credential_id',
+  'public_key',
+  'counter',
+  'transports',
+  'aaguid',
+  'backup_eligible',
+  'backup_state',
+  'uv_initialized',
+  'attestation_format',
+  'name',
+  'created_at',
+  'last_used_at',
+] as const satisfies ReadonlyArray<keyof PasskeyRow>;
 
 function toPasskey(row: PasskeyRow): Passkey {
   return {
@@ -111,6 +130,23 @@ export function createPasskeyRepository(db: Knex): PasskeyRepository {
         .where({ pool_id: poolId, credential_id: credentialId })
         .first();
       return row ? toPasskey(row) : undefined;
+    },
+
+    async findWithOwner(poolId, credentialId) {
+      // The passkey's columns prefixed, beside the owner's (both tables have id, pool_id, created_at...).
+      const row = await db('passkeys')
+        .join('users', { 'users.id': 'passkeys.user_id', 'users.pool_id': 'passkeys.pool_id' })
+        .where({ 'passkeys.pool_id': poolId, 'passkeys.credential_id': credentialId })
+        .first(
+          'users.*',
+          ...PASSKEY_COLUMNS.map((column) => `passkeys.${column} as passkey_${column}`),
+          ...enrolmentCounts(db),
+        );
+      if (!row) return undefined;
+      const passkey = Object.fromEntries(
+        PASSKEY_COLUMNS.map((column) => [column, (row as Record<string, unknown>)[`passkey_${column}`]]),
+      ) as unknown as PasskeyRow;
+      return { passkey: toPasskey(passkey), owner: toAccount(row as AccountRow) };
     },
 
     async listByUser(poolId, userId) {

@@ -10,12 +10,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { normaliseEmail } from '../../accounts/email.ts';
-import type { NewUser, User, UserRepository } from '../types.ts';
+import type { Account, NewUser, User, UserRepository } from '../types.ts';
 import { changedRows, isUuid, toNumber } from './column-values.ts';
 import { insertPasskey } from './passkey-repository.ts';
 import { withTranslatedErrors } from './translate-error.ts';
 
-interface UserRow {
+export interface UserRow {
   id: string;
   pool_id: string;
   email: string;
@@ -57,6 +57,33 @@ async function insertUser(db: Knex | Knex.Transaction, user: NewUser): Promise<U
   return toUser(row as UserRow);
 }
 
+/** A user row with the counts `enrolmentCounts` adds. */
+export type AccountRow = UserRow & { passkey_count: string | number; recovery_code_count: string | number };
+
+/** Columns counting what the `users` row of a query enrolled (its passkeys, its unused recovery codes). */
+export function enrolmentCounts(db: Knex) {
+  return [
+    db('passkeys as owned')
+      .whereRaw('owned.pool_id = users.pool_id and owned.user_id = users.id')
+      .count('*')
+      .as('passkey_count'),
+    db('recovery_codes')
+      .whereRaw('recovery_codes.pool_id = users.pool_id and recovery_codes.user_id = users.id')
+      .whereNull('recovery_codes.used_at')
+      .count('*')
+      .as('recovery_code_count'),
+  ];
+}
+
+export function toAccount(row: AccountRow): Account {
+  return {
+    user: toUser(row),
+    passkeys: toNumber(row.passkey_count),
+    unusedRecoveryCodes: toNumber(row.recovery_code_count),
+    hasPassword: row.password_hash !== null,
+  };
+}
+
 /**
  * The UserRepository over knex. Driver errors leave it as typed storage errors.
  * @throws {UniqueViolationError} `users_pool_id_email_unique` when the email is taken in the pool,
@@ -93,28 +120,10 @@ export function createUserRepository(db: Knex): UserRepository {
 
     async findAccount(poolId, id) {
       if (!isUuid(id)) return undefined;
-      const row = await db<UserRow>('users')
-        .where({ pool_id: poolId, id })
-        .first(
-          'users.*',
-          db('passkeys').where({ pool_id: poolId, user_id: id }).count('*').as('passkey_count'),
-          db('recovery_codes')
-            .where({ pool_id: poolId, user_id: id })
-            .whereNull('used_at')
-            .count('*')
-            .as('recovery_code_count'),
-        );
-      if (!row) return undefined;
-      const counted = row as UserRow & {
-        passkey_count: string | number;
-        recovery_code_count: string | number;
-      };
-      return {
-        user: toUser(counted),
-        passkeys: toNumber(counted.passkey_count),
-        unusedRecoveryCodes: toNumber(counted.recovery_code_count),
-        hasPassword: counted.password_hash !== null,
-      };
+      const row = await db('users')
+        .where({ 'users.pool_id': poolId, 'users.id': id })
+        .first('users.*', ...enrolmentCounts(db));
+      return row ? toAccount(row as AccountRow) : undefined;
     },
 
     findByEmail(poolId, email) {

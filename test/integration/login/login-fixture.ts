@@ -13,7 +13,11 @@ import pg from 'pg';
 import { Browserless } from '../../support/browserless.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import { type MailSink, startMailSink } from '../../support/mail-sink.ts';
-import { startTestServer, type TestServer } from '../../support/postern-server.ts';
+import {
+  type StartTestServerOptions,
+  startTestServer,
+  type TestServer,
+} from '../../support/postern-server.ts';
 import {
   createTestDatabase,
   deleteKeysWithPrefix,
@@ -94,7 +98,7 @@ export interface LoginFixture {
   start(
     t: ExecutionContext<unknown>,
     pools: Record<string, string>,
-    options?: { server?: string },
+    options?: { server?: string; wrapStores?: StartTestServerOptions['wrapStores'] },
   ): Promise<LoginServer>;
   /** Users, passkeys and grants of `poolId`, as the database holds them now. */
   accounts(poolId: string): Promise<AccountsSnapshot>;
@@ -181,6 +185,7 @@ export async function openLoginFixture(): Promise<LoginFixture> {
         redisUrl: redisTestUrl(),
         redisKeyPrefix: prefix,
         env: { SMTP_URL: sink.url },
+        ...(options.wrapStores ? { wrapStores: options.wrapStores } : {}),
       });
       t.teardown(() => server.stop());
       return {

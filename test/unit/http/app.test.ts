@@ -33,7 +33,10 @@ async function serve(
     ephemeral: { ping: pings.redis ?? (async () => {}) } as EphemeralStore,
     logger: testLogger(),
     render: createRenderer(),
-    login: {} as LoginService,
+    login: {
+      state: () => Promise.reject(new Error('no login in this test')),
+      calls: [],
+    } satisfies LoginService,
     cookieKeys: ['test-cookie-key'],
   });
   const server = createServer(app.callback());

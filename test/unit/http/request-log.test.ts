@@ -71,7 +71,10 @@ function serve(t: ExecutionContext, logger: Logger) {
     ephemeral: { ping: async () => {} } as EphemeralStore,
     logger,
     render: createRenderer(),
-    login: {} as LoginService,
+    login: {
+      state: () => Promise.reject(new Error('no login in this test')),
+      calls: [],
+    } satisfies LoginService,
     cookieKeys: ['test-cookie-key'],
   });
   return listen(t, app.callback());
