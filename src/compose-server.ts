@@ -84,7 +84,12 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     login,
     cookieKeys: [deriveKey(secret, 'cookies:postern').toString('base64url')],
     metrics,
-    selfService: createSelfService({ durable, ephemeral, secret }),
+    selfService: createSelfService({
+      durable,
+      ephemeral,
+      secret,
+      ...(deps.clock ? { now: () => Math.floor(deps.clock!() / 1000) } : {}),
+    }),
   });
   return {
     app,

@@ -3,7 +3,9 @@
  * (an interaction, or a signed-in user for self-service), living exactly as
  * long as the pool's ceremony timeout. A challenge is taken, atomically, before
  * verification: a replayed, expired or foreign challenge finds nothing, and of
- * two concurrent verifications exactly one gets it.
+ * two concurrent verifications exactly one gets it. Expiry is judged by the
+ * caller's clock (`now`, from the challenge's own `expiresAt`); the store's
+ * TTL only clears what nobody took.
  * https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges
  */
 import type { EphemeralStore } from '../storage/types.ts';
@@ -26,6 +28,8 @@ export interface StoredChallenge {
   userId?: string;
   /** Registration by conditional create (no user gesture, so no UP/UV to require). */
   conditional?: boolean;
+  /** Milliseconds since the epoch after which it is refused (set by `saveChallenge`). */
+  expiresAt?: number;
 }
 
 const keyOf = ({ poolId, ceremony, subject }: ChallengeBinding) =>
@@ -36,15 +40,23 @@ export async function saveChallenge(
   binding: ChallengeBinding,
   value: StoredChallenge,
   ttlSeconds: number,
+  now = Date.now(),
 ): Promise<void> {
-  await store.set(keyOf(binding), JSON.stringify(value), ttlSeconds);
+  await store.set(
+    keyOf(binding),
+    JSON.stringify({ ...value, expiresAt: now + ttlSeconds * 1000 }),
+    ttlSeconds,
+  );
 }
 
 /** Removes and returns the challenge; undefined when there is none (used, expired, never issued). */
 export async function takeChallenge(
   store: Pick<EphemeralStore, 'take'>,
   binding: ChallengeBinding,
+  now = Date.now(),
 ): Promise<StoredChallenge | undefined> {
   const raw = await store.take(keyOf(binding));
-  return raw === undefined ? undefined : (JSON.parse(raw) as StoredChallenge);
+  if (raw === undefined) return undefined;
+  const stored = JSON.parse(raw) as StoredChallenge;
+  return stored.expiresAt !== undefined && now >= stored.expiresAt ? undefined : stored;
 }

@@ -115,7 +115,7 @@ export const emailCodeCalls = {
       if (!email || (given !== undefined && normaliseEmail(given) !== email))
         throw notNow('Sending a code to another email');
       await limitSending(ctx, email);
-      const code = await issueCode(ephemeral, { poolId: pool.id, uid, email });
+      const code = await issueCode(ephemeral, { poolId: pool.id, uid, email, now: ctx.kit.clock() });
       deliver(ctx, email, code, 'verify');
       return ctx.advance({ ...progress, codeSent: true }, { code_sent: true });
     }
@@ -134,6 +134,7 @@ export const emailCodeCalls = {
       uid,
       email,
       usable: purpose === 'sign_in' || purpose === 'sign_up',
+      now: ctx.kit.clock(),
     });
     if (purpose) deliver(ctx, email, code, purpose);
     const next: Progress = { ...progress, email, factors: [], codeSent: true };
@@ -149,7 +150,12 @@ export const emailCodeCalls = {
     const wrongKey = progress.email ? wrongCodesKey(ctx, progress.email) : undefined;
     if (wrongKey) await ctx.checkLimit('email_code_wrong_daily', wrongKey);
 
-    const check = await redeemCode(ephemeral, { poolId: pool.id, uid: ctx.scope.interaction.uid, code });
+    const check = await redeemCode(ephemeral, {
+      poolId: pool.id,
+      uid: ctx.scope.interaction.uid,
+      code,
+      now: ctx.kit.clock(),
+    });
     if (!check.ok) {
       ctx.log.info({ reason: check.reason }, 'email code refused');
       ctx.audit('sign_in', 'failure', {

@@ -1,7 +1,8 @@
 /**
  * One-time email codes, bound to their pool and interaction: 6 digits, valid
  * 10 minutes, at most 5 tries, taken exactly once. Only a hash is stored, and
- * a new code for the interaction replaces the previous one.
+ * a new code for the interaction replaces the previous one. Expiry is judged
+ * by the caller's clock (`now`); the store's TTL clears what nobody used.
  */
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
 import type { EphemeralStore } from '../../storage/types.ts';
@@ -12,6 +13,8 @@ export const MAX_TRIES = 5;
 interface StoredCode {
   email: string;
   hash: string;
+  /** Milliseconds since the epoch after which it no longer matches. */
+  expiresAt?: number;
 }
 
 const codeKey = (poolId: string, uid: string) => `email-code:${poolId}:${uid}`;
@@ -25,10 +28,20 @@ const hashOf = (code: string) => createHash('sha256').update(code).digest('base6
  */
 export async function issueCode(
   store: Pick<EphemeralStore, 'set' | 'delete'>,
-  { poolId, uid, email, usable = true }: { poolId: string; uid: string; email: string; usable?: boolean },
+  {
+    poolId,
+    uid,
+    email,
+    usable = true,
+    now = Date.now(),
+  }: { poolId: string; uid: string; email: string; usable?: boolean; now?: number },
 ): Promise<string> {
   const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-  const stored: StoredCode = { email, hash: usable ? hashOf(code) : 'unusable' };
+  const stored: StoredCode = {
+    email,
+    hash: usable ? hashOf(code) : 'unusable',
+    expiresAt: now + CODE_TTL_SECONDS * 1000,
+  };
   await store.delete(triesKey(poolId, uid));
   await store.set(codeKey(poolId, uid), JSON.stringify(stored), CODE_TTL_SECONDS);
   return code;
@@ -45,7 +58,7 @@ export type CodeCheck =
  */
 export async function redeemCode(
   store: Pick<EphemeralStore, 'get' | 'take' | 'delete' | 'increment'>,
-  { poolId, uid, code }: { poolId: string; uid: string; code: string },
+  { poolId, uid, code, now = Date.now() }: { poolId: string; uid: string; code: string; now?: number },
 ): Promise<CodeCheck> {
   const tries = await store.increment(triesKey(poolId, uid), CODE_TTL_SECONDS);
   const triesLeft = Math.max(0, MAX_TRIES - tries);
@@ -56,6 +69,8 @@ export async function redeemCode(
   const raw = await store.get(codeKey(poolId, uid));
   if (raw === undefined) return { ok: false, reason: 'no_code', triesLeft };
   const stored = JSON.parse(raw) as StoredCode;
+  if (stored.expiresAt !== undefined && now >= stored.expiresAt)
+    return { ok: false, reason: 'no_code', triesLeft };
   const given = Buffer.from(hashOf(code));
   const expected = Buffer.from(stored.hash);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {

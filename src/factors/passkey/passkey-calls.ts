@@ -79,6 +79,7 @@ const signInDeps = (ctx: LoginContext) => ({
   durable: ctx.kit.deps.durable,
   ephemeral: ctx.kit.deps.ephemeral,
   decoyKey: ctx.kit.keys.decoy,
+  clock: ctx.kit.clock,
 });
 
 function refuse(ctx: LoginContext, event: string, error: PasskeyRefused): never {
@@ -216,11 +217,12 @@ export const passkeyCalls = {
         webauthnUserId = newUserHandle();
         await ctx.save({ ...progress, signup: { ...signup, webauthnUserId } });
       }
-      return beginPasskeyEnrollment(ephemeral, target, {
-        webauthnUserId,
-        email: signup.email,
-        existing: [],
-      });
+      return beginPasskeyEnrollment(
+        ephemeral,
+        target,
+        { webauthnUserId, email: signup.email, existing: [] },
+        { now: ctx.kit.clock() },
+      );
     }
     const user = (await ctx.account(progress.userId))?.user;
     if (!user) throw new Error('signed-in user vanished');
@@ -232,7 +234,12 @@ export const passkeyCalls = {
       });
       throw passkeyLimit(policy.maxPerUser);
     }
-    return beginPasskeyEnrollment(ephemeral, target, { ...user, existing }, { conditional });
+    return beginPasskeyEnrollment(
+      ephemeral,
+      target,
+      { ...user, existing },
+      { conditional, now: ctx.kit.clock() },
+    );
   },
 
   async registerVerify(
@@ -240,7 +247,7 @@ export const passkeyCalls = {
     { response, name }: { response?: unknown; name?: string },
   ): Promise<Answer> {
     const { durable, ephemeral } = ctx.kit.deps;
-    const challenge = await takeEnrollmentChallenge(ephemeral, ctx.binding('registration'));
+    const challenge = await takeEnrollmentChallenge(ephemeral, ctx.binding('registration'), ctx.kit.clock());
     const step = await ctx.require((candidate) => candidate.step === 'enroll', 'Creating a passkey');
     if (step.step !== 'enroll' || !step.methods.includes('passkey')) throw notNow('Creating a passkey');
     const { progress, pool } = ctx;

@@ -43,7 +43,10 @@ export async function beginPasskeyEnrollment(
   ephemeral: Pick<EphemeralStore, 'set'>,
   { policy, binding }: { policy: PasskeyPolicy; binding: ChallengeBinding },
   subject: EnrollmentSubject,
-  { conditional = false }: { conditional?: boolean } = {},
+  {
+    conditional = false,
+    now,
+  }: { conditional?: boolean /** Milliseconds since the epoch. */; now?: number } = {},
 ) {
   const { webauthnUserId } = subject;
   const options = await beginRegistration({
@@ -57,6 +60,7 @@ export async function beginPasskeyEnrollment(
     binding,
     { challenge: options.challenge, webauthnUserId, ...(conditional ? { conditional } : {}) },
     policy.timeoutSeconds,
+    now,
   );
   return options;
 }
@@ -77,8 +81,10 @@ export interface Enrollment {
 export function takeEnrollmentChallenge(
   ephemeral: Pick<EphemeralStore, 'take'>,
   binding: ChallengeBinding,
+  /** Milliseconds since the epoch. Defaults to the system clock. */
+  now?: number,
 ): Promise<StoredChallenge | undefined> {
-  return takeChallenge(ephemeral, binding);
+  return takeChallenge(ephemeral, binding, now);
 }
 
 /** What a verification checks against: the pool's policy and the challenge it took. */

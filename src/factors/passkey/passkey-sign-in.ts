@@ -51,6 +51,8 @@ export interface PasskeySignInDeps {
   ephemeral: Pick<EphemeralStore, 'set' | 'take'>;
   /** Key for decoy credential ids (derived from the operator secret). */
   decoyKey: Uint8Array;
+  /** (Optional) Milliseconds since the epoch: when challenges expire. Defaults to the system clock. */
+  clock?: () => number;
 }
 
 /** Where the challenge of an interaction's sign-in lives, and who may answer it. */
@@ -95,6 +97,7 @@ export async function beginPasskeySignIn(
     binding,
     { challenge: options.challenge, ...(allowedUserId !== undefined ? { userId: allowedUserId ?? '' } : {}) },
     policy.timeoutSeconds,
+    deps.clock?.(),
   );
   return options;
 }
@@ -120,10 +123,10 @@ export type AcceptPasskey = (signIn: PasskeySignIn) => void;
  * refuses then.
  */
 export function takeSignInChallenge(
-  deps: Pick<PasskeySignInDeps, 'ephemeral'>,
+  deps: Pick<PasskeySignInDeps, 'ephemeral' | 'clock'>,
   binding: ChallengeBinding,
 ): Promise<StoredChallenge | undefined> {
-  return takeChallenge(deps.ephemeral, binding);
+  return takeChallenge(deps.ephemeral, binding, deps.clock?.());
 }
 
 /** What a verification checks against: the pool's policy and the challenge it took. */
