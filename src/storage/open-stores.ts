@@ -10,10 +10,12 @@
  *
  * It neither migrates nor pings: the caller decides (`postern migrate` is an
  * explicit operator step; boot pings both stores to fail early).
+ *
+ * Each backend's client is imported when that backend is opened, so a
+ * process loads only what it is configured for: no ioredis without a Redis
+ * URL, no PGlite with a PostgreSQL URL (open-durable-store.ts).
  */
-import { openMemoryEphemeralStore } from './memory/memory-ephemeral-store.ts';
 import { openDurableStore } from './postgres/open-durable-store.ts';
-import { openRedisEphemeralStore } from './redis/redis-ephemeral-store.ts';
 import type { StoreLogger } from './store-logger.ts';
 import type { DurableStore, EphemeralStore } from './types.ts';
 
@@ -41,6 +43,19 @@ export interface Stores {
   close(): Promise<void>;
 }
 
+async function openEphemeralStore(
+  redisUrl: string | undefined,
+  keyPrefix: string | undefined,
+  logger: StoreLogger | undefined,
+): Promise<EphemeralStore> {
+  if (redisUrl === undefined) {
+    const { openMemoryEphemeralStore } = await import('./memory/memory-ephemeral-store.ts');
+    return openMemoryEphemeralStore();
+  }
+  const { openRedisEphemeralStore } = await import('./redis/redis-ephemeral-store.ts');
+  return openRedisEphemeralStore({ url: redisUrl, keyPrefix, logger });
+}
+
 /**
  * Opens the durable and the ephemeral store. If the second fails to open, the
  * first is closed again.
@@ -52,10 +67,7 @@ export async function openStores(options: OpenStoresOptions = {}): Promise<Store
   const durable = await openDurableStore({ url: databaseUrl, dataDir, poolMax: databasePoolMax, logger });
   let ephemeral: EphemeralStore;
   try {
-    ephemeral =
-      redisUrl === undefined
-        ? openMemoryEphemeralStore()
-        : await openRedisEphemeralStore({ url: redisUrl, keyPrefix: redisKeyPrefix, logger });
+    ephemeral = await openEphemeralStore(redisUrl, redisKeyPrefix, logger);
   } catch (error) {
     await durable.close().catch(() => {});
     throw error;

@@ -7,12 +7,13 @@
  * to fail there rather than at the first request. Connection attempts and
  * pool waits give up after CONNECT_TIMEOUT_MS, so an unreachable database
  * answers StoreUnavailableError promptly instead of hanging a request.
+ *
+ * PGlite and its knex client are imported only when PGlite is opened: a
+ * process run against PostgreSQL never loads them.
  */
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import knex, { type Knex } from 'knex';
-import ClientPgLite from 'knex-pglite';
 import type { StoreLogger } from '../store-logger.ts';
 import type { DurableStore } from '../types.ts';
 import { lockDataDir } from './data-dir-lock.ts';
@@ -77,6 +78,10 @@ async function openPglite(
   dataDir: string | undefined,
   logger: StoreLogger | undefined,
 ): Promise<DurableStore> {
+  const [{ PGlite }, { default: ClientPgLite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('knex-pglite'),
+  ]);
   let release = async () => {};
   if (dataDir !== undefined) {
     await mkdir(dirname(resolve(dataDir)), { recursive: true });
