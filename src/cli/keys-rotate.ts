@@ -9,7 +9,7 @@ import {
   RETIRED_KEY_RETENTION_SECONDS,
   rotateSigningKeys,
 } from '../oidc/signing-keys.ts';
-import { signingKeyBox } from '../pools/pool-registry.ts';
+import { signingKeyBox } from '../secrets/signing-key-box.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
 import { assertMigrated, openRuntime } from './open-runtime.ts';
 

@@ -20,7 +20,7 @@ import {
 } from '../oidc/signing-keys.ts';
 import { validateClients } from '../oidc/validate-clients.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
-import { createSecretBox, type SecretBox } from '../secrets/secret-box.ts';
+import { signingKeyBox } from '../secrets/signing-key-box.ts';
 import type { DurableStore, EphemeralStore, SigningKeyRecord } from '../storage/types.ts';
 
 export interface PoolRuntime {
@@ -53,10 +53,8 @@ export interface PoolRegistry {
   close(): void;
 }
 
-/** The box that seals signing keys; `postern keys rotate` must use the same one. */
-export function signingKeyBox(secret: string): SecretBox {
-  return createSecretBox(secret, 'signing-key-encryption');
-}
+/** Re-exported for callers that already load the registry; the command imports it from secrets/. */
+export { signingKeyBox };
 
 /**
  * Builds every pool's provider, creating first signing keys where none exist.
