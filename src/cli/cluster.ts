@@ -22,7 +22,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
-import { PosternError } from '../errors.ts';
+import { errorOf } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 
 /**
@@ -194,13 +194,7 @@ export function reportWorkerReady(): void {
 }
 
 /** The 503 a scrape gets when the cluster's metrics cannot be summed whole. */
-const metricsUnavailable = (detail: string) =>
-  new PosternError(
-    503,
-    'metrics_unavailable',
-    'Metrics for the whole cluster are unavailable right now: a process did not answer in time.',
-    { detail },
-  );
+const metricsUnavailable = (detail: string) => errorOf('metrics_unavailable', { detail });
 
 /**
  * In a worker: answers the primary's requests for this worker's registry, and

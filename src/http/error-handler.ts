@@ -2,12 +2,13 @@
  * The one error handler for Postern's own routes: typed errors become their
  * status and code; a store outage becomes 503 naming nothing internal; Koa's
  * own client errors keep their 4xx; anything else is a bug, answered with a
- * bare 500. The client gets JSON or an HTML page, whichever it accepts; never
- * a stack trace. The request's one log line (./request-log.ts) says why: the
- * code and detail of a refusal, the stack of a bug or an outage.
+ * bare 500; those three are answered with the catalogue's codes and
+ * sentences (ERROR_CODES). The client gets JSON or an HTML page, whichever it
+ * accepts; never a stack trace. The request's one log line (./request-log.ts)
+ * says why: the code and detail of a refusal, the stack of a bug or an outage.
  */
 import type { Middleware } from 'koa';
-import { PosternError } from '../errors.ts';
+import { errorOf, PosternError } from '../errors.ts';
 import { StoreUnavailableError } from '../storage/errors.ts';
 import { type RequestState, recordFailure } from './request-context.ts';
 
@@ -23,18 +24,24 @@ export function errorHandler(renderHtml: (view: ErrorView, url: string) => strin
     try {
       await next();
     } catch (caught) {
-      const view = toErrorView(caught, ctx.state.requestId);
+      const answer = toPosternError(caught);
+      const view: ErrorView = {
+        status: answer.status,
+        error: answer.code,
+        description: answer.description,
+        requestId: ctx.state.requestId,
+      };
       recordFailure(
         ctx.req,
+        // A bug's or an outage's log line carries what was thrown, with its stack.
         view.status >= 500
           ? { error: view.error, err: caught }
-          : { error: view.error, detail: (caught as PosternError).detail },
+          : { error: view.error, detail: answer.detail },
         ctx.state.log,
       );
 
       ctx.status = view.status;
-      if (caught instanceof PosternError) ctx.set(caught.headers);
-      if (caught instanceof StoreUnavailableError) ctx.set('Retry-After', '5');
+      ctx.set(answer.headers);
       if (ctx.accepts('json', 'html') === 'html') {
         ctx.type = 'html';
         ctx.body = renderHtml(view, ctx.originalUrl);
@@ -45,25 +52,19 @@ export function errorHandler(renderHtml: (view: ErrorView, url: string) => strin
   };
 }
 
-function toErrorView(error: unknown, requestId: string): ErrorView {
-  if (error instanceof PosternError) {
-    return { status: error.status, error: error.code, description: error.description, requestId };
-  }
+/** What the client is told: a PosternError as thrown, anything else as the catalogued error it stands for. */
+function toPosternError(error: unknown): PosternError {
+  if (error instanceof PosternError) return error;
   if (error instanceof StoreUnavailableError) {
-    return {
-      status: 503,
-      error: 'temporarily_unavailable',
-      description: 'Sign-in is briefly unavailable. Please try again in a moment.',
-      requestId,
-    };
+    return errorOf('temporarily_unavailable', { headers: { 'Retry-After': '5' } });
   }
   // Koa and its body parser throw http-errors for client mistakes (bad JSON,
   // too large); only some are marked safe to show, so the sentence is ours.
-  const { status } = error as { status?: number };
+  const status = (error as { status?: unknown } | null | undefined)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return status === 413
-      ? { status, error: 'request_too_large', description: 'The request is too large.', requestId }
-      : { status, error: 'invalid_request', description: 'The request is malformed.', requestId };
+    if (status === 413) return errorOf('request_too_large');
+    // Any 4xx Koa chose, not only invalid_request's own 400 and 415.
+    return new PosternError(status, 'invalid_request', 'The request is malformed.');
   }
-  return { status: 500, error: 'server_error', description: 'Something went wrong on our side.', requestId };
+  return errorOf('server_error');
 }

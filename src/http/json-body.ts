@@ -23,7 +23,7 @@ import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createUnzip } from 'node:zlib';
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { PosternError } from '../errors.ts';
+import { errorOf, invalidRequest, PosternError } from '../errors.ts';
 
 /** Bodies are small JSON documents; 64 KB leaves room for a large attestation. */
 export const JSON_BODY_LIMIT_BYTES = 64 * 1024;
@@ -42,10 +42,10 @@ const ACCEPTED_ENCODINGS = 'gzip, deflate, br';
 /** A lone surrogate: with the u flag, a paired one is a single code point and does not match. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+// The 415s are built here: errorOf gives invalid_request its usual 400.
 const notJson = () => new PosternError(415, 'invalid_request', 'Send the request as application/json.');
-const tooLarge = () => new PosternError(413, 'request_too_large', 'The request is too large.');
-const malformed = (detail: string) =>
-  new PosternError(400, 'invalid_request', 'The request is malformed.', { detail });
+const tooLarge = () => errorOf('request_too_large');
+const malformed = (detail: string) => invalidRequest('The request is malformed.', detail);
 
 /**
  * Reads the request's JSON body, at most `limitBytes` once decoded.
@@ -111,9 +111,10 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
   const first = result.error.issues[0];
   const description =
     first?.code === 'custom' || first?.message?.endsWith('.') ? first.message : 'The request is malformed.';
-  throw new PosternError(400, 'invalid_request', description, {
-    detail: result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
-  });
+  throw invalidRequest(
+    description,
+    result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
+  );
 }
 
 /** The decoded body, refused as soon as it passes `limit` (a small compressed body can inflate to gigabytes). */
@@ -187,9 +188,10 @@ function assertWellFormed(root: object): void {
 }
 
 function notUnicode(where: string): PosternError {
-  return new PosternError(400, 'invalid_request', 'The request contains text that is not valid Unicode.', {
-    detail: `not well-formed Unicode at ${shorten(where)}`,
-  });
+  return invalidRequest(
+    'The request contains text that is not valid Unicode.',
+    `not well-formed Unicode at ${shorten(where)}`,
+  );
 }
 
 /** A path for the log: a body's keys can make it 64 KB long. */

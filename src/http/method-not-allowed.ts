@@ -10,13 +10,11 @@
  * own), and so do routes under a pool that does not exist: those are a 404.
  */
 import { type Layer, type Router, RouterEvents } from '@koa/router';
-import { PosternError } from '../errors.ts';
+import { errorOf } from '../errors.ts';
 
 /** RFC 9110 §15.5.6: the 405 lists what the resource does take. */
 export const methodNotAllowed = (allow: string) =>
-  new PosternError(405, 'method_not_allowed', 'This address does not take that kind of request.', {
-    headers: { Allow: allow },
-  });
+  errorOf('method_not_allowed', { headers: { Allow: allow } });
 
 /**
  * Makes `router` answer 405 (or 204 to OPTIONS) for a path it routes with
