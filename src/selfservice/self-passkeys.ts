@@ -22,6 +22,7 @@ import {
 import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { issueFirstRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
+import { refusal } from '../factors/refusal-codes.ts';
 import { LimitExceededError, UniqueViolationError } from '../storage/errors.ts';
 import type { Passkey } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
@@ -46,7 +47,8 @@ const binding = (scope: SelfServiceScope, userId: string): ChallengeBinding => (
 export function selfPasskeys(context: SelfServiceContext) {
   const { durable, ephemeral, recoveryCodeKey } = context;
 
-  const overLimit = (maxPerUser: number) => ({ reason: `already ${maxPerUser} passkeys (max_per_user)` });
+  const overLimit = (maxPerUser: number) =>
+    refusal('passkey_limit', `already ${maxPerUser} passkeys (max_per_user)`);
 
   async function findPasskey(scope: SelfServiceScope, userId: string, id: string): Promise<Passkey> {
     const passkeys = await durable.passkeys.listByUser(scope.pool.id, userId);
@@ -107,15 +109,13 @@ export function selfPasskeys(context: SelfServiceContext) {
       const user = await writerOf(context, scope);
       const policy = policyOf(scope.pool);
       const refuse = (error: PasskeyRefused): never => {
-        scope.log.warn(
-          { reason: error.reason, credential: error.credentialId },
-          'passkey registration refused',
-        );
+        const { code, reason } = error;
+        scope.log.warn({ code, reason, credential: error.credentialId }, 'passkey registration refused');
         scope.audit.record({
           event: 'passkey_registration',
           outcome: 'failure',
           credentialId: error.credentialId,
-          detail: { method: 'passkey', reason: error.reason },
+          detail: { method: 'passkey', code, reason },
         });
         throw errorOf('passkey_rejected', { description: PASSKEY_REJECTED, detail: error.reason });
       };
@@ -149,7 +149,7 @@ export function selfPasskeys(context: SelfServiceContext) {
         }
         if (error instanceof UniqueViolationError)
           return refuse(
-            new PasskeyRefused('credential already registered', {
+            new PasskeyRefused('credential_registered', 'credential already registered', {
               credentialId: enrollment.passkey.credentialId,
             }),
           );
@@ -217,7 +217,7 @@ export function selfPasskeys(context: SelfServiceContext) {
         event: 'passkey_removed',
         outcome: 'failure',
         credentialId: removal.passkey.credentialId,
-        detail: { reason: removal.reason },
+        detail: refusal(removal.reason),
       });
       throw removalRefused(removal.reason);
     },

@@ -8,17 +8,19 @@
  * https://www.w3.org/TR/webauthn-3/#dom-collectedclientdata-crossorigin
  */
 import { decodeClientDataJSON } from '@simplewebauthn/server/helpers';
+import { type Refused, refused } from './ceremony-refusals.ts';
 
-/** A reason to refuse, or undefined when the ceremony ran in a top-level page. */
-export function crossOriginProblem(clientDataJSON: string): string | undefined {
+/** Why to refuse (`cross_origin`), or undefined when the ceremony ran in a top-level page. */
+export function crossOriginProblem(clientDataJSON: string): Refused | undefined {
   let clientData: { crossOrigin?: unknown; topOrigin?: unknown };
   try {
     clientData = decodeClientDataJSON(clientDataJSON);
   } catch {
-    return 'client data is not JSON';
+    return refused('malformed_response', 'client data is not JSON');
   }
-  if (clientData.crossOrigin === true) return 'ceremony ran in a cross-origin frame (crossOrigin: true)';
+  if (clientData.crossOrigin === true)
+    return refused('cross_origin', 'ceremony ran in a cross-origin frame (crossOrigin: true)');
   if (clientData.topOrigin !== undefined)
-    return `ceremony names a top origin (${String(clientData.topOrigin)})`;
+    return refused('cross_origin', `ceremony names a top origin (${String(clientData.topOrigin)})`);
   return undefined;
 }

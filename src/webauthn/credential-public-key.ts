@@ -27,6 +27,7 @@
  */
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
+import { type Refused, refused } from './ceremony-refusals.ts';
 
 /** COSE labels (https://www.iana.org/assignments/cose/cose.xhtml). */
 const KTY = 1;
@@ -50,30 +51,40 @@ const SHAPES: Record<number, { name: string; kty: number; params: readonly numbe
 const MIN_RSA_BITS = 2048;
 const MAX_RSA_BITS = 16_384;
 
-/** A reason to refuse the key, or undefined when it is sound. */
+const malformed = (reason: string) => refused('malformed_public_key', reason);
+const weak = (reason: string) => refused('weak_public_key', reason);
+
+/**
+ * Why the key is refused, or undefined when it is sound: `malformed_public_key`
+ * (not the COSE key its algorithm defines), `algorithm_not_allowed`, or
+ * `weak_public_key` (well formed, but its RSA bounds or Ed25519 order fail).
+ */
 export function credentialPublicKeyProblem(
   publicKey: Uint8Array,
   allowedAlgorithms: readonly number[],
-): string | undefined {
+): Refused | undefined {
   let key: unknown;
   try {
     key = isoCBOR.decodeFirst<unknown>(new Uint8Array(publicKey));
   } catch {
-    return 'credential public key is not CBOR';
+    return malformed('credential public key is not CBOR');
   }
-  if (!(key instanceof Map)) return 'credential public key is not a COSE_Key map';
+  if (!(key instanceof Map)) return malformed('credential public key is not a COSE_Key map');
   const alg = key.get(ALG);
   const kty = key.get(KTY);
-  if (typeof alg !== 'number') return 'credential public key has no numeric alg';
+  if (typeof alg !== 'number') return malformed('credential public key has no numeric alg');
   const shape = SHAPES[alg];
   if (!shape || !allowedAlgorithms.includes(alg))
-    return `credential public key alg ${alg} is not one the pool allows`;
-  if (kty !== shape.kty) return `credential public key kty ${String(kty)} does not match alg ${shape.name}`;
+    return refused('algorithm_not_allowed', `credential public key alg ${alg} is not one the pool allows`);
+  if (kty !== shape.kty)
+    return malformed(`credential public key kty ${String(kty)} does not match alg ${shape.name}`);
   const labels = new Set([KTY, ALG, ...shape.params]);
   const extra = [...key.keys()].filter((label) => !labels.has(label));
-  if (extra.length > 0) return `credential public key has parameters ${shape.name} does not use: ${extra}`;
+  if (extra.length > 0)
+    return malformed(`credential public key has parameters ${shape.name} does not use: ${extra}`);
   const missing = shape.params.filter((label) => !key.has(label));
-  if (missing.length > 0) return `credential public key lacks parameters ${missing} of ${shape.name}`;
+  if (missing.length > 0)
+    return malformed(`credential public key lacks parameters ${missing} of ${shape.name}`);
 
   if (alg === ES256) return ec2Problem(key.get(-1), key.get(-2), key.get(-3));
   if (alg === EDDSA) return ed25519Problem(key.get(-1), key.get(-2));
@@ -82,10 +93,10 @@ export function credentialPublicKeyProblem(
 
 const isBytes = (value: unknown): value is Uint8Array => value instanceof Uint8Array;
 
-function ec2Problem(crv: unknown, x: unknown, y: unknown): string | undefined {
-  if (crv !== CRV_P256) return `ES256 key on curve ${String(crv)}, not P-256`;
-  if (!isBytes(x) || x.length !== 32) return 'ES256 key x is not 32 bytes';
-  if (!isBytes(y) || y.length !== 32) return 'ES256 key y is not 32 bytes (or is compressed)';
+function ec2Problem(crv: unknown, x: unknown, y: unknown): Refused | undefined {
+  if (crv !== CRV_P256) return malformed(`ES256 key on curve ${String(crv)}, not P-256`);
+  if (!isBytes(x) || x.length !== 32) return malformed('ES256 key x is not 32 bytes');
+  if (!isBytes(y) || y.length !== 32) return malformed('ES256 key y is not 32 bytes (or is compressed)');
   const jwk: JsonWebKey = {
     kty: 'EC',
     crv: 'P-256',
@@ -95,23 +106,26 @@ function ec2Problem(crv: unknown, x: unknown, y: unknown): string | undefined {
   try {
     createPublicKey({ key: jwk, format: 'jwk' });
   } catch {
-    return 'ES256 key is not a point on P-256';
+    return malformed('ES256 key is not a point on P-256');
   }
   return undefined;
 }
 
-function rsaProblem(n: unknown, e: unknown): string | undefined {
-  if (!isBytes(n) || !isBytes(e) || n.length === 0 || e.length === 0) return 'RS256 key n or e is not bytes';
-  if (n[0] === 0 || e[0] === 0) return 'RS256 key n or e has leading zero octets';
+function rsaProblem(n: unknown, e: unknown): Refused | undefined {
+  if (!isBytes(n) || !isBytes(e) || n.length === 0 || e.length === 0)
+    return malformed('RS256 key n or e is not bytes');
+  if (n[0] === 0 || e[0] === 0) return malformed('RS256 key n or e has leading zero octets');
   const modulus = toBigInt(n, 'big');
   const exponent = toBigInt(e, 'big');
   const bits = modulus.toString(2).length;
   if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS)
-    return `RS256 key modulus of ${bits} bits, outside ${MIN_RSA_BITS}-${MAX_RSA_BITS}`;
-  if (modulus % 2n === 0n) return 'RS256 key modulus is even';
+    return weak(`RS256 key modulus of ${bits} bits, outside ${MIN_RSA_BITS}-${MAX_RSA_BITS}`);
+  if (modulus % 2n === 0n) return weak('RS256 key modulus is even');
   if (exponent % 2n === 0n || exponent <= 1n << 16n || exponent >= 1n << 256n)
-    return `RS256 key exponent ${exponent < 1n << 32n ? exponent : '(large)'} is not odd with 2^16 < e < 2^256`;
-  if (exponent >= modulus) return 'RS256 key exponent is not below the modulus';
+    return weak(
+      `RS256 key exponent ${exponent < 1n << 32n ? exponent : '(large)'} is not odd with 2^16 < e < 2^256`,
+    );
+  if (exponent >= modulus) return weak('RS256 key exponent is not below the modulus');
   return undefined;
 }
 
@@ -136,15 +150,15 @@ const D = mod(-121665n * inverse(121666n));
 /** 2^((p-1)/4): a square root of -1. */
 const SQRT_M1 = power(2n, (P - 1n) / 4n);
 
-function ed25519Problem(crv: unknown, x: unknown): string | undefined {
-  if (crv !== CRV_ED25519) return `EdDSA key on curve ${String(crv)}, not Ed25519`;
-  if (!isBytes(x) || x.length !== 32) return 'EdDSA key x is not 32 bytes';
+function ed25519Problem(crv: unknown, x: unknown): Refused | undefined {
+  if (crv !== CRV_ED25519) return malformed(`EdDSA key on curve ${String(crv)}, not Ed25519`);
+  if (!isBytes(x) || x.length !== 32) return malformed('EdDSA key x is not 32 bytes');
   const point = decodeEd25519Point(x);
-  if (!point) return 'EdDSA key is not a canonical encoding of a point on Ed25519';
+  if (!point) return malformed('EdDSA key is not a canonical encoding of a point on Ed25519');
   // The cofactor is 8: [8]P is the identity exactly when P has small order.
   let multiple = point;
   for (let doubling = 0; doubling < 3; doubling++) multiple = addPoints(multiple, multiple);
-  if (multiple.x === 0n && multiple.y === 1n) return 'EdDSA key is a point of small order';
+  if (multiple.x === 0n && multiple.y === 1n) return weak('EdDSA key is a point of small order');
   return undefined;
 }
 

@@ -9,12 +9,15 @@
  * - the pool's filtering still admits the credential (AAGUID, device-bound only);
  * - the signature counter: on a device-bound credential with a non-zero
  *   counter, a value that does not increase means a cloned authenticator
- *   (§6.1.1) and is refused and flagged. Synced passkeys report 0, or per-device
- *   counters, so they are not judged by it.
+ *   (§6.1.1) and is refused (`counter_regression`: the caller flags it).
+ *   Synced passkeys report 0, or per-device counters, so they are not judged by it.
+ * A refusal carries a code (./ceremony-refusals.ts) and a reason for the log.
  */
 import { type AuthenticationResponseJSON, verifyAuthenticationResponse } from '@simplewebauthn/server';
 import { parseAuthenticatorData } from '@simplewebauthn/server/helpers';
+import { type Refused, refused } from './ceremony-refusals.ts';
 import { crossOriginProblem } from './client-data-checks.ts';
+import { diagnoseAssertionRefusal } from './diagnose-library-refusal.ts';
 import { isAaguidAllowed, type PasskeyPolicy } from './passkey-policy.ts';
 
 export interface StoredCredential {
@@ -34,7 +37,7 @@ export type AuthenticationResult =
       userVerified: boolean;
       backupState: boolean;
     }
-  | { ok: false; reason: string; counterRegression?: true };
+  | Refused;
 
 export interface FinishAuthenticationOptions {
   policy: PasskeyPolicy;
@@ -75,43 +78,50 @@ export async function finishAuthentication(
       },
     });
   } catch (error) {
-    return { ok: false, reason: (error as Error).message };
+    // The library's message is the reason; the code is named by looking at the response again.
+    const code = diagnoseAssertionRefusal(response, {
+      challenge: expectedChallenge,
+      origins: policy.origins,
+      rpId: policy.rpId,
+      requireUserPresence: true,
+      requireUserVerification: policy.userVerification === 'required',
+    });
+    return refused(code, (error as Error).message);
   }
-  if (!verification.verified) return { ok: false, reason: 'assertion did not verify' };
+  if (!verification.verified) return refused('signature_invalid', 'assertion did not verify');
   const crossOrigin = crossOriginProblem(response.response.clientDataJSON);
-  if (crossOrigin) return { ok: false, reason: crossOrigin };
+  if (crossOrigin) return crossOrigin;
 
   const userHandle = response.response.userHandle;
-  if (userHandle ? userHandle !== ownerUserHandle : requireUserHandle) {
-    return {
-      ok: false,
-      reason: userHandle ? 'user handle is not the credential owner' : 'user handle missing',
-    };
-  }
+  if (userHandle && userHandle !== ownerUserHandle)
+    return refused('user_handle_mismatch', 'user handle is not the credential owner');
+  if (!userHandle && requireUserHandle) return refused('user_handle_missing', 'user handle missing');
   const { flags, counter } = parseAuthenticatorData(
     Buffer.from(response.response.authenticatorData, 'base64url'),
   );
   if (flags.be !== credential.backupEligible) {
-    return {
-      ok: false,
-      reason: `backup eligibility changed from ${credential.backupEligible} to ${flags.be}`,
-    };
+    return refused(
+      'backup_eligibility_changed',
+      `backup eligibility changed from ${credential.backupEligible} to ${flags.be}`,
+    );
   }
   if (policy.prohibitBackupEligibility && credential.backupEligible) {
-    return { ok: false, reason: 'backup-eligible credential refused by prohibit_backup_eligibility' };
+    return refused(
+      'backup_eligible_prohibited',
+      'backup-eligible credential refused by prohibit_backup_eligibility',
+    );
   }
   if (!isAaguidAllowed(policy, credential.aaguid)) {
-    return {
-      ok: false,
-      reason: `authenticator model ${credential.aaguid} is no longer allowed by the pool's filtering`,
-    };
+    return refused(
+      'aaguid_prohibited',
+      `authenticator model ${credential.aaguid} is no longer allowed by the pool's filtering`,
+    );
   }
   if (!credential.backupEligible && credential.counter > 0 && counter <= credential.counter) {
-    return {
-      ok: false,
-      reason: `signature counter went from ${credential.counter} to ${counter}: possible cloned authenticator`,
-      counterRegression: true,
-    };
+    return refused(
+      'counter_regression',
+      `signature counter went from ${credential.counter} to ${counter}: possible cloned authenticator`,
+    );
   }
   return {
     ok: true,

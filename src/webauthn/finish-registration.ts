@@ -16,12 +16,15 @@
  *   (https://www.w3.org/TR/webauthn-3/#dom-residentkeyrequirement-required);
  *   `credProps.rk: false` says it did not, and is refused. A browser that
  *   does not report credProps (it is optional, and unsigned) is believed.
- * A refusal carries a reason for the log and audit trail only.
+ * A refusal carries a code (./ceremony-refusals.ts) and a reason for the log
+ * and audit trail.
  */
 import { type RegistrationResponseJSON, verifyRegistrationResponse } from '@simplewebauthn/server';
 import { decodeAttestationObject } from '@simplewebauthn/server/helpers';
+import { type Refused, refused } from './ceremony-refusals.ts';
 import { crossOriginProblem } from './client-data-checks.ts';
 import { credentialPublicKeyProblem } from './credential-public-key.ts';
+import { diagnoseRegistrationRefusal } from './diagnose-library-refusal.ts';
 import { isAaguidAllowed, type PasskeyPolicy } from './passkey-policy.ts';
 
 /** https://www.w3.org/TR/webauthn-3/#credential-id: "at most 1023 bytes long". */
@@ -41,7 +44,7 @@ export interface VerifiedPasskey {
   attestationFormat: string;
 }
 
-export type RegistrationResult = { ok: true; passkey: VerifiedPasskey } | { ok: false; reason: string };
+export type RegistrationResult = { ok: true; passkey: VerifiedPasskey } | Refused;
 
 export interface FinishRegistrationOptions {
   policy: PasskeyPolicy;
@@ -62,6 +65,14 @@ export async function finishRegistration({
   expectedChallenge,
   conditional = false,
 }: FinishRegistrationOptions): Promise<RegistrationResult> {
+  const expected = {
+    challenge: expectedChallenge,
+    origins: policy.origins,
+    rpId: policy.rpId,
+    requireUserPresence: !conditional,
+    requireUserVerification: !conditional && policy.userVerification === 'required',
+    algorithmIds: policy.algorithmIds,
+  };
   let verification: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
   try {
     verification = await verifyRegistrationResponse({
@@ -69,53 +80,57 @@ export async function finishRegistration({
       expectedChallenge,
       expectedOrigin: [...policy.origins],
       expectedRPID: policy.rpId,
-      requireUserPresence: !conditional,
-      requireUserVerification: !conditional && policy.userVerification === 'required',
+      requireUserPresence: expected.requireUserPresence,
+      requireUserVerification: expected.requireUserVerification,
       supportedAlgorithmIDs: policy.algorithmIds,
     });
   } catch (error) {
-    return { ok: false, reason: (error as Error).message };
+    // The library's message is the reason; the code is named by looking at the response again.
+    return refused(diagnoseRegistrationRefusal(response, expected), (error as Error).message);
   }
-  if (!verification.verified) return { ok: false, reason: 'registration response did not verify' };
+  if (!verification.verified) return refused('attestation_invalid', 'registration response did not verify');
 
   const info = verification.registrationInfo;
   const crossOrigin = crossOriginProblem(response.response.clientDataJSON);
-  if (crossOrigin) return { ok: false, reason: crossOrigin };
+  if (crossOrigin) return crossOrigin;
   if (info.credential.id !== response.id) {
-    return { ok: false, reason: 'credential id differs from the one in the authenticator data' };
+    return refused('credential_id_mismatch', 'credential id differs from the one in the authenticator data');
   }
   if (Buffer.from(info.credential.id, 'base64url').length > MAX_CREDENTIAL_ID_BYTES) {
-    return { ok: false, reason: `credential id longer than ${MAX_CREDENTIAL_ID_BYTES} bytes` };
+    return refused('credential_id_too_long', `credential id longer than ${MAX_CREDENTIAL_ID_BYTES} bytes`);
   }
   const keyProblem = credentialPublicKeyProblem(info.credential.publicKey, policy.algorithmIds);
-  if (keyProblem) return { ok: false, reason: keyProblem };
+  if (keyProblem) return keyProblem;
   if (policy.attestation !== 'none') {
     if (info.fmt === 'none') {
-      return {
-        ok: false,
-        reason: `pool requires ${policy.attestation} attestation, authenticator gave none`,
-      };
+      return refused(
+        'attestation_required',
+        `pool requires ${policy.attestation} attestation, authenticator gave none`,
+      );
     }
     const statement = decodeAttestationObject(info.attestationObject).get('attStmt');
     if (info.fmt === 'packed' && !statement.get('x5c')) {
-      return {
-        ok: false,
-        reason: `pool requires ${policy.attestation} attestation, authenticator gave self attestation`,
-      };
+      return refused(
+        'attestation_required',
+        `pool requires ${policy.attestation} attestation, authenticator gave self attestation`,
+      );
     }
   }
   if (!isAaguidAllowed(policy, info.aaguid)) {
-    return { ok: false, reason: `authenticator model ${info.aaguid} is not allowed by the pool's filtering` };
+    return refused(
+      'aaguid_prohibited',
+      `authenticator model ${info.aaguid} is not allowed by the pool's filtering`,
+    );
   }
   const backupEligible = info.credentialDeviceType === 'multiDevice';
   if (policy.prohibitBackupEligibility && backupEligible) {
-    return {
-      ok: false,
-      reason: 'backup-eligible (synced) credential refused by prohibit_backup_eligibility',
-    };
+    return refused(
+      'backup_eligible_prohibited',
+      'backup-eligible (synced) credential refused by prohibit_backup_eligibility',
+    );
   }
   if (policy.mode === 'smart' && response.clientExtensionResults?.credProps?.rk === false) {
-    return { ok: false, reason: 'credential is not discoverable, which a smart pool requires' };
+    return refused('not_discoverable', 'credential is not discoverable, which a smart pool requires');
   }
 
   return {

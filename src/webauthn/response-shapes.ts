@@ -10,6 +10,7 @@
  */
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { z } from 'zod';
+import { type Refused, refused } from './ceremony-refusals.ts';
 
 const base64url = (max: number) =>
   z
@@ -51,15 +52,18 @@ const RegistrationResponseShape = z.object({
   }),
 });
 
-export type Shaped<T> = { ok: true; response: T } | { ok: false; reason: string };
+export type Shaped<T> = { ok: true; response: T } | Refused;
 
-/** Where and how the shape is wrong, in zod's issue codes: nothing of the input itself. */
-function malformed(error: z.ZodError): { ok: false; reason: string } {
+/**
+ * `malformed_response`, with where and how the shape is wrong in zod's issue
+ * codes: nothing of the input itself.
+ */
+function malformed(error: z.ZodError): Refused {
   const issues = error.issues
     .slice(0, 5)
     .map((issue) => `${issue.path.join('.') || '(response)'}: ${issue.code}`)
     .join('; ');
-  return { ok: false, reason: `response is malformed (${issues})` };
+  return refused('malformed_response', `response is malformed (${issues})`);
 }
 
 /** Checks a registration response's shape; the ceremony verifies its meaning. */

@@ -24,6 +24,7 @@ import type { Step } from '../../interactions/next-step.ts';
 import type { Answer } from '../../interactions/present-step.ts';
 import type { CompletedFactor, Progress } from '../../interactions/progress.ts';
 import { issueCode, redeemCode } from '../email-code/email-code-store.ts';
+import { refusal } from '../refusal-codes.ts';
 
 type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
 
@@ -157,10 +158,10 @@ export const emailCodeCalls = {
       now: ctx.kit.clock(),
     });
     if (!check.ok) {
-      ctx.log.info({ reason: check.reason }, 'email code refused');
+      ctx.log.info(refusal(check.reason), 'email code refused');
       ctx.audit('sign_in', 'failure', {
         userId: progress.userId,
-        detail: { method: 'email_otp', reason: check.reason },
+        detail: { method: 'email_otp', ...refusal(check.reason) },
       });
       if (wrongKey && check.reason === 'wrong_code')
         await ctx.countFailure('email_code_wrong_daily', wrongKey);
@@ -186,7 +187,10 @@ export const emailCodeCalls = {
       // A sign-up code, and the account appeared meanwhile: a code is not a way in to this pool.
       ctx.audit('sign_in', 'failure', {
         userId: user.id,
-        detail: { method: 'email_otp', reason: 'email codes are not a first factor here' },
+        detail: {
+          method: 'email_otp',
+          ...refusal('email_code_not_first_factor', 'email codes are not a first factor here'),
+        },
       });
       throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
     }

@@ -37,6 +37,7 @@ import {
 } from '../passkey/passkey-sign-in.ts';
 import { removalRefused, removePasskey } from '../passkey/remove-passkey.ts';
 import { issueFirstRecoveryCodes } from '../recovery-code/recovery-code-calls.ts';
+import { refusal } from '../refusal-codes.ts';
 
 /** The factor a verified passkey assertion (or registration) completes. */
 export function passkeyFactor(
@@ -83,20 +84,18 @@ const signInDeps = (ctx: LoginContext) => ({
 });
 
 function refuse(ctx: LoginContext, event: string, error: PasskeyRefused): never {
-  ctx.log.warn(
-    { reason: error.reason, credential: error.credentialId, user: error.userId },
-    `${event} refused`,
-  );
+  const { code, reason } = error;
+  ctx.log.warn({ code, reason, credential: error.credentialId, user: error.userId }, `${event} refused`);
   ctx.audit(event, 'failure', {
     userId: error.userId,
     credentialId: error.credentialId,
-    detail: { method: 'passkey', reason: error.reason },
+    detail: { method: 'passkey', code, reason },
   });
   if (error.counterRegression) {
     ctx.audit('passkey_counter_regression', 'failure', {
       userId: error.userId,
       credentialId: error.credentialId,
-      detail: { reason: error.reason },
+      detail: { code, reason },
     });
   }
   throw new PosternError(400, 'passkey_rejected', PASSKEY_REJECTED, { detail: error.reason });
@@ -144,12 +143,16 @@ export const passkeyCalls = {
     const stepUp = step.step === 'first_factor' && step.reason === 'step_up';
     const accept = ({ user, passkey }: PasskeySignIn) => {
       if ((secondFactor || stepUp) && user.id !== progress.userId) {
-        throw new PasskeyRefused(`${secondFactor ? 'second factor' : 'step-up'} from another user`, {
-          userId: user.id,
-        });
+        throw new PasskeyRefused(
+          'wrong_user',
+          `${secondFactor ? 'second factor' : 'step-up'} from another user`,
+          { userId: user.id },
+        );
       }
       if (secondFactor && first?.credentialId === passkey.credentialId) {
-        throw new PasskeyRefused('the first factor’s passkey again', { userId: user.id });
+        throw new PasskeyRefused('first_factor_passkey', 'the first factor’s passkey again', {
+          userId: user.id,
+        });
       }
       if (required && !acrMeets(deviceBound(passkey) ? 'phrh' : 'phr', required)) {
         throw new AcrNotMet(user.id, passkey.credentialId, required);
@@ -175,7 +178,10 @@ export const passkeyCalls = {
         ctx.audit('sign_in', 'failure', {
           userId: error.userId,
           credentialId: error.credentialId,
-          detail: { method: 'passkey', reason: `request needs acr ${error.required}, passkey gives phr` },
+          detail: {
+            method: 'passkey',
+            ...refusal('acr_not_met', `request needs acr ${error.required}, passkey gives phr`),
+          },
         });
         throw new PosternError(
           400,
@@ -230,7 +236,7 @@ export const passkeyCalls = {
     if (existing.length >= policy.maxPerUser) {
       ctx.audit('passkey_registration', 'failure', {
         userId: user.id,
-        detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+        detail: refusal('passkey_limit', `already ${policy.maxPerUser} passkeys (max_per_user)`),
       });
       throw passkeyLimit(policy.maxPerUser);
     }
@@ -289,13 +295,19 @@ export const passkeyCalls = {
         ctx.audit('passkey_registration', 'failure', {
           userId,
           credentialId: passkeyData.credentialId,
-          detail: { reason: `already ${policy.maxPerUser} passkeys (max_per_user)` },
+          detail: refusal('passkey_limit', `already ${policy.maxPerUser} passkeys (max_per_user)`),
         });
         throw passkeyLimit(policy.maxPerUser);
       }
       if (error instanceof UniqueViolationError && error.constraint?.includes('email')) throw accountExists();
       if (error instanceof UniqueViolationError) {
-        return refuse(ctx, 'passkey_registration', new PasskeyRefused('credential already registered'));
+        return refuse(
+          ctx,
+          'passkey_registration',
+          new PasskeyRefused('credential_registered', 'credential already registered', {
+            credentialId: passkeyData.credentialId,
+          }),
+        );
       }
       throw error;
     }
@@ -369,7 +381,7 @@ export const passkeyCalls = {
       ctx.audit('passkey_removed', 'failure', {
         userId,
         credentialId: removal.passkey.credentialId,
-        detail: { reason: removal.reason },
+        detail: refusal(removal.reason),
       });
       throw removalRefused(removal.reason);
     }

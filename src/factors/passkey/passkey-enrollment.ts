@@ -109,14 +109,19 @@ export async function finishPasskeyEnrollment(
   { name, userHandle }: { name?: string; userHandle?: string },
 ): Promise<Enrollment> {
   if (!stored?.webauthnUserId)
-    throw new PasskeyRefused('no registration challenge (used, expired or never issued)');
+    throw new PasskeyRefused(
+      'challenge_missing',
+      'no registration challenge (used, expired or never issued)',
+    );
   const shaped = shapeRegistrationResponse(untrusted);
-  if (!shaped.ok) throw new PasskeyRefused(shaped.reason);
+  if (!shaped.ok) throw new PasskeyRefused(shaped.code, shaped.reason);
   const { response } = shaped;
   if (userHandle !== undefined && stored.webauthnUserId !== userHandle) {
-    throw new PasskeyRefused('registration challenge was issued for another user handle', {
-      credentialId: response.id,
-    });
+    throw new PasskeyRefused(
+      'challenge_user_mismatch',
+      'registration challenge was issued for another user handle',
+      { credentialId: response.id },
+    );
   }
   const conditional = stored.conditional ?? false;
   const result = await finishRegistration({
@@ -125,7 +130,7 @@ export async function finishPasskeyEnrollment(
     expectedChallenge: stored.challenge,
     conditional,
   });
-  if (!result.ok) throw new PasskeyRefused(result.reason, { credentialId: response.id });
+  if (!result.ok) throw new PasskeyRefused(result.code, result.reason, { credentialId: response.id });
   return {
     passkey: { ...result.passkey, name: name?.trim() || defaultPasskeyName(result.passkey) },
     webauthnUserId: stored.webauthnUserId,

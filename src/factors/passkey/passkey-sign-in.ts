@@ -8,8 +8,9 @@
  * verifies the assertion with the pool's policy, lets the caller judge the
  * verified passkey (`accept`: a second factor must be another credential, a
  * step-up a device-bound one), and only then records the use. Every refusal
- * of the ceremony is a `PasskeyRefused` with the real reason for the log
- * (`accept` may throw its own); nothing is written.
+ * of the ceremony is a `PasskeyRefused` with its code (../refusal-codes.ts)
+ * and the real reason for the log (`accept` may throw its own); nothing is
+ * written.
  */
 
 import { normaliseEmail } from '../../accounts/email.ts';
@@ -25,24 +26,27 @@ import { decoyCredentials } from '../../webauthn/decoy-credentials.ts';
 import { finishAuthentication } from '../../webauthn/finish-authentication.ts';
 import type { PasskeyPolicy } from '../../webauthn/passkey-policy.ts';
 import { shapeAuthenticationResponse } from '../../webauthn/response-shapes.ts';
+import type { RefusalCode } from '../refusal-codes.ts';
 
-/** A refused ceremony: `reason` is for the log and audit trail only. */
+/** A refused ceremony: `code` names the rule, `reason` says it for the log; both go to the audit trail only. */
 export class PasskeyRefused extends Error {
+  readonly code: RefusalCode;
   readonly reason: string;
   readonly userId: string | undefined;
   readonly credentialId: string | undefined;
-  readonly counterRegression: boolean;
 
-  constructor(
-    reason: string,
-    details: { userId?: string; credentialId?: string; counterRegression?: boolean } = {},
-  ) {
+  constructor(code: RefusalCode, reason: string, details: { userId?: string; credentialId?: string } = {}) {
     super(reason);
     this.name = 'PasskeyRefused';
+    this.code = code;
     this.reason = reason;
     this.userId = details.userId;
     this.credentialId = details.credentialId;
-    this.counterRegression = details.counterRegression ?? false;
+  }
+
+  /** A counter that did not move as a single authenticator's would: flagged as a possible clone. */
+  get counterRegression(): boolean {
+    return this.code === 'counter_regression' || this.code === 'concurrent_use';
   }
 }
 
@@ -153,33 +157,33 @@ export async function finishPasskeySignIn(
   untrusted: unknown,
   accept: AcceptPasskey = () => {},
 ): Promise<PasskeySignIn> {
-  if (!stored) throw new PasskeyRefused('no challenge for this interaction (used, expired or never issued)');
+  if (!stored)
+    throw new PasskeyRefused(
+      'challenge_missing',
+      'no challenge for this interaction (used, expired or never issued)',
+    );
   const shaped = shapeAuthenticationResponse(untrusted);
-  if (!shaped.ok) throw new PasskeyRefused(shaped.reason);
+  if (!shaped.ok) throw new PasskeyRefused(shaped.code, shaped.reason);
   const { response } = shaped;
 
   const found = await deps.durable.passkeys.findWithOwner(policy.poolId, response.id);
   if (!found)
-    throw new PasskeyRefused('unknown credential (not registered in this pool)', {
+    throw new PasskeyRefused('unknown_credential', 'unknown credential (not registered in this pool)', {
       credentialId: response.id,
     });
   const { passkey, owner: account } = found;
   const { user } = account;
-  const refuse = (reason: string, counterRegression = false) =>
-    new PasskeyRefused(reason, {
-      userId: passkey.userId,
-      credentialId: passkey.credentialId,
-      counterRegression,
-    });
+  const refuse = (code: RefusalCode, reason: string) =>
+    new PasskeyRefused(code, reason, { userId: passkey.userId, credentialId: passkey.credentialId });
 
   // A challenge issued for an identified email may only be answered by that user's passkey,
   // and so may any challenge once the interaction has an identified email.
   if (stored.userId !== undefined && stored.userId !== passkey.userId) {
-    throw refuse('credential does not belong to the identified user');
+    throw refuse('wrong_user', 'credential does not belong to the identified user');
   }
   // Emails are unique in a pool: the owner's email is the identified one, or this is another user.
   if (email !== undefined && user.email !== normaliseEmail(email))
-    throw refuse('credential does not belong to the identified user');
+    throw refuse('wrong_user', 'credential does not belong to the identified user');
 
   const result = await finishAuthentication({
     policy,
@@ -190,7 +194,7 @@ export async function finishPasskeySignIn(
     // Without an identified email, the user handle is what identifies the user.
     requireUserHandle: stored.userId === undefined,
   });
-  if (!result.ok) throw refuse(result.reason, result.counterRegression ?? false);
+  if (!result.ok) throw refuse(result.code, result.reason);
 
   const signIn = {
     user,
@@ -208,6 +212,7 @@ export async function finishPasskeySignIn(
   });
   // Another assertion of this credential moved the counter since it was read:
   // two live copies of one device-bound key, or a race that one of them loses.
-  if (!recorded) throw refuse('signature counter changed during verification (concurrent use)', true);
+  if (!recorded)
+    throw refuse('concurrent_use', 'signature counter changed during verification (concurrent use)');
   return signIn;
 }

@@ -19,6 +19,7 @@ import { accountExists, notNow } from '../../interactions/login-errors.ts';
 import type { Answer } from '../../interactions/present-step.ts';
 import { UniqueViolationError } from '../../storage/errors.ts';
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../password/password-hasher.ts';
+import { refusal } from '../refusal-codes.ts';
 
 /** Wrong passwords from one address for one account, before that pair pauses. */
 const ATTEMPTS_PER_ACCOUNT_AND_ADDRESS = 5;
@@ -55,7 +56,11 @@ async function signIn(ctx: LoginContext, email: string, password: string): Promi
       userId: user?.id,
       detail: {
         method: 'password',
-        reason: !user ? 'unknown email' : !stored ? 'account has no password' : 'wrong password',
+        ...(!user
+          ? refusal('unknown_email', 'unknown email')
+          : !stored
+            ? refusal('no_password', 'account has no password')
+            : refusal('wrong_password', 'wrong password')),
       },
     });
     throw new PosternError(400, 'invalid_credentials', 'That email and password do not match.');

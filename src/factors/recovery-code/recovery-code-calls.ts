@@ -17,6 +17,7 @@ import type { Answer } from '../../interactions/present-step.ts';
 import { signOutElsewhere } from '../../oidc/sign-out-elsewhere.ts';
 import { issueFirstRecoveryCodes as issueFirstCodes } from '../recovery-code/issue-recovery-codes.ts';
 import { hashRecoveryCode } from '../recovery-code/recovery-codes.ts';
+import { refusal } from '../refusal-codes.ts';
 
 /** What a recovery sign-in signed out, as its answer says it. */
 interface SignedOutAnswer {
@@ -83,7 +84,7 @@ export const recoveryCodeCalls = {
     if (remaining === undefined) {
       ctx.audit('sign_in', 'failure', {
         userId,
-        detail: { method: 'recovery_code', reason: 'unknown or used code' },
+        detail: { method: 'recovery_code', ...refusal('unknown_or_used_code', 'unknown or used code') },
       });
       throw new PosternError(400, 'invalid_code', 'That recovery code is not valid or was already used.');
     }

@@ -1,13 +1,15 @@
 /**
  * Every way a credential public key can be unsound, one row each: the key a
  * real authenticator makes passes, and each bent copy of it is refused with
- * a reason that names what is wrong. The integration tests
+ * its code (malformed, weak, or an algorithm the pool does not allow) and a
+ * reason that names what is wrong. The integration tests
  * (test/integration/passkeys/ceremony-refusals.test.ts) send some of these
  * through a real registration.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
 import test from 'ava';
+import type { CeremonyRefusalCode } from '../../../src/webauthn/ceremony-refusals.ts';
 import { credentialPublicKeyProblem } from '../../../src/webauthn/credential-public-key.ts';
 
 type Cose = Map<number | string, number | boolean | Uint8Array>;
@@ -86,84 +88,155 @@ const rsa = rsaKey();
 /** P-256's field prime: a coordinate that equals it is out of range. */
 const P256_PRIME = hex('ffffffff00000001000000000000000000000000ffffffffffffffffffffffff');
 
-const refusals: Array<[string, unknown, RegExp, number[]?]> = [
-  ['bytes that are not CBOR', 'not cbor', /not a COSE_Key map|not CBOR/],
-  ['a CBOR array', [1, 2, 3], /not a COSE_Key map/],
-  ['no alg', bent(p256, 3, undefined), /no numeric alg/],
-  ['an alg the pool does not allow', p256, /alg -7 is not one the pool allows/, [EDDSA, RS256]],
-  ['an alg Postern does not know (ES384)', bent(p256, 3, -35), /alg -35 is not one the pool allows/],
-  ['kty RSA with alg ES256', bent(p256, 1, 3), /kty 3 does not match alg ES256/],
-  ['kty EC2 with alg RS256', bent(rsa, 1, 2), /kty 2 does not match alg RS256/],
-  ['kty EC2 with alg EdDSA', bent(ed25519, 1, 2), /kty 2 does not match alg EdDSA/],
-  ['kty as a string ("OKP")', new Map<unknown, unknown>([...ed25519, [1, 'OKP']]), /kty OKP does not match/],
-  ['an ES256 key on P-384', bent(p256, -1, 2), /curve 2, not P-256/],
-  ['an ES256 key on Ed25519', bent(p256, -1, 6), /curve 6, not P-256/],
-  ['an ES256 point off the curve', bent(p256, -3, flipped(p256.get(-3))), /not a point on P-256/],
-  ['an ES256 x equal to the field prime', bent(p256, -2, P256_PRIME), /not a point on P-256/],
-  ['an ES256 x of 31 bytes', bent(p256, -2, (p256.get(-2) as Uint8Array).subarray(1)), /x is not 32 bytes/],
+const refusals: Array<[string, unknown, CeremonyRefusalCode, RegExp, number[]?]> = [
+  ['bytes that are not CBOR', 'not cbor', 'malformed_public_key', /not a COSE_Key map|not CBOR/],
+  ['a CBOR array', [1, 2, 3], 'malformed_public_key', /not a COSE_Key map/],
+  ['no alg', bent(p256, 3, undefined), 'malformed_public_key', /no numeric alg/],
+  [
+    'an alg the pool does not allow',
+    p256,
+    'algorithm_not_allowed',
+    /alg -7 is not one the pool allows/,
+    [EDDSA, RS256],
+  ],
+  [
+    'an alg Postern does not know (ES384)',
+    bent(p256, 3, -35),
+    'algorithm_not_allowed',
+    /alg -35 is not one the pool allows/,
+  ],
+  ['kty RSA with alg ES256', bent(p256, 1, 3), 'malformed_public_key', /kty 3 does not match alg ES256/],
+  ['kty EC2 with alg RS256', bent(rsa, 1, 2), 'malformed_public_key', /kty 2 does not match alg RS256/],
+  ['kty EC2 with alg EdDSA', bent(ed25519, 1, 2), 'malformed_public_key', /kty 2 does not match alg EdDSA/],
+  [
+    'kty as a string ("OKP")',
+    new Map<unknown, unknown>([...ed25519, [1, 'OKP']]),
+    'malformed_public_key',
+    /kty OKP does not match/,
+  ],
+  ['an ES256 key on P-384', bent(p256, -1, 2), 'malformed_public_key', /curve 2, not P-256/],
+  ['an ES256 key on Ed25519', bent(p256, -1, 6), 'malformed_public_key', /curve 6, not P-256/],
+  [
+    'an ES256 point off the curve',
+    bent(p256, -3, flipped(p256.get(-3))),
+    'malformed_public_key',
+    /not a point on P-256/,
+  ],
+  [
+    'an ES256 x equal to the field prime',
+    bent(p256, -2, P256_PRIME),
+    'malformed_public_key',
+    /not a point on P-256/,
+  ],
+  [
+    'an ES256 x of 31 bytes',
+    bent(p256, -2, (p256.get(-2) as Uint8Array).subarray(1)),
+    'malformed_public_key',
+    /x is not 32 bytes/,
+  ],
   [
     'an ES256 x with a leading zero (33 bytes)',
     bent(p256, -2, Buffer.concat([Buffer.alloc(1), p256.get(-2) as Uint8Array])),
+    'malformed_public_key',
     /x is not 32 bytes/,
   ],
-  ['a compressed ES256 point (y a boolean)', bent(p256, -3, true), /y is not 32 bytes/],
-  ['an ES256 key without y', bent(p256, -3, undefined), /lacks parameters -3/],
-  ['an ES256 key carrying its private d', bent(p256, -4, new Uint8Array(32)), /does not use: -4/],
-  ['a key id (kid)', bent(p256, 2, new Uint8Array(8)), /does not use: 2/],
-  ['a string label', new Map([...p256, ['x', 1]]), /does not use: x/],
-  ['an EdDSA key on X25519', bent(ed25519, -1, 4), /curve 4, not Ed25519/],
-  ['an EdDSA x of 31 bytes', bent(ed25519, -2, new Uint8Array(31).fill(1)), /x is not 32 bytes/],
-  ['an EdDSA key with a y', bent(ed25519, -3, new Uint8Array(32)), /does not use: -3/],
+  [
+    'a compressed ES256 point (y a boolean)',
+    bent(p256, -3, true),
+    'malformed_public_key',
+    /y is not 32 bytes/,
+  ],
+  ['an ES256 key without y', bent(p256, -3, undefined), 'malformed_public_key', /lacks parameters -3/],
+  [
+    'an ES256 key carrying its private d',
+    bent(p256, -4, new Uint8Array(32)),
+    'malformed_public_key',
+    /does not use: -4/,
+  ],
+  ['a key id (kid)', bent(p256, 2, new Uint8Array(8)), 'malformed_public_key', /does not use: 2/],
+  ['a string label', new Map([...p256, ['x', 1]]), 'malformed_public_key', /does not use: x/],
+  ['an EdDSA key on X25519', bent(ed25519, -1, 4), 'malformed_public_key', /curve 4, not Ed25519/],
+  [
+    'an EdDSA x of 31 bytes',
+    bent(ed25519, -2, new Uint8Array(31).fill(1)),
+    'malformed_public_key',
+    /x is not 32 bytes/,
+  ],
+  [
+    'an EdDSA key with a y',
+    bent(ed25519, -3, new Uint8Array(32)),
+    'malformed_public_key',
+    /does not use: -3/,
+  ],
   [
     'the Ed25519 identity (order 1)',
     bent(ed25519, -2, hex('0100000000000000000000000000000000000000000000000000000000000000')),
+    'weak_public_key',
     /small order/,
   ],
   [
     'an Ed25519 point of order 8',
     bent(ed25519, -2, hex('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05')),
+    'weak_public_key',
     /small order/,
   ],
   [
     'an Ed25519 point of order 2 (y = -1)',
     bent(ed25519, -2, hex('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f')),
+    'weak_public_key',
     /small order/,
   ],
   [
     'a non-canonical Ed25519 encoding (y = p + 1)',
     bent(ed25519, -2, hex('eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f')),
+    'malformed_public_key',
     /not a canonical encoding/,
   ],
   [
     'an Ed25519 y with no point (x² not a square)',
     bent(ed25519, -2, hex('0200000000000000000000000000000000000000000000000000000000000000')),
+    'malformed_public_key',
     /not a canonical encoding/,
   ],
-  ['a 1024-bit RSA modulus', rsaKey(1024), /modulus of 1024 bits/],
-  ['RSA with e = 3', rsaKey(2048, 3), /exponent 3 is not odd/],
-  ['RSA with e = 1', bent(rsa, -2, Buffer.from([1])), /exponent 1 is not odd/],
-  ['RSA with an even e', bent(rsa, -2, Buffer.from([1, 0, 0, 2])), /exponent 16777218 is not odd/],
-  ['RSA with e ≥ 2^256', bent(rsa, -2, Buffer.alloc(33, 0xff)), /exponent \(large\) is not odd/],
+  ['a 1024-bit RSA modulus', rsaKey(1024), 'weak_public_key', /modulus of 1024 bits/],
+  ['RSA with e = 3', rsaKey(2048, 3), 'weak_public_key', /exponent 3 is not odd/],
+  ['RSA with e = 1', bent(rsa, -2, Buffer.from([1])), 'weak_public_key', /exponent 1 is not odd/],
+  [
+    'RSA with an even e',
+    bent(rsa, -2, Buffer.from([1, 0, 0, 2])),
+    'weak_public_key',
+    /exponent 16777218 is not odd/,
+  ],
+  [
+    'RSA with e ≥ 2^256',
+    bent(rsa, -2, Buffer.alloc(33, 0xff)),
+    'weak_public_key',
+    /exponent \(large\) is not odd/,
+  ],
   [
     'an RSA modulus with a leading zero octet',
     bent(rsa, -1, Buffer.concat([Buffer.alloc(1), rsa.get(-1) as Uint8Array])),
+    'malformed_public_key',
     /leading zero/,
   ],
   [
     'an even RSA modulus',
     bent(rsa, -1, Buffer.concat([(rsa.get(-1) as Uint8Array).subarray(0, 255), Buffer.from([0xfe])])),
+    'weak_public_key',
     /modulus is even/,
   ],
-  ['an RSA modulus as a number', bent(rsa, -1, 65537), /n or e is not bytes/],
-  ['an RSA key without e', bent(rsa, -2, undefined), /lacks parameters -2/],
+  ['an RSA modulus as a number', bent(rsa, -1, 65537), 'malformed_public_key', /n or e is not bytes/],
+  ['an RSA key without e', bent(rsa, -2, undefined), 'malformed_public_key', /lacks parameters -2/],
 ];
 
-for (const [label, key, reason, allowed] of refusals) {
+for (const [label, key, code, reason, allowed] of refusals) {
   test(`refuses ${label}`, (t) => {
     const problem =
       typeof key === 'string'
         ? credentialPublicKeyProblem(Buffer.from(key), allowed ?? ALL)
         : problemOf(key, allowed ?? ALL);
-    t.regex(problem ?? 'accepted', reason);
+    t.is(problem?.code, code);
+    // The reason is this module's own sentence: it names which of the code's checks failed.
+    t.regex(problem?.reason ?? 'accepted', reason);
   });
 }

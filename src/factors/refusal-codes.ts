@@ -1,0 +1,74 @@
+/**
+ * The catalogue of refusal codes: why a sign-in, an enrolment or a removal
+ * was refused, one stable snake_case code per rule, each with the rule it
+ * names. Every refusal's audit row carries one as `detail.code`, beside
+ * `detail.reason`, a sentence for a person (it may quote a library's message
+ * and the values involved, and may change wording; the code does not). Tests,
+ * metrics and operators match the code.
+ *
+ * Clients never see either: a refusal answers generically (`passkey_rejected`,
+ * `invalid_code`, ...; src/errors.ts), so an attacker learns nothing of which
+ * check failed.
+ *
+ * The WebAuthn layer's own codes (what a response itself gets wrong) are
+ * listed in src/webauthn/ceremony-refusals.ts, which cannot import this
+ * module, and are part of this catalogue. A new code is added here first (or
+ * there, for a check of the WebAuthn layer).
+ */
+import { CEREMONY_REFUSALS } from '../webauthn/ceremony-refusals.ts';
+
+export const REFUSAL_CODES = {
+  ...CEREMONY_REFUSALS,
+
+  // ------------------------------------------------- passkeys, around the ceremony
+  challenge_missing:
+    'No challenge for this ceremony: used already, expired (the pool’s ceremony timeout), or never issued.',
+  challenge_user_mismatch:
+    'A registration challenge issued for another WebAuthn user handle: options made for a sign-up, finished on an account.',
+  unknown_credential: 'The credential is not registered in this pool.',
+  wrong_user:
+    'A passkey of another user than the one the interaction is for: the identified email’s, the first factor’s or the signed-in user’s.',
+  first_factor_passkey: 'As second factor, the passkey that was the first factor.',
+  concurrent_use:
+    'Another assertion of the credential moved its counter during verification: two live copies of one device-bound key, or a race one loses. Also flagged as `passkey_counter_regression`.',
+  acr_not_met:
+    'A synced passkey where the request demands a device-bound one (`phrh`): verified, but not enough.',
+  credential_registered: 'The new passkey’s credential is already registered in this pool.',
+  passkey_limit: 'The user already has the pool’s `max_per_user` passkeys.',
+  last_way_in: 'Removing the passkey would leave the user no way to sign in.',
+  last_second_factor: 'The pool always asks for a second factor, and this is the user’s last passkey.',
+
+  // ------------------------------------------------------------- email codes
+  no_code: 'No code for this interaction: never sent, replaced by a newer one, or expired.',
+  wrong_code: 'A code other than the one mailed.',
+  too_many_tries: 'The code’s tries are used up; it is destroyed.',
+  already_used: 'The right code, taken by a concurrent use a moment before.',
+  email_code_not_first_factor:
+    'A sign-up code for an email that has an account by now, in a pool where codes do not sign in.',
+
+  // ------------------------------------------------------------- passwords
+  unknown_email: 'A password sign-in for an email with no account.',
+  no_password: 'A password sign-in for an account that has no password.',
+  wrong_password: 'A password sign-in with a wrong password.',
+
+  // ------------------------------------------------------- recovery codes
+  unknown_or_used_code: 'A recovery code that is not one of the user’s, or was used already.',
+
+  // -------------------------------------------------------------- the flow
+  cancelled: 'The user cancelled the sign-in.',
+  acr_unattainable:
+    'The request demands an acr the user cannot reach here: it needs a passkey they cannot create in this pool.',
+} as const;
+
+export type RefusalCode = keyof typeof REFUSAL_CODES;
+
+/**
+ * A refusal's audit detail: its code, and the reason (the code itself, where
+ * there is no more to say). A type, not an interface, so that it is an audit
+ * row's `Record<string, unknown>` detail as it is.
+ */
+export type Refusal = { code: RefusalCode; reason: string };
+
+export function refusal(code: RefusalCode, reason: string = code): Refusal {
+  return { code, reason };
+}
