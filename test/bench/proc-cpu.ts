@@ -12,13 +12,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** Linux's USER_HZ: fixed at 100 on every architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** utime + stime of `pid` in milliseconds; 0 when it is gone. */
-export function cpuMsOf(pid: number): number {
+/** utime + stime of `pid` in milliseconds; undefined when it is gone. */
+export function cpuMsOf(pid: number): number | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return 0;
+    return undefined;
   }
   // The command name (field 2) is in parentheses and may hold spaces: split after it.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -62,13 +62,19 @@ export function pidsNamed(names: readonly string[]): number[] {
 export type CpuSnapshot = Map<number, number>;
 
 export function snapshotCpu(pids: Iterable<number>): CpuSnapshot {
-  return new Map([...pids].map((pid) => [pid, cpuMsOf(pid)]));
+  const snapshot: CpuSnapshot = new Map();
+  for (const pid of pids) {
+    const ms = cpuMsOf(pid);
+    if (ms !== undefined) snapshot.set(pid, ms);
+  }
+  return snapshot;
 }
 
 /**
  * CPU spent between two snapshots. A process only in `after` started in
  * between and counts in full; one only in `before` exited and its last
- * stretch is lost (rare: servers keep their processes).
+ * stretch is lost (servers keep their processes; PostgreSQL's autovacuum
+ * workers come and go).
  */
 export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot): number {
   let total = 0;
