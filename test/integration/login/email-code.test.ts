@@ -127,6 +127,11 @@ test('five wrong codes are refused, the sixth try is locked even with the right 
   t.is(locked.status, 400);
   t.is(locked.body.error, 'code_locked');
   t.deepEqual(await accounts(), before, 'no try changed the account');
+  const refusals = (await server.runtime.durable.auditEvents.list('tries', { event: 'sign_in' }))
+    .filter((event) => event.outcome === 'failure' && event.detail?.interaction === login.uid)
+    .map((event) => event.detail?.code)
+    .reverse();
+  t.deepEqual(refusals, [...Array(5).fill('wrong_code'), 'too_many_tries'], 'each try audited with its code');
 
   const fresh = await mailedCode(login, mail, email);
   const verified = await login.verifyCode(fresh);

@@ -105,6 +105,18 @@ async function signUp(
   return { codes, claims, tokens };
 }
 
+/** The codes of the sign-in refusals audited in one interaction, oldest first. */
+async function refusalCodes(login: LoginServer, client: InteractionClient) {
+  const events = await login.server.runtime.durable.auditEvents.list('acme', {
+    event: 'sign_in',
+    limit: 100,
+  });
+  return events
+    .filter((event) => event.outcome === 'failure' && event.detail?.interaction === client.uid)
+    .map((event) => event.detail?.code)
+    .reverse();
+}
+
 /** Password first; resolves at the second-factor step. */
 async function passwordFirst(
   login: LoginServer,
@@ -160,6 +172,9 @@ test('a wrong password and an unknown email answer the same, and an account’s 
   const noAccount = await unknown.post('/password', { password: PASSWORD });
   t.like(badPassword, { status: 400, body: { error: 'invalid_credentials' } });
   t.deepEqual(noAccount.body, badPassword.body);
+  // Only the audit trail tells them apart.
+  t.deepEqual(await refusalCodes(login, wrong), ['wrong_password']);
+  t.deepEqual(await refusalCodes(login, unknown), ['unknown_email']);
 
   const { client } = await passwordFirst(login, 'ben@acme.example');
   const options = await client.passkeyOptions();
@@ -169,6 +184,7 @@ test('a wrong password and an unknown email answer the same, and an account’s 
     }),
   );
   t.like(foreign, { status: 400, body: { error: 'passkey_rejected' } });
+  t.deepEqual(await refusalCodes(login, client), ['wrong_user']);
   t.like((await client.state()).body, { step: 'second_factor' }, 'still owes the second factor');
 });
 
@@ -190,6 +206,7 @@ test('a recovery code signs in once, says how many remain, and the sign-in says 
   const again = await passwordFirst(login, 'cy@acme.example');
   const reused = await again.client.post('/recovery-code', { code: codes[3] });
   t.like(reused, { status: 400, body: { error: 'invalid_code' } });
+  t.deepEqual(await refusalCodes(login, again.client), ['unknown_or_used_code']);
 });
 
 test('of one recovery code sent at the same moment from five logins, exactly one signs in', async (t) => {
@@ -368,7 +385,7 @@ test('guessing passwords pauses per account and address, then per account, but n
   await signUp(t, login, 'mal@acme.example', new SoftAuthenticator(), otherBrowser);
   t.is((await guess('198.51.100.50', PASSWORD, otherBrowser)).status, 429);
   const refusals = await login.server.runtime.durable.auditEvents.list('acme', { event: 'sign_in' });
-  t.true(refusals.some((event) => event.outcome === 'failure' && event.detail?.reason === 'wrong password'));
+  t.true(refusals.some((event) => event.outcome === 'failure' && event.detail?.code === 'wrong_password'));
 });
 
 test('when_enrolled: a user without a second factor signs in with the password alone', async (t) => {

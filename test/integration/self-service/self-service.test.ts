@@ -261,7 +261,7 @@ test('lists the passkeys and adds a second one, excluding the first', async (t) 
   t.like(added, { ip: '::ffff:127.0.0.1', userAgent: 'self-service-test' });
   t.like(added?.detail, { via: 'self_service', client_id: 'web' });
   t.true(
-    events.some((event) => event.outcome === 'failure' && /max_per_user/.test(String(event.detail?.reason))),
+    events.some((event) => event.outcome === 'failure' && event.detail?.code === 'passkey_limit'),
     'the limit is audited',
   );
 });
