@@ -50,6 +50,7 @@ export const REFUSAL_CODES = {
   unknown_email: 'A password sign-in for an email with no account.',
   no_password: 'A password sign-in for an account that has no password.',
   wrong_password: 'A password sign-in with a wrong password.',
+  wrong_current_password: 'A password change whose current password is wrong.',
 
   // ------------------------------------------------------- recovery codes
   unknown_or_used_code: 'A recovery code that is not one of the user’s, or was used already.',

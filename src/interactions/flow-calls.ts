@@ -3,6 +3,7 @@
  * by email, skipping an optional step, consent, and cancelling.
  */
 import { normaliseEmail } from '../accounts/email.ts';
+import { refusal } from '../factors/refusal-codes.ts';
 import { UniqueViolationError } from '../storage/errors.ts';
 import type { LoginContext } from './login-context.ts';
 import { accountExists, notNow } from './login-errors.ts';
@@ -96,7 +97,7 @@ export const flowCalls = {
   },
 
   async abort(ctx: LoginContext): Promise<Answer> {
-    ctx.audit('sign_in', 'failure', { detail: { reason: 'cancelled by the user' } });
+    ctx.audit('sign_in', 'failure', { detail: refusal('cancelled', 'cancelled by the user') });
     return ctx.deny('End-User aborted interaction');
   },
 };

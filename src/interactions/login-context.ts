@@ -12,6 +12,7 @@
  */
 import { type AuditTrail, createAuditTrail } from '../accounts/audit-trail.ts';
 import type { PoolConfig } from '../config/types.ts';
+import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
 import type { Account, RateLimitRule } from '../storage/types.ts';
@@ -242,7 +243,7 @@ export class LoginContext {
     if (step.step === 'unmet') {
       this.audit('sign_in', 'failure', {
         userId: next.userId ?? next.sessionUserId,
-        detail: { reason: 'the requested acr needs a passkey this user cannot create here' },
+        detail: refusal('acr_unattainable', 'the requested acr needs a passkey this user cannot create here'),
       });
       return this.deny(
         'The app asks for a passkey sign-in, and this account has no passkey nor a way to create one here.',

@@ -12,6 +12,7 @@ import { argon2Of, assertAcceptablePassword } from '../accounts/password-rules.t
 import type { PoolConfig } from '../config/types.ts';
 import { errorOf, invalidRequest } from '../errors.ts';
 import { hashPassword, verifyPassword } from '../factors/password/password-hasher.ts';
+import { refusal } from '../factors/refusal-codes.ts';
 import type { RateLimitRule } from '../storage/types.ts';
 import {
   type SelfServiceContext,
@@ -64,7 +65,7 @@ export function selfPassword(context: SelfServiceContext) {
           scope.audit.record({
             event: 'password_changed',
             outcome: 'failure',
-            detail: { reason: 'wrong current password' },
+            detail: refusal('wrong_current_password', 'wrong current password'),
           });
           throw errorOf('invalid_credentials', { description: 'Your current password is not correct.' });
         }

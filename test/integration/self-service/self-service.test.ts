@@ -578,10 +578,10 @@ test('sets a password, and changing it needs the current one', async (t) => {
 
   const events = await durable.auditEvents.list(P.words, { userId: dan.userId, event: 'password_changed' });
   t.deepEqual(
-    events.map((event) => [event.outcome, event.detail?.first_password ?? event.detail?.reason]),
+    events.map((event) => [event.outcome, event.detail?.first_password ?? event.detail?.code]),
     [
       ['success', false],
-      ['failure', 'wrong current password'],
+      ['failure', 'wrong_current_password'],
       ['success', true],
     ],
   );
