@@ -107,6 +107,7 @@ export class StoreCounters {
   readonly #admin: pg.Client | undefined;
   readonly #redis: Redis | undefined;
   readonly #database: string | undefined;
+  readonly #watched: string[] = [];
   #lastPostgresActivity = 0;
 
   private constructor(admin: pg.Client | undefined, redis: Redis | undefined, database: string | undefined) {
@@ -125,12 +126,17 @@ export class StoreCounters {
     return new StoreCounters(admin, client, database);
   }
 
-  /** Processes whose CPU is PostgreSQL's share: the bench database's backends and the auxiliary ones. */
+  /** Also charge the backends of `database` to PostgreSQL's CPU (the --scale run's second database). */
+  watchDatabase(database: string): void {
+    this.#watched.push(database);
+  }
+
+  /** Processes whose CPU is PostgreSQL's share: the bench databases' backends and the auxiliary ones. */
   async postgresPids(): Promise<number[]> {
     if (!this.#admin) return [];
     const { rows } = await this.#admin.query<{ pid: number }>(
-      'select pid from pg_stat_activity where datname = $1 or datname is null',
-      [this.#database],
+      'select pid from pg_stat_activity where datname = any($1) or datname is null',
+      [[this.#database, ...this.#watched]],
     );
     return rows.map((row) => row.pid);
   }

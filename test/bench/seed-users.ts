@@ -27,8 +27,15 @@ function benchEmail(index: number): string {
   return `bench-${index}@bench.example`;
 }
 
-/** A user whose authenticator already holds their passkey (not yet stored anywhere). */
-function mintUser(index: number) {
+/** A user whose authenticator already holds their passkey, with what its rows need. */
+export interface MintedUser {
+  user: BenchUser;
+  userHandle: string;
+  credentialId: string;
+  publicKeyCose: Buffer;
+}
+
+function mintUser(index: number): MintedUser {
   const authenticator = new SoftAuthenticator();
   const email = benchEmail(index);
   const userHandle = randomBytes(32).toString('base64url');
@@ -44,27 +51,32 @@ function mintUser(index: number) {
   );
   const credential = authenticator.credentials[0];
   if (!credential) throw new Error('the soft authenticator made no credential');
-  return { user: { email, authenticator }, userHandle, credential };
+  return {
+    user: { email, authenticator },
+    userHandle,
+    credentialId: credential.id.toString('base64url'),
+    publicKeyCose: Buffer.from(credential.publicKeyCose),
+  };
+}
+
+/** `count` users with a passkey each, stored nowhere yet. */
+export function mintUsers(count: number): MintedUser[] {
+  return Array.from({ length: count }, (_, index) => mintUser(index));
 }
 
 /**
- * Inserts `count` users with one passkey each into the bench database.
+ * Inserts minted users and their passkeys into a bench database (the same
+ * users may go into several: --scale runs two databases).
  */
-export async function seedUsersInDatabase(
-  client: pg.Client,
-  { poolId, count }: { poolId: string; count: number },
-): Promise<BenchUser[]> {
-  const users: BenchUser[] = [];
+export async function insertUsers(client: pg.Client, poolId: string, minted: MintedUser[]): Promise<void> {
   const BATCH = 1_000;
-  for (let first = 0; first < count; first += BATCH) {
-    const minted = Array.from({ length: Math.min(BATCH, count - first) }, (_, offset) =>
-      mintUser(first + offset),
-    );
+  for (let first = 0; first < minted.length; first += BATCH) {
+    const batch = minted.slice(first, first + BATCH);
     const { rows } = await client.query<{ id: string; email: string }>(
       `insert into users (pool_id, email, email_verified, webauthn_user_id)
        select $1, email, true, handle from unnest($2::text[], $3::text[]) as given(email, handle)
        returning id, email`,
-      [poolId, minted.map((one) => one.user.email), minted.map((one) => one.userHandle)],
+      [poolId, batch.map((one) => one.user.email), batch.map((one) => one.userHandle)],
     );
     const idOf = new Map(rows.map((row) => [row.email, row.id]));
     await client.query(
@@ -75,15 +87,13 @@ export async function seedUsersInDatabase(
        from unnest($2::uuid[], $3::text[], $4::bytea[]) as given(user_id, credential_id, public_key)`,
       [
         poolId,
-        minted.map((one) => idOf.get(one.user.email)),
-        minted.map((one) => one.credential.id.toString('base64url')),
-        minted.map((one) => Buffer.from(one.credential.publicKeyCose)),
+        batch.map((one) => idOf.get(one.user.email)),
+        batch.map((one) => one.credentialId),
+        batch.map((one) => one.publicKeyCose),
         AAGUID_UNKNOWN,
       ],
     );
-    users.push(...minted.map((one) => one.user));
   }
-  return users;
 }
 
 /**
@@ -127,7 +137,7 @@ export async function fillPasskeys(
   let fillers = await count(
     `select count(*) as n from passkeys where pool_id = $1 and name = 'Filler passkey'`,
   );
-  const publicKey = Buffer.from(mintUser(-1).credential.publicKeyCose);
+  const { publicKeyCose: publicKey } = mintUser(-1);
   const needed = Math.max(0, total - stored);
   const BATCH = 100_000;
   for (let added = 0; added < needed; ) {
