@@ -27,7 +27,11 @@ import type { RefusalCode } from '../../../src/factors/refusal-codes.ts';
 import { Browserless } from '../../support/browserless.ts';
 import { type ApiResult, InteractionClient } from '../../support/interaction-client.ts';
 import { type MailSink, startMailSink } from '../../support/mail-sink.ts';
-import { startTestServer, type TestServer } from '../../support/postern-server.ts';
+import {
+  type StartTestServerOptions,
+  startTestServer,
+  type TestServer,
+} from '../../support/postern-server.ts';
 import {
   createTestDatabase,
   deleteKeysWithPrefix,
@@ -88,6 +92,22 @@ interface Context {
 const probes = await Promise.all([probePostgres(), probeRedis()]);
 const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<Context>);
 
+/** A server of the file's pools on its database, Redis prefix and mail sink. */
+function startServerOn(
+  { database, prefix, mail }: Omit<Context, 'server'>,
+  options: Pick<StartTestServerOptions, 'clock'> = {},
+) {
+  return startTestServer({
+    pools: POOLS,
+    server: 'trust_proxy: true',
+    databaseUrl: database.url,
+    redisUrl: redisTestUrl(),
+    redisKeyPrefix: prefix,
+    env: { SMTP_URL: mail.url },
+    ...options,
+  });
+}
+
 test.before(async (t) => {
   const database = await createTestDatabase();
   const prefix = uniqueKeyPrefix();
@@ -100,14 +120,7 @@ test.before(async (t) => {
   });
   await stores.durable.migrate();
   await stores.close();
-  const server = await startTestServer({
-    pools: POOLS,
-    server: 'trust_proxy: true',
-    databaseUrl: database.url,
-    redisUrl: redisTestUrl(),
-    redisKeyPrefix: prefix,
-    env: { SMTP_URL: mail.url },
-  });
+  const server = await startServerOn({ database, prefix, mail });
   t.context = { server, database, prefix, mail };
 });
 
@@ -798,17 +811,9 @@ test(`refuses a challenge older than the pool's ${SHORT_TIMEOUT_SECONDS}s ceremo
   // The server's clock is moved past the timeout instead of waiting for it; a
   // server of its own, so the other tests keep the real time. Redis still
   // clears the challenge when the timeout passes (its TTL is checked).
-  const { database, prefix, mail } = t.context;
+  const { prefix } = t.context;
   let ahead = 0;
-  const server = await startTestServer({
-    pools: POOLS,
-    server: 'trust_proxy: true',
-    databaseUrl: database.url,
-    redisUrl: redisTestUrl(),
-    redisKeyPrefix: prefix,
-    env: { SMTP_URL: mail.url },
-    clock: () => Date.now() + ahead,
-  });
+  const server = await startServerOn(t.context, { clock: () => Date.now() + ahead });
   t.teardown(() => server.stop());
   const email = 'expired@ceremony.example';
   const { login, assert } = await signInCeremony(t, 'expiring', email, { server });
