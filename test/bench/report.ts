@@ -62,6 +62,7 @@ export function formatScenario(
     'total',
     'bench',
     'machine',
+    'rss MiB',
     'pg rt',
     'redis rt',
     'pg xacts',
@@ -79,6 +80,7 @@ export function formatScenario(
     fixed(totalCpuPerFlow(side), 2),
     fixed(perFlow(side.benchCpuMs, side), 2),
     `${Math.round(side.machineBusy * 100)}%`,
+    fixed(side.rssMiB, 0),
     fixed(perFlow(side.postgresRoundTrips, side)),
     fixed(perFlow(side.redisRoundTrips, side)),
     fixed(xactsPerFlow(side)),
@@ -104,12 +106,13 @@ export function formatScenario(
         '',
         '',
         '',
+        '',
       ]);
     }
   }
   lines.push(...table(header, rows).map((line) => `  ${line}`));
   lines.push(
-    '  per flow: CPU ms of the server, PostgreSQL, Redis, their total, and the bench itself; machine: busy share of all cores;',
+    '  per flow: CPU ms of the server, PostgreSQL, Redis, their total, and the bench itself; machine: busy share of all cores; rss: the server’s after its last slice;',
     '  pg rt, redis rt: requests the server sent to each store (on the wire); pg xacts: transactions; redis calls: commands, scripts’ own included',
   );
   for (const side of result.sides) {

@@ -12,7 +12,7 @@
 import { callsBetween, type StoreCounters } from './bench-stores.ts';
 import { monotonicUs, type Window } from './cpu-profile.ts';
 import { runClosedLoop } from './load.ts';
-import { cpuBetween, machineCpu, processTree, snapshotCpu } from './proc-cpu.ts';
+import { cpuBetween, machineCpu, processTree, rssMiB, snapshotCpu } from './proc-cpu.ts';
 import { segmentsBetween, snapshotSegments } from './store-round-trips.ts';
 
 export interface Side {
@@ -41,6 +41,8 @@ export interface SideResult {
   /** Requests the server sent to each store (TCP data segments; store-round-trips.ts). */
   postgresRoundTrips: number;
   redisRoundTrips: number;
+  /** The server's resident memory after its last slice (all its processes), MiB. */
+  rssMiB: number;
   /** PostgreSQL transactions of the bench database, when counted. */
   xacts?: number;
 }
@@ -80,6 +82,7 @@ function emptyResult(label: string): SideResult {
     redisCalls: new Map(),
     postgresRoundTrips: 0,
     redisRoundTrips: 0,
+    rssMiB: 0,
   };
 }
 
@@ -124,6 +127,7 @@ export async function runScenario(
         calls: await counters.redisCalls(),
         segments: await snapshotSegments(serverPidsAfter),
       };
+      result.rssMiB = serverPidsAfter.reduce((total, pid) => total + rssMiB(pid), 0);
       const roundTrips = segmentsBetween(before.segments, after.segments);
       result.postgresRoundTrips += roundTrips.postgres;
       result.redisRoundTrips += roundTrips.redis;
