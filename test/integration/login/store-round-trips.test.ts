@@ -12,24 +12,11 @@
 import { countStoreCalls, type StoreCalls } from '../../support/counting-stores.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
-import { loginTests } from './login-fixture.ts';
+import { loginTests, poolFile, REDIRECT } from './login-fixture.ts';
 
 const test = await loginTests();
 
-const REDIRECT = 'http://127.0.0.1:8750/callback';
-const pool = `
-passkeys:
-  mode: smart
-  rp:
-    id: localhost
-    origins: ["\${PUBLIC_URL}"]
-clients:
-  - client_id: web
-    token_endpoint_auth_method: none
-    redirect_uris: ["${REDIRECT}"]
-    scope: openid email
-    first_party: true
-`;
+const pool = poolFile();
 
 /** The most round trips a usernameless sign-in may make (authorize to token). */
 const MOST_ROUND_TRIPS = 28;
