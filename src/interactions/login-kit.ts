@@ -1,16 +1,15 @@
 /**
  * What every interaction call of every request shares: the stores, the
  * mailer, keys derived from the operator secret, the rate limits, each
- * pool's passkey policy, and the clock. Per-request work is the
- * LoginContext's (./login-context.ts).
+ * pool's passkey policy (src/accounts/), and the clock. Per-request work
+ * is the LoginContext's (./login-context.ts).
  */
-import { createLimits, type Limits } from '../accounts/limits.ts';
-import type { PoolConfig } from '../config/types.ts';
+import { createLimits } from '../accounts/limits.ts';
+import { policyOf } from '../accounts/passkey-policies.ts';
 import type { Mailer } from '../email/mailer.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
-import { createPasskeyPolicy, type PasskeyPolicy } from '../webauthn/passkey-policy.ts';
 import type { LoginMetrics } from './login-metrics.ts';
 
 export interface LoginServiceDeps {
@@ -26,7 +25,6 @@ export interface LoginServiceDeps {
 }
 
 export function createLoginKit(deps: LoginServiceDeps) {
-  const policies = new WeakMap<PoolConfig, PasskeyPolicy>();
   return {
     deps,
     clock: deps.clock ?? Date.now,
@@ -35,15 +33,8 @@ export function createLoginKit(deps: LoginServiceDeps) {
       recoveryCodes: deriveKey(deps.secret, 'recovery-codes'),
       knownDevices: deriveKey(deps.secret, 'known-devices'),
     },
-    limits: createLimits(deps.ephemeral) as Limits,
-    policyOf(pool: PoolConfig): PasskeyPolicy {
-      let policy = policies.get(pool);
-      if (!policy) {
-        policy = createPasskeyPolicy(pool);
-        policies.set(pool, policy);
-      }
-      return policy;
-    },
+    limits: createLimits(deps.ephemeral),
+    policyOf,
   };
 }
 

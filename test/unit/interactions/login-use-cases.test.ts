@@ -41,7 +41,12 @@ test.before(async (t) => {
   const service = createLoginService({
     durable,
     ephemeral,
-    mailer: { send: async (message) => void mail.push(message), close() {} },
+    mailer: {
+      send: async (message) => {
+        mail.push(message);
+      },
+      close() {},
+    },
     logger,
     secret: 'use-case-test-secret-0123456789-abcdefghijklmnop',
     metrics: createLoginMetrics(new Registry()),
@@ -113,7 +118,12 @@ function interaction(
     ip: '192.0.2.1',
     userAgent: 'use-case test',
     log: logger,
-    knownDevice: { read: () => cookie, write: (value) => void (cookie = value) },
+    knownDevice: {
+      read: () => cookie,
+      write: (value) => {
+        cookie = value;
+      },
+    },
   };
   const { service } = t.context;
   const call = async (path: string, body: unknown = {}) => {
