@@ -22,6 +22,11 @@ export interface AccountFacts {
 export interface FactorTraits {
   /** A credential an account can be created with at sign-up (it becomes a way in). */
   signUpCredential: boolean;
+  /**
+   * As a first factor, it still lets this account in (so its last passkey may go).
+   * Passkeys are counted by the caller: this asks about the other factors.
+   */
+  waysIn(account: AccountFacts): boolean;
   /** Completing it proves the user holds the email (so a required passkey may be enrolled after it). */
   provesEmail: boolean;
   /** As a first factor, it can prove a signed-in user before a step-up makes their first passkey. */

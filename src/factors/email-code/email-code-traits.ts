@@ -3,6 +3,8 @@ import type { FactorTraits } from '../factor.ts';
 
 export const emailCodeTraits: FactorTraits = {
   signUpCredential: false,
+  // Every account has its email.
+  waysIn: () => true,
   provesEmail: true,
   stepUpProof: () => true,
   secondFactor: () => false,

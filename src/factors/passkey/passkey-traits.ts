@@ -7,6 +7,7 @@ import type { FactorTraits } from '../factor.ts';
 
 export const passkeyTraits: FactorTraits = {
   signUpCredential: true,
+  waysIn: (account) => account.passkeys > 0,
   provesEmail: true,
   // A step-up's passkey is what is missing: a passkey cannot prove the user before it.
   stepUpProof: () => false,

@@ -12,6 +12,7 @@
 import type { PoolConfig } from '../../config/types.ts';
 import { lastSecondFactor, lastWayIn, type PosternError } from '../../errors.ts';
 import type { DurableStore, EphemeralStore, Passkey } from '../../storage/types.ts';
+import { FACTOR_TRAITS } from '../traits.ts';
 
 /** How long the lock may live, should its holder die. */
 const LOCK_SECONDS = 10;
@@ -35,20 +36,35 @@ export async function removePasskey(
     const passkeys = await durable.passkeys.listByUser(pool.id, userId);
     const passkey = passkeys.find((candidate) => candidate.id === id);
     if (!passkey) return { ok: false, reason: 'not_found' };
-    const { first_factor, second_factor_required } = pool.authentication;
+    const { second_factor_required } = pool.authentication;
     if (passkeys.length === 1 && second_factor_required === 'always')
       return { ok: false, reason: 'last_second_factor', passkey };
-    const keepsAWayIn =
-      passkeys.length > 1 ||
-      first_factor.includes('email_otp') ||
-      (first_factor.includes('password') &&
-        (await durable.users.getPasswordHash(pool.id, userId)) !== undefined);
+    // Another passkey, or a first factor that lets the account in without this one
+    // (email codes always; a password when the user has one).
+    const keepsAWayIn = passkeys.length > 1 || (await otherWayIn(durable, pool, userId));
     if (!keepsAWayIn) return { ok: false, reason: 'last_way_in', passkey };
     if (!(await durable.passkeys.delete(pool.id, userId, id))) return { ok: false, reason: 'not_found' };
     return { ok: true, passkey };
   } finally {
     await ephemeral.delete(lock);
   }
+}
+
+async function otherWayIn(
+  durable: Pick<DurableStore, 'users'>,
+  pool: PoolConfig,
+  userId: string,
+): Promise<boolean> {
+  const others = pool.authentication.first_factor.filter((method) => method !== 'passkey');
+  if (others.length === 0) return false;
+  const account = await durable.users.findAccount(pool.id, userId);
+  if (!account) return false;
+  const facts = {
+    passkeys: 0,
+    hasRecoveryCodes: account.unusedRecoveryCodes > 0,
+    hasPassword: account.hasPassword,
+  };
+  return others.some((method) => FACTOR_TRAITS[method].waysIn(facts));
 }
 
 /** The error a refused removal answers with (409): which rule kept the passkey. */

@@ -7,6 +7,7 @@ import type { FactorTraits } from '../factor.ts';
 
 export const passwordTraits: FactorTraits = {
   signUpCredential: true,
+  waysIn: (account) => account.hasPassword,
   provesEmail: false,
   stepUpProof: (account) => account.hasPassword,
   secondFactor: () => false,

@@ -9,6 +9,8 @@ import type { FactorTraits } from '../factor.ts';
 
 export const recoveryCodeTraits: FactorTraits = {
   signUpCredential: false,
+  // A second factor only: it never signs anyone in alone.
+  waysIn: () => false,
   provesEmail: false,
   stepUpProof: () => false,
   secondFactor: ({ account, passkeyUsable, stepUp }) => passkeyUsable && account.hasRecoveryCodes && !stepUp,
