@@ -27,7 +27,7 @@ import type { ClientFile } from '../config/schema.ts';
 import type { PoolConfig } from '../config/types.ts';
 import { ACR_VALUES, acrMeets, requiredAcr } from './acr.ts';
 import { type AdapterStores, createAdapter } from './adapter.ts';
-import { type AccountLookup, findAccount } from './find-account.ts';
+import { type AccountLookup, accountOfFinishedLogin, findAccount } from './find-account.ts';
 import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
 import { TTL } from './ttl.ts';
@@ -160,8 +160,11 @@ export function createProvider(options: CreateProviderOptions): Provider {
       return authTime === undefined ? undefined : { auth_time: authTime };
     },
     loadExistingGrant: (ctx) => loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? '')),
-    findAccount: async (_ctx, sub) => {
-      const account = await findAccount(accounts, pool.id, sub);
+    findAccount: async (ctx, sub) => {
+      const account =
+        ctx.oidc?.route === 'resume' && ctx.oidc.result?.login?.accountId === sub
+          ? accountOfFinishedLogin(accounts, pool.id, sub)
+          : await findAccount(accounts, pool.id, sub);
       return account && confineAccountClaims(account);
     },
     interactions: {
