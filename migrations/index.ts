@@ -11,6 +11,7 @@ import * as initial from './0001_initial.ts';
 import * as passwordsRecoveryCodes from './0002_passwords_recovery_codes.ts';
 import * as hashTokenIds from './0003_hash_token_ids.ts';
 import * as oidcModelsByAccount from './0004_oidc_models_by_account.ts';
+import * as passkeyDiscoverable from './0005_passkey_discoverable.ts';
 
 export interface Migration {
   /** Recorded in `knex_migrations.name`; never rename one that has shipped. */
@@ -19,4 +20,10 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: Migration[] = [initial, passwordsRecoveryCodes, hashTokenIds, oidcModelsByAccount];
+export const migrations: Migration[] = [
+  initial,
+  passwordsRecoveryCodes,
+  hashTokenIds,
+  oidcModelsByAccount,
+  passkeyDiscoverable,
+];

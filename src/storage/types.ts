@@ -174,6 +174,21 @@ export interface UserRepository {
   setPasswordHash(poolId: string, userId: string, hash: string): Promise<boolean>;
   /** Records that the user declined the passkey offer at `at`. */
   recordEnrollPrompt(poolId: string, userId: string, at: Date): Promise<void>;
+  /**
+   * One page of the pool's users, by id ascending: those whose id comes after
+   * `after` (an exclusive cursor: the last id of the previous page; omitted
+   * for the first page), at most `limit`. An `after` that is not a user id
+   * matches nothing: an empty page, not an error.
+   */
+  list(poolId: string, page: { after?: string; limit: number }): Promise<User[]>;
+  /**
+   * Erases the user and everything durable that is theirs, in one transaction:
+   * the user (with the password hash), their passkeys and recovery codes, and
+   * their oidc-provider grants and refresh tokens. Their audit events stay:
+   * the trail outlives the users it describes. Returns false when there is no
+   * such user in the pool (or `id` is not a user id).
+   */
+  delete(poolId: string, id: string): Promise<boolean>;
 }
 
 export interface RecoveryCodeRepository {
@@ -204,6 +219,12 @@ export interface Passkey {
   uvInitialized: boolean;
   attestationFormat: string;
   name: string;
+  /**
+   * Whether it is a discoverable credential (a resident key), which can sign
+   * in without a username; null when unknown (the browser did not say, and
+   * the pool did not require one). Registration decides it: finish-registration.ts.
+   */
+  discoverable: boolean | null;
   createdAt: Date;
   lastUsedAt: Date | null;
 }
@@ -298,10 +319,13 @@ export interface AuditEventRepository {
   append(event: AuditEvent): Promise<void>;
   /** Several events in one statement (a request's audit rows, written together). */
   appendMany(events: readonly AuditEvent[]): Promise<void>;
-  /** Newest first. */
+  /**
+   * Newest first. `before`: only events whose id is below it (an exclusive
+   * cursor: the last id of the previous page), for paging back in time.
+   */
   list(
     poolId: string,
-    filter?: { userId?: string; event?: string; limit?: number },
+    filter?: { userId?: string; event?: string; limit?: number; before?: number },
   ): Promise<StoredAuditEvent[]>;
 }
 

@@ -16,6 +16,7 @@
  *   (https://www.w3.org/TR/webauthn-3/#dom-residentkeyrequirement-required);
  *   `credProps.rk: false` says it did not, and is refused. A browser that
  *   does not report credProps (it is optional, and unsigned) is believed.
+ * The verified passkey records whether it is discoverable (`discoverableOf`).
  * A refusal carries a code (./ceremony-refusals.ts) and a reason for the log
  * and audit trail.
  */
@@ -42,6 +43,8 @@ export interface VerifiedPasskey {
   backupState: boolean;
   uvInitialized: boolean;
   attestationFormat: string;
+  /** Whether it is a discoverable credential; null when unknown (`discoverableOf`). */
+  discoverable: boolean | null;
 }
 
 export type RegistrationResult = { ok: true; passkey: VerifiedPasskey } | Refused;
@@ -145,6 +148,22 @@ export async function finishRegistration({
       backupState: info.credentialBackedUp,
       uvInitialized: info.userVerified,
       attestationFormat: info.fmt,
+      discoverable: discoverableOf(policy, response),
     },
   };
+}
+
+/**
+ * Whether the new credential is discoverable: what the browser reported in
+ * credProps.rk (https://www.w3.org/TR/webauthn-3/#dom-credentialpropertiesoutput-rk),
+ * else what the options demanded. A smart pool requires a resident key, so
+ * the authenticator made a discoverable credential or the ceremony failed
+ * (https://www.w3.org/TR/webauthn-3/#dom-residentkeyrequirement-required);
+ * a classic pool only prefers one, so without credProps nobody knows.
+ */
+function discoverableOf(policy: PasskeyPolicy, response: RegistrationResponseJSON): boolean | null {
+  // The client's word, unsigned and unchecked by the shape: only a boolean counts.
+  const reported: unknown = response.clientExtensionResults?.credProps?.rk;
+  if (typeof reported === 'boolean') return reported;
+  return policy.mode === 'smart' ? true : null;
 }

@@ -33,6 +33,7 @@ function newPasskey(
     uvInitialized: true,
     attestationFormat: 'none',
     name: 'iCloud Keychain',
+    discoverable: true,
     ...overrides,
   };
 }
@@ -235,6 +236,125 @@ export function registerDurableConformance(
     t.is(await s.passkeys.findByCredentialId(user.poolId, passkey.credentialId), undefined);
   });
 
+  test(`${name}: users are listed by id ascending, a page at a time after an exclusive cursor, within their pool`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const created = await Promise.all(
+      Array.from({ length: 5 }, (_, index) => s.users.create({ poolId, email: `u${index}@example.com` })),
+    );
+    await newUser(unique('pool'));
+    await newUser(unique('pool'));
+    const sorted = [...created].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const ids = sorted.map((user) => user.id);
+
+    t.deepEqual(await s.users.list(poolId, { limit: 10 }), sorted, 'whole users, no other pool among them');
+    t.deepEqual(
+      (await s.users.list(poolId, { limit: 2 })).map((user) => user.id),
+      ids.slice(0, 2),
+    );
+    t.deepEqual(
+      (await s.users.list(poolId, { after: ids[1]!, limit: 2 })).map((user) => user.id),
+      ids.slice(2, 4),
+      'the cursor itself is not repeated',
+    );
+    t.deepEqual(
+      (await s.users.list(poolId, { after: ids[3]!, limit: 2 })).map((user) => user.id),
+      ids.slice(4),
+      'the last page is short',
+    );
+    t.deepEqual(await s.users.list(poolId, { after: ids[4]!, limit: 2 }), []);
+    t.deepEqual(
+      (await s.users.list(poolId, { after: '00000000-0000-0000-0000-000000000000', limit: 10 })).map(
+        (user) => user.id,
+      ),
+      ids,
+      'a cursor need not be a user',
+    );
+    t.deepEqual(
+      (await s.users.list(poolId, { after: ids[1]!.toUpperCase(), limit: 10 })).map((user) => user.id),
+      ids.slice(2),
+      'a uuid in capitals is the same cursor',
+    );
+    t.deepEqual(await s.users.list(poolId, { after: 'not-a-uuid', limit: 10 }), [], 'a malformed cursor');
+    t.deepEqual(await s.users.list(poolId, { limit: 0 }), []);
+    t.deepEqual(await s.users.list(unique('pool'), { limit: 10 }), [], 'an empty pool');
+  });
+
+  test(`${name}: deleting a user erases their passkeys, recovery codes, password, grants and refresh tokens, and keeps their audit events`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const enrolled = async (email: string) => {
+      const { user, passkey } = await s.users.createWithPasskey(
+        { poolId, email, passwordHash: '$argon2id$v=19$x' },
+        newPasskey(),
+      );
+      await s.passkeys.create({ ...newPasskey(), poolId, userId: user.id });
+      await s.recoveryCodes.replace(poolId, user.id, ['h1', 'h2']);
+      const models = s.oidcModels(poolId);
+      await models.upsert('Grant', `grant-${user.id}`, { accountId: user.id }, 3600);
+      await models.upsert(
+        'RefreshToken',
+        `refresh-${user.id}`,
+        { accountId: user.id, grantId: `grant-${user.id}` },
+        3600,
+      );
+      await s.auditEvents.append({ poolId, event: 'sign_in', outcome: 'success', userId: user.id });
+      return { user, passkey };
+    };
+    const { user, passkey } = await enrolled('gone@example.com');
+    const { user: other, passkey: othersPasskey } = await enrolled('stays@example.com');
+    const elsewhere = s.oidcModels(unique('pool'));
+    await elsewhere.upsert('Grant', 'same-account-other-pool', { accountId: user.id }, 3600);
+
+    t.true(await s.users.delete(poolId, user.id));
+
+    t.is(await s.users.findById(poolId, user.id), undefined);
+    t.is(await s.users.findByEmail(poolId, 'gone@example.com'), undefined);
+    t.is(await s.users.getPasswordHash(poolId, user.id), undefined);
+    t.is(await s.passkeys.findByCredentialId(poolId, passkey.credentialId), undefined);
+    t.is(await s.passkeys.countByUser(poolId, user.id), 0);
+    t.is(await s.recoveryCodes.countUnused(poolId, user.id), 0);
+    t.is(await s.recoveryCodes.use(poolId, user.id, 'h1'), undefined);
+    const models = s.oidcModels(poolId);
+    t.is(await models.find('Grant', `grant-${user.id}`), undefined);
+    t.is(await models.find('RefreshToken', `refresh-${user.id}`), undefined);
+    t.deepEqual(await models.listByAccountId('Grant', user.id), []);
+    t.deepEqual(await models.listByAccountId('RefreshToken', user.id), []);
+    t.truthy(
+      await elsewhere.find('Grant', 'same-account-other-pool'),
+      "another pool's rows are not the user's",
+    );
+    t.deepEqual(
+      (await s.auditEvents.list(poolId, { userId: user.id })).map((event) => event.event),
+      ['sign_in'],
+      'the audit trail outlives the user',
+    );
+
+    t.deepEqual(await s.users.findAccount(poolId, other.id), {
+      user: other,
+      passkeys: 2,
+      unusedRecoveryCodes: 2,
+      hasPassword: true,
+    });
+    t.truthy(await s.passkeys.findByCredentialId(poolId, othersPasskey.credentialId));
+    t.truthy(await models.find('Grant', `grant-${other.id}`));
+    t.truthy(await models.find('RefreshToken', `refresh-${other.id}`));
+
+    t.false(await s.users.delete(poolId, user.id), 'already gone');
+  });
+
+  test(`${name}: deleting an unknown, malformed or other pool's user id is false and erases nothing`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const grants = s.oidcModels(user.poolId);
+    await grants.upsert('Grant', `grant-${user.id}`, { accountId: user.id }, 3600);
+    t.false(await s.users.delete(user.poolId, '00000000-0000-0000-0000-000000000000'));
+    t.false(await s.users.delete(user.poolId, 'not-a-uuid'));
+    t.false(await s.users.delete(unique('pool'), user.id));
+    t.deepEqual(await s.users.findById(user.poolId, user.id), user);
+    t.truthy(await grants.find('Grant', `grant-${user.id}`));
+  });
+
   // ------------------------------------------------------------------ passkeys
 
   test(`${name}: passkey columns come back with the same JS types on every backend`, async (t) => {
@@ -283,6 +403,36 @@ export function registerDurableConformance(
       userId: user.id,
     });
     t.deepEqual((await s.passkeys.findByCredentialId(user.poolId, created.credentialId))?.transports, []);
+  });
+
+  test(`${name}: whether a passkey is discoverable round-trips as true, false or null`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    for (const discoverable of [true, false, null]) {
+      const created = await s.passkeys.create({
+        ...newPasskey({ discoverable }),
+        poolId: user.poolId,
+        userId: user.id,
+      });
+      t.is(created.discoverable, discoverable);
+      t.is(
+        (await s.passkeys.findByCredentialId(user.poolId, created.credentialId))?.discoverable,
+        discoverable,
+      );
+      t.is(
+        (await s.passkeys.findWithOwner(user.poolId, created.credentialId))?.passkey.discoverable,
+        discoverable,
+      );
+    }
+    t.deepEqual(
+      (await s.passkeys.listByUser(user.poolId, user.id)).map((passkey) => passkey.discoverable),
+      [true, false, null],
+    );
+    const { passkey } = await s.users.createWithPasskey(
+      { poolId: user.poolId, email: `${unique('signup')}@example.com` },
+      newPasskey({ discoverable: false }),
+    );
+    t.is(passkey.discoverable, false, 'sign-up stores it too');
   });
 
   test(`${name}: a credential id is unique per pool (UniqueViolationError), and free in another pool`, async (t) => {
@@ -583,6 +733,55 @@ export function registerDurableConformance(
       (await s.auditEvents.list(poolId, { limit: 1 })).map((event) => event.event),
       ['passkey_added'],
     );
+  });
+
+  test(`${name}: audit events before an id are the older ones, newest first: a cursor for paging back`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const poolId = user.poolId;
+    for (const [event, userId] of [
+      ['sign_in', user.id],
+      ['sign_in', null],
+      ['passkey_added', user.id],
+      ['sign_in', user.id],
+      ['passkey_removed', user.id],
+    ] as const) {
+      await s.auditEvents.append({ poolId, event, outcome: 'success', userId });
+    }
+    await s.auditEvents.append({ poolId: unique('pool'), event: 'sign_in', outcome: 'success' });
+    const all = await s.auditEvents.list(poolId);
+    const ids = all.map((event) => event.id);
+    t.deepEqual(
+      all.map((event) => event.event),
+      ['passkey_removed', 'sign_in', 'passkey_added', 'sign_in', 'sign_in'],
+    );
+
+    t.deepEqual(await s.auditEvents.list(poolId, { before: ids[1]! }), all.slice(2));
+    const firstPage = await s.auditEvents.list(poolId, { limit: 2 });
+    const secondPage = await s.auditEvents.list(poolId, { limit: 2, before: firstPage.at(-1)!.id });
+    const thirdPage = await s.auditEvents.list(poolId, { limit: 2, before: secondPage.at(-1)!.id });
+    t.deepEqual([...firstPage, ...secondPage, ...thirdPage], all, 'pages of two cover every event once');
+    t.is(thirdPage.length, 1);
+    t.deepEqual(await s.auditEvents.list(poolId, { before: ids.at(-1)! }), [], 'nothing before the oldest');
+    t.deepEqual(
+      (await s.auditEvents.list(poolId, { userId: user.id, before: ids[0]! })).map((event) => event.event),
+      ['sign_in', 'passkey_added', 'sign_in'],
+      'with the other filters',
+    );
+    t.deepEqual(
+      (await s.auditEvents.list(poolId, { event: 'sign_in', before: ids[1]!, limit: 1 })).map(
+        (event) => event.id,
+      ),
+      [ids[3]],
+    );
+    t.deepEqual(await s.auditEvents.list(poolId, { before: 0 }), []);
+    t.deepEqual(await s.auditEvents.list(poolId, { before: Number.NaN }), []);
+    t.deepEqual(
+      await s.auditEvents.list(poolId, { before: ids[1]! + 0.5 }),
+      all.slice(1),
+      'a fraction rounds up',
+    );
+    t.deepEqual(await s.auditEvents.list(poolId, { before: Number.MAX_VALUE }), all, 'beyond every id');
   });
 
   test(`${name}: a request's audit events are appended together, in their order; none is a no-op`, async (t) => {

@@ -79,6 +79,13 @@ export function createAuditEventRepository(db: Knex): AuditEventRepository {
       const query = db<AuditEventRow>('audit_events').where({ pool_id: poolId });
       if (filter.userId !== undefined) query.where({ user_id: filter.userId });
       if (filter.event !== undefined) query.where({ event: filter.event });
+      const { before } = filter;
+      if (before !== undefined) {
+        // Ids start at 1 (nothing lies below 0, nor below NaN); past 2^53 every id does.
+        // Whole numbers only: Postgres would refuse "1.5" as a bigint.
+        if (!(before > 0)) return [];
+        if (before <= Number.MAX_SAFE_INTEGER) query.where('id', '<', Math.ceil(before));
+      }
       const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIMIT), MAX_LIMIT);
       const rows = await query
         .orderBy([

@@ -27,6 +27,7 @@ interface PasskeyRow {
   uv_initialized: boolean;
   attestation_format: string;
   name: string;
+  discoverable: boolean | null;
   created_at: Date;
   last_used_at: Date | null;
 }
@@ -45,6 +46,7 @@ const PASSKEY_COLUMNS = [
   'uv_initialized',
   'attestation_format',
   'name',
+  'discoverable',
   'created_at',
   'last_used_at',
 ] as const satisfies ReadonlyArray<keyof PasskeyRow>;
@@ -64,6 +66,7 @@ function toPasskey(row: PasskeyRow): Passkey {
     uvInitialized: row.uv_initialized,
     attestationFormat: row.attestation_format,
     name: row.name,
+    discoverable: row.discoverable,
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
   };
@@ -89,6 +92,7 @@ export async function insertPasskey(db: Knex | Knex.Transaction, passkey: NewPas
       uv_initialized: passkey.uvInitialized,
       attestation_format: passkey.attestationFormat,
       name: passkey.name,
+      discoverable: passkey.discoverable,
     })
     .returning('*');
   return toPasskey(row as PasskeyRow);

@@ -152,5 +152,33 @@ export function createUserRepository(db: Knex): UserRepository {
       if (!isUuid(userId)) return;
       await db('users').where({ pool_id: poolId, id: userId }).update({ enroll_prompted_at: at });
     },
+
+    async list(poolId, { after, limit }) {
+      // A cursor that is no uuid would make Postgres fail (22P02); no user comes after it.
+      if (after !== undefined && !isUuid(after)) return [];
+      const count = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0;
+      if (count === 0) return [];
+      const query = db<UserRow>('users').where({ pool_id: poolId });
+      if (after !== undefined) query.where('id', '>', after);
+      // uuids compare byte by byte, which is the order of their lowercase text.
+      const rows = await query.orderBy('id').limit(count);
+      return rows.map(toUser);
+    },
+
+    async delete(poolId, id) {
+      if (!isUuid(id)) return false;
+      return db.transaction(async (trx) => {
+        // passkeys.user_id and recovery_codes.user_id reference users ON DELETE
+        // CASCADE (migrations 0001, 0002): deleting the row takes them with it,
+        // and the password hash is a column of the row.
+        const deleted = await trx('users').where({ pool_id: poolId, id }).delete();
+        if (changedRows(deleted) === 0) return false;
+        // oidc_models has no foreign key (account_id is oidc-provider's text);
+        // the durable rows are Grant and RefreshToken, both carrying account_id.
+        await trx('oidc_models').where({ pool_id: poolId, account_id: id }).delete();
+        // audit_events.user_id has no foreign key on purpose: the trail stays.
+        return true;
+      });
+    },
   });
 }

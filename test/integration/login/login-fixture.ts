@@ -317,6 +317,7 @@ export function createUserWithPasskey(server: TestServer, poolId: string, email:
       uvInitialized: true,
       attestationFormat: 'none',
       name: 'Passkey on this device',
+      discoverable: true,
     },
   );
 }

@@ -323,6 +323,7 @@ for (const [required, hasPasskey, expected] of rows) {
         uvInitialized: true,
         attestationFormat: 'none',
         name: 'Key',
+        discoverable: true,
       });
     }
     const login = interaction(t, pool);
