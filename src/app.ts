@@ -11,6 +11,8 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
 import Koa from 'koa';
+import { addAdminRoutes } from './admin/admin-routes.ts';
+import type { AdminService } from './admin/admin-service.ts';
 import type { Config, PoolConfig } from './config/types.ts';
 import { addDemoAppRoutes, demoAppIsConfigured } from './demo/demo-app.ts';
 import { notFound } from './errors.ts';
@@ -50,6 +52,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** (Optional) The use cases behind `/{pool}/api/self/…`. Defaults to none: the API is not mounted. */
   selfService?: SelfService;
+  /** (Optional) The use cases behind `/{pool}/api/admin/…`. Defaults to none: the API is not mounted. */
+  admin?: AdminService;
 }
 
 export type AppState = RequestState & { route?: string };
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     addSelfServiceRoutes(router, { registry, service: deps.selfService });
     addAccountPageRoute(router, { registry, render });
   }
+  if (deps.admin) addAdminRoutes(router, { registry, service: deps.admin });
   answerWrongMethods(router, { isPool: (id) => registry.get(id) !== undefined });
 
   app.use(requestContext(logger, { trustProxy: config.server.trust_proxy }));

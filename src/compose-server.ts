@@ -6,6 +6,7 @@
  * (src/cli/serve.ts) opens the real ones and listens.
  */
 import type Koa from 'koa';
+import { createAdminService } from './admin/admin-service.ts';
 import { type AppState, createApp } from './app.ts';
 import type { Config } from './config/types.ts';
 import { createMailer, type Mailer } from './email/mailer.ts';
@@ -90,6 +91,7 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
       secret,
       ...(deps.clock ? { now: () => Math.floor(deps.clock!() / 1000) } : {}),
     }),
+    admin: createAdminService({ durable, ephemeral }),
   });
   return {
     app,

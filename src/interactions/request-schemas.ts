@@ -6,6 +6,7 @@
  * refused verification (src/webauthn/response-shapes.ts).
  */
 import { z } from 'zod';
+import { emailField as email } from '../http/api-fields.ts';
 
 /**
  * A WebAuthn response as the routes take it: any JSON value, or none, bounded
@@ -14,11 +15,6 @@ import { z } from 'zod';
  */
 export const CeremonyResponse = z.unknown().optional();
 
-const email = z
-  .string()
-  .trim()
-  .max(254)
-  .pipe(z.email({ error: 'Enter a valid email address.' }));
 const passkeyName = z
   .string()
   .trim()

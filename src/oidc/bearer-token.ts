@@ -1,7 +1,8 @@
 /**
- * Reads a bearer access token of one pool (RFC 6750 §2.1) for Postern's own
- * APIs. oidc-provider owns the token: this looks it up in the pool's store
- * and applies the checks its userinfo endpoint applies, minus DPoP.
+ * Reads a bearer token of one pool (RFC 6750 §2.1) for Postern's own APIs: a
+ * user's access token (self-service) or a machine client's client-credentials
+ * token (admin). oidc-provider owns the tokens: this looks one up in the
+ * pool's store and applies the checks its userinfo endpoint applies, minus DPoP.
  *
  * Refused (undefined): a missing or malformed header; a token that is
  * unknown, expired or revoked; one issued to no user (client credentials);
@@ -49,4 +50,30 @@ export async function authenticateBearer(
     ...(typeof authTime === 'number' && Number.isFinite(authTime) ? { authTime } : {}),
     scope: token.scope ?? '',
   };
+}
+
+/** A client-credentials token: the machine client it was issued to, and what it may do. */
+export interface MachineToken {
+  clientId: string;
+  /** Space-separated, as granted. */
+  scope: string;
+}
+
+/**
+ * The client of a live client-credentials token of this pool (the admin
+ * API's); undefined for anything else: a user's access token, an unknown,
+ * expired or revoked token, a sender-constrained one, or one whose client
+ * is gone. Another pool's token is unknown here: each pool's provider finds
+ * only its own tokens.
+ */
+export async function authenticateMachineToken(
+  provider: Provider,
+  authorizationHeader: string | undefined,
+): Promise<MachineToken | undefined> {
+  const value = BEARER.exec(authorizationHeader ?? '')?.[1];
+  if (!value) return undefined;
+  const token = await provider.ClientCredentials.find(value);
+  if (!token?.clientId || token.isSenderConstrained()) return undefined;
+  if (!(await provider.Client.find(token.clientId))) return undefined;
+  return { clientId: token.clientId, scope: token.scope ?? '' };
 }

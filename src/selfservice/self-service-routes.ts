@@ -12,9 +12,11 @@
  * at most 64 KB; a POST without any body counts as `{}`.
  */
 import type Router from '@koa/router';
-import type { Context, Middleware } from 'koa';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import { notFound } from '../errors.ts';
+import { passkeyNameField as passkeyName } from '../http/api-fields.ts';
+import { auditedAnswers } from '../http/audited-answers.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
@@ -26,13 +28,6 @@ export interface SelfServiceRoutesOptions {
   registry: Pick<PoolRegistry, 'get'>;
   service: SelfService;
 }
-
-const passkeyName = z
-  .string()
-  .trim()
-  .min(1, 'Give the passkey a name.')
-  .max(64, 'A passkey name has at most 64 characters.')
-  .regex(/^[^\p{Cc}]*$/u, 'A passkey name cannot contain control characters.');
 
 const password = z.string().min(1, 'Enter a password.').max(1024, 'That password is too long.');
 
@@ -70,22 +65,7 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
     return parseBody(schema, await readJsonBody(ctx));
   }
 
-  /**
-   * A route answering `answer(scope, ctx)` as JSON (with `status`, when not
-   * 200). The token is checked first; the audit trail is flushed after the use
-   * case, also when it throws (a refusal is audited, then answered).
-   */
-  const answering =
-    (answer: (scope: SelfServiceScope, ctx: Context) => Promise<unknown>, status?: number): Middleware =>
-    async (ctx) => {
-      const scope = await scopeOf(ctx);
-      try {
-        ctx.body = await answer(scope, ctx);
-        if (status) ctx.status = status;
-      } finally {
-        await scope.audit.flush();
-      }
-    };
+  const answering = auditedAnswers(scopeOf);
 
   router.get(
     base,

@@ -7,6 +7,8 @@
  * (recovery codes stand in for a lost one, they are none of their own), and
  * a password must not become enough to re-enrol one. All under a short
  * per-user lock, so that two removals at once cannot both pass that check.
+ * An operator (the admin API) may remove any passkey, the last one too: they
+ * recover accounts, and give the user a new way in with an enrolment link.
  * The caller audits and answers.
  */
 import type { PoolConfig } from '../../config/types.ts';
@@ -28,7 +30,18 @@ export type PasskeyRemoval =
 
 export async function removePasskey(
   { durable, ephemeral }: { durable: Pick<DurableStore, 'passkeys' | 'users'>; ephemeral: EphemeralStore },
-  { pool, userId, id }: { pool: PoolConfig; userId: string; id: string },
+  {
+    pool,
+    userId,
+    id,
+    byOperator = false,
+  }: {
+    pool: PoolConfig;
+    userId: string;
+    id: string;
+    /** (Optional) An operator's removal, which keeps no way in. Defaults to false: the user's own. */
+    byOperator?: boolean;
+  },
 ): Promise<PasskeyRemoval> {
   const lock = `passkeys:lock:${pool.id}:${userId}`;
   if (!(await ephemeral.setIfAbsent(lock, '1', LOCK_SECONDS))) return { ok: false, reason: 'busy' };
@@ -36,6 +49,10 @@ export async function removePasskey(
     const passkeys = await durable.passkeys.listByUser(pool.id, userId);
     const passkey = passkeys.find((candidate) => candidate.id === id);
     if (!passkey) return { ok: false, reason: 'not_found' };
+    if (byOperator)
+      return (await durable.passkeys.delete(pool.id, userId, id))
+        ? { ok: true, passkey }
+        : { ok: false, reason: 'not_found' };
     const { second_factor_required } = pool.authentication;
     if (passkeys.length === 1 && second_factor_required === 'always')
       return { ok: false, reason: 'last_second_factor', passkey };

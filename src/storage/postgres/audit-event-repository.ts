@@ -87,12 +87,10 @@ export function createAuditEventRepository(db: Knex): AuditEventRepository {
         if (before <= Number.MAX_SAFE_INTEGER) query.where('id', '<', Math.ceil(before));
       }
       const limit = Math.min(Math.max(1, filter.limit ?? DEFAULT_LIMIT), MAX_LIMIT);
-      const rows = await query
-        .orderBy([
-          { column: 'occurred_at', order: 'desc' },
-          { column: 'id', order: 'desc' },
-        ])
-        .limit(limit);
+      // Newest first by id, the order rows were written: occurred_at is the writer's
+      // transaction start, which concurrent writers interleave, and paging by id
+      // (`before`) must neither repeat nor skip an event.
+      const rows = await query.orderBy('id', 'desc').limit(limit);
       return rows.map(toStoredEvent);
     },
   });

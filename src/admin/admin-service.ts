@@ -1,0 +1,43 @@
+/**
+ * The admin use cases behind `/{pool}/api/admin/…` (CONTRACT.md, "Self-service
+ * and admin APIs"): operators manage a pool's users and their passkeys with a
+ * machine client's client-credentials token. One module per resource,
+ * composed here over one context; what they share is in ./admin-scope.ts.
+ * The routes (./admin-routes.ts) authenticate the token, open the request's
+ * scope (`scopeFor`) and flush its audit trail when the request ends.
+ */
+import { createAuditTrail } from '../accounts/audit-trail.ts';
+import { createLimits } from '../accounts/limits.ts';
+import type { DurableStore, EphemeralStore } from '../storage/types.ts';
+import { adminPasskeys } from './admin-passkeys.ts';
+import type { AdminContext, AdminRequest, AdminScope } from './admin-scope.ts';
+import { adminUsers } from './admin-users.ts';
+
+export type { AdminRequest, AdminScope } from './admin-scope.ts';
+
+export interface AdminServiceDeps {
+  durable: DurableStore;
+  ephemeral: EphemeralStore;
+}
+
+export function createAdminService({ durable, ephemeral }: AdminServiceDeps) {
+  const context: AdminContext = { durable, ephemeral, limits: createLimits(ephemeral) };
+
+  return {
+    /** The scope of one authenticated request: every event it records names the acting client. */
+    scopeFor(request: AdminRequest): AdminScope {
+      const audit = createAuditTrail(durable.auditEvents, {
+        poolId: request.pool.id,
+        ip: request.ip,
+        userAgent: request.userAgent,
+        detail: { via: 'admin', client_id: request.clientId },
+      });
+      return { ...request, audit };
+    },
+    limits: context.limits,
+    ...adminUsers(context),
+    ...adminPasskeys(context),
+  };
+}
+
+export type AdminService = ReturnType<typeof createAdminService>;
