@@ -71,6 +71,17 @@ export const ERROR_CODES = {
   insufficient_scope: { status: 403, description: 'This app cannot manage your sign-in methods.' },
   /** The user has `passkeys.registration.max_per_user` passkeys. */
   passkey_limit: { status: 400 },
+  /**
+   * The pool stores `passkeys.registration.max_per_pool` passkeys, in sign-up,
+   * enrolment and self-service alike. 409, not 503: the pool's state refuses
+   * the request and stays so until its operator raises the ceiling or
+   * passkeys are removed; nothing is down, a retry in a moment would fail
+   * the same, and a 5xx would count a configured limit as an outage.
+   */
+  passkey_pool_full: {
+    status: 409,
+    description: 'This service cannot store more passkeys right now. Contact its operator.',
+  },
   last_way_in: {
     status: 409,
     description: 'This passkey is your only way to sign in. Add another one before removing it.',
@@ -180,6 +191,8 @@ export const passkeyLimit = (max: number) =>
   errorOf('passkey_limit', {
     description: `You already have ${max} passkeys, the most this service allows. Remove one first.`,
   });
+
+export const passkeyPoolFull = () => errorOf('passkey_pool_full');
 
 export const lastWayIn = () => errorOf('last_way_in');
 

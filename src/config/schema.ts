@@ -198,6 +198,12 @@ const PasskeysSchema = z
           .default(['EdDSA', 'ES256', 'RS256'])
           .describe('COSE algorithms accepted for new passkeys, in order of preference.'),
         max_per_user: integer(1, 100).default(10).describe('Most passkeys one user may register.'),
+        max_per_pool: integer(1, 100_000_000)
+          .optional()
+          .describe(
+            'Most passkeys the pool stores, all users together: a registration past it is refused (`passkey_pool_full`). ' +
+              'Enforcing it takes a pool-wide lock for each registration’s count and insert. Unset: no ceiling.',
+          ),
       })
       .prefault({}),
     filtering: z

@@ -35,6 +35,7 @@ export const REFUSAL_CODES = {
     'A synced passkey where the request demands a device-bound one (`phrh`): verified, but not enough.',
   credential_registered: 'The new passkey’s credential is already registered in this pool.',
   passkey_limit: 'The user already has the pool’s `max_per_user` passkeys.',
+  passkey_pool_full: 'The pool already stores its `max_per_pool` passkeys, all users together.',
   last_way_in: 'Removing the passkey would leave the user no way to sign in.',
   last_second_factor: 'The pool always asks for a second factor, and this is the user’s last passkey.',
 

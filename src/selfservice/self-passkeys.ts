@@ -13,7 +13,7 @@
  */
 import { policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
-import { errorOf, noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
+import { errorOf, noSuchPasskey, passkeyLimit, passkeyPoolFull, passkeysBusy } from '../errors.ts';
 import {
   beginPasskeyEnrollment,
   finishPasskeyEnrollment,
@@ -98,7 +98,8 @@ export function selfPasskeys(context: SelfServiceContext) {
     /**
      * Verifies and stores the new passkey. The answer carries `recovery_codes`
      * when this is the user's first second factor in a pool that uses them.
-     * @throws {PosternError} passkey_rejected for any refused ceremony; passkey_limit.
+     * @throws {PosternError} passkey_rejected for any refused ceremony; passkey_limit;
+     *   passkey_pool_full when the pool stores `max_per_pool` passkeys.
      */
     async registerVerify(
       scope: SelfServiceScope,
@@ -135,9 +136,19 @@ export function selfPasskeys(context: SelfServiceContext) {
       try {
         passkey = await durable.passkeys.create(
           { ...enrollment.passkey, poolId: scope.pool.id, userId: user.id },
-          { maxPerUser: policy.maxPerUser },
+          { maxPerUser: policy.maxPerUser, maxPerPool: policy.maxPerPool },
         );
       } catch (error) {
+        if (error instanceof LimitExceededError && error.scope === 'per_pool') {
+          scope.log.warn({ maxPerPool: error.limit }, 'passkey registration refused: the pool is full');
+          scope.audit.record({
+            event: 'passkey_registration',
+            outcome: 'failure',
+            credentialId: enrollment.passkey.credentialId,
+            detail: refusal('passkey_pool_full', `the pool stores ${error.limit} passkeys (max_per_pool)`),
+          });
+          throw passkeyPoolFull();
+        }
         if (error instanceof LimitExceededError) {
           scope.audit.record({
             event: 'passkey_registration',

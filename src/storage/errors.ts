@@ -15,14 +15,21 @@ export class UniqueViolationError extends Error {
   }
 }
 
-/** A per-user limit (e.g. passkeys per user) would be exceeded; nothing was written. */
-export class LimitExceededError extends Error {
-  readonly limit: number;
+/** Whose limit it is: one user's (passkeys per user) or the whole pool's (passkeys per pool). */
+export type LimitScope = 'per_user' | 'per_pool';
 
-  constructor(what: string, limit: number) {
+/** A limit (passkeys per user, passkeys per pool) would be exceeded; nothing was written. */
+export class LimitExceededError extends Error {
+  /** The limit's value, e.g. 10 passkeys. */
+  readonly limit: number;
+  /** Which limit: callers answer a user's full set differently from a full pool. */
+  readonly scope: LimitScope;
+
+  constructor(what: string, limit: number, scope: LimitScope = 'per_user') {
     super(`${what} limit of ${limit} reached`);
     this.name = 'LimitExceededError';
     this.limit = limit;
+    this.scope = scope;
   }
 }
 

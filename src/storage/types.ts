@@ -156,12 +156,20 @@ export interface UserRepository {
   /** @throws {UniqueViolationError} when the email is taken in the pool. */
   create(user: NewUser): Promise<User>;
   /**
-   * Sign-up in one transaction: the user and their first passkey both land, or neither.
+   * Sign-up in one transaction: the user and their first passkey both land, or
+   * neither. With `maxPerPool`, the pool's passkeys are counted in that
+   * transaction under a pool-wide lock (see PasskeyRepository.create): at the
+   * ceiling, no user is created either.
    * @throws {UniqueViolationError} when the email or the credential id is taken.
+   * @throws {LimitExceededError} (scope `per_pool`) when the pool already stores `maxPerPool` passkeys.
    */
   createWithPasskey(
     user: NewUser,
     passkey: Omit<NewPasskey, 'userId' | 'poolId'>,
+    options?: {
+      /** (Optional) Most passkeys the pool may store. Defaults to no ceiling (nothing counted, no lock). */
+      maxPerPool?: number;
+    },
   ): Promise<{ user: User; passkey: Passkey }>;
   findById(poolId: string, id: string): Promise<User | undefined>;
   /** The user with what they have enrolled, in one query: what a login step is decided on. */
@@ -234,12 +242,22 @@ export type NewPasskey = Omit<Passkey, 'id' | 'createdAt' | 'lastUsedAt'>;
 export interface PasskeyRepository {
   /**
    * Adds a passkey. With `maxPerUser`, the count and the insert happen in one
-   * transaction that locks the user's row, so concurrent registrations cannot
-   * exceed the limit.
+   * transaction that locks the user's row; with `maxPerPool`, in one that
+   * holds a pool-wide lock, so concurrent registrations cannot exceed either.
+   * Without them nothing is counted or locked.
    * @throws {UniqueViolationError} when the credential id exists in the pool.
-   * @throws {LimitExceededError} when the user already has `maxPerUser` passkeys.
+   * @throws {LimitExceededError} scope `per_user` when the user already has
+   *   `maxPerUser` passkeys, `per_pool` when the pool already stores `maxPerPool`.
    */
-  create(passkey: NewPasskey, options?: { maxPerUser?: number }): Promise<Passkey>;
+  create(
+    passkey: NewPasskey,
+    options?: {
+      /** (Optional) Most passkeys the user may have. Defaults to no limit. */
+      maxPerUser?: number;
+      /** (Optional) Most passkeys the pool may store. Defaults to no ceiling. */
+      maxPerPool?: number;
+    },
+  ): Promise<Passkey>;
   findByCredentialId(poolId: string, credentialId: string): Promise<Passkey | undefined>;
   /** The passkey with its owner and what the owner enrolled, in one query: what a passkey sign-in reads. */
   findWithOwner(

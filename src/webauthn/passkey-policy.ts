@@ -19,7 +19,10 @@ export interface PasskeyPolicy {
   algorithmIds: number[];
   attestation: 'none' | 'direct' | 'enterprise';
   authenticatorAttachment: 'platform' | 'cross-platform' | undefined;
+  /** Most passkeys one user may have (`max_per_user`). */
   maxPerUser: number;
+  /** (Optional) Most passkeys the pool may store (`max_per_pool`). Undefined: no ceiling. */
+  maxPerPool?: number;
   permittedAaguids: ReadonlySet<string>;
   prohibitedAaguids: ReadonlySet<string>;
   prohibitBackupEligibility: boolean;
@@ -43,6 +46,7 @@ export function createPasskeyPolicy(pool: PoolConfig): PasskeyPolicy {
         ? undefined
         : passkeys.registration.authenticator_attachment,
     maxPerUser: passkeys.registration.max_per_user,
+    maxPerPool: passkeys.registration.max_per_pool,
     permittedAaguids: new Set(passkeys.filtering.permitted_aaguids),
     prohibitedAaguids: new Set(passkeys.filtering.prohibited_aaguids),
     prohibitBackupEligibility: passkeys.filtering.prohibit_backup_eligibility,

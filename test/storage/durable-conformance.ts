@@ -470,6 +470,101 @@ export function registerDurableConformance(
     t.is(await s.passkeys.countByUser(user.poolId, user.id), 3);
   });
 
+  /** How many passkeys `poolId` stores, over its users (at most 100). */
+  const poolPasskeys = async (poolId: string) => {
+    const s = await store();
+    const users = await s.users.list(poolId, { limit: 100 });
+    const counts = await Promise.all(users.map((user) => s.passkeys.countByUser(poolId, user.id)));
+    return counts.reduce((sum, count) => sum + count, 0);
+  };
+
+  test(`${name}: maxPerPool refuses the pool's next passkey whoever registers it, and leaves other pools alone`, async (t) => {
+    const s = await store();
+    const ada = await newUser();
+    const bob = await newUser(ada.poolId);
+    const other = await newUser();
+    const add = (
+      user: { id: string; poolId: string },
+      options: { maxPerUser?: number; maxPerPool?: number },
+    ) => s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id }, options);
+
+    await add(ada, { maxPerPool: 2 });
+    await add(bob, { maxPerPool: 2, maxPerUser: 5 });
+    const refused = await t.throwsAsync(() => add(ada, { maxPerPool: 2 }), {
+      instanceOf: LimitExceededError,
+    });
+    t.like(refused, { scope: 'per_pool', limit: 2 });
+    await t.throwsAsync(() => add(bob, { maxPerPool: 2, maxPerUser: 5 }), {
+      instanceOf: LimitExceededError,
+    });
+    t.is(await poolPasskeys(ada.poolId), 2, 'nothing written past the ceiling');
+
+    await add(other, { maxPerPool: 2 });
+    await t.notThrowsAsync(() => add(other, { maxPerPool: 2 }), 'another pool counts its own');
+    const perUser = await t.throwsAsync(() => add(other, { maxPerUser: 2, maxPerPool: 10 }), {
+      instanceOf: LimitExceededError,
+    });
+    t.like(perUser, { scope: 'per_user', limit: 2 }, 'the per-user limit still says it is the user’s');
+  });
+
+  test(`${name}: maxPerPool holds under concurrency (room for 2, 5 concurrent registrations)`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const first = await newUser(poolId);
+    await s.passkeys.create({ ...newPasskey(), poolId, userId: first.id });
+    const users = await Promise.all(Array.from({ length: 5 }, () => newUser(poolId)));
+    const results = await Promise.allSettled(
+      users.map((user) =>
+        s.passkeys.create({ ...newPasskey(), poolId, userId: user.id }, { maxPerPool: 3, maxPerUser: 10 }),
+      ),
+    );
+    const rejected = results.filter((result) => result.status === 'rejected');
+    t.is(results.length - rejected.length, 2);
+    for (const result of rejected) t.like(result.reason, { name: 'LimitExceededError', scope: 'per_pool' });
+    t.is(await poolPasskeys(poolId), 3);
+  });
+
+  test(`${name}: sign-ups and added passkeys share the pool's ceiling under concurrency`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    const existing = await Promise.all([newUser(poolId), newUser(poolId)]);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 3 }, (_, index) =>
+        s.users.createWithPasskey({ poolId, email: `signup-${index}@example.com` }, newPasskey(), {
+          maxPerPool: 2,
+        }),
+      ),
+      ...existing.map((user) =>
+        s.passkeys.create({ ...newPasskey(), poolId, userId: user.id }, { maxPerPool: 2 }),
+      ),
+    ]);
+    const rejected = results.filter((result) => result.status === 'rejected');
+    t.is(results.length - rejected.length, 2);
+    for (const result of rejected) t.like(result.reason, { name: 'LimitExceededError', scope: 'per_pool' });
+    t.is(await poolPasskeys(poolId), 2);
+    const signedUp = results.slice(0, 3).filter((result) => result.status === 'fulfilled').length;
+    t.is((await s.users.list(poolId, { limit: 100 })).length, 2 + signedUp, 'a refused sign-up left no user');
+  });
+
+  test(`${name}: createWithPasskey at the pool's ceiling creates no user`, async (t) => {
+    const s = await store();
+    const poolId = unique('pool');
+    await s.users.createWithPasskey({ poolId, email: 'first@example.com' }, newPasskey(), { maxPerPool: 1 });
+    const passkey = newPasskey();
+    const refused = await t.throwsAsync(
+      () => s.users.createWithPasskey({ poolId, email: 'second@example.com' }, passkey, { maxPerPool: 1 }),
+      { instanceOf: LimitExceededError },
+    );
+    t.like(refused, { scope: 'per_pool', limit: 1 });
+    t.is(await s.users.findByEmail(poolId, 'second@example.com'), undefined);
+    t.is(await s.passkeys.findByCredentialId(poolId, passkey.credentialId), undefined);
+    await t.notThrowsAsync(
+      () =>
+        s.users.createWithPasskey({ poolId, email: 'second@example.com' }, newPasskey(), { maxPerPool: 2 }),
+      'the email was not taken by the refused sign-up',
+    );
+  });
+
   test(`${name}: passkeys are listed and counted per user, oldest first`, async (t) => {
     const s = await store();
     const [user, other] = [await newUser(), await newUser()];

@@ -13,7 +13,7 @@
  *   and the step included: whatever refuses it then, the challenge is spent
  *   (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
  */
-import { noSuchPasskey, PosternError, passkeyLimit, passkeysBusy } from '../../errors.ts';
+import { noSuchPasskey, PosternError, passkeyLimit, passkeyPoolFull, passkeysBusy } from '../../errors.ts';
 import type { LoginContext } from '../../interactions/login-context.ts';
 import { accountExists, notNow } from '../../interactions/login-errors.ts';
 import type { Step } from '../../interactions/next-step.ts';
@@ -281,16 +281,27 @@ export const passkeyCalls = {
         const created = await durable.users.createWithPasskey(
           { poolId: pool.id, email, emailVerified: true, webauthnUserId: enrollment.webauthnUserId },
           passkeyData,
+          { maxPerPool: policy.maxPerPool },
         );
         userId = created.user.id;
         ctx.audit('sign_up', 'success', { userId, credentialId: passkeyData.credentialId });
       } else {
         await durable.passkeys.create(
           { ...passkeyData, poolId: pool.id, userId },
-          { maxPerUser: policy.maxPerUser },
+          { maxPerUser: policy.maxPerUser, maxPerPool: policy.maxPerPool },
         );
       }
     } catch (error) {
+      // A full pool: nothing was written (a sign-up's user neither), the challenge is spent.
+      if (error instanceof LimitExceededError && error.scope === 'per_pool') {
+        ctx.log.warn({ maxPerPool: error.limit }, 'passkey registration refused: the pool is full');
+        ctx.audit('passkey_registration', 'failure', {
+          userId,
+          credentialId: passkeyData.credentialId,
+          detail: refusal('passkey_pool_full', `the pool stores ${error.limit} passkeys (max_per_pool)`),
+        });
+        throw passkeyPoolFull();
+      }
       if (error instanceof LimitExceededError) {
         ctx.audit('passkey_registration', 'failure', {
           userId,

@@ -5,6 +5,13 @@
  * read earlier: `create` with `maxPerUser` locks the user's row
  * (SELECT ... FOR UPDATE), counts and inserts in one transaction, so two
  * concurrent registrations cannot both take the last slot.
+ *
+ * The pool-wide ceiling (`maxPerPool`) works the same way with a lock that
+ * no row stands for: a transaction-scoped advisory lock on the pool
+ * (https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS),
+ * taken before the count and held to the commit. The count runs after it is
+ * granted, so under READ COMMITTED it sees every insert of the transactions
+ * that held it before. Without a ceiling nothing is locked or counted.
  */
 import type { Knex } from 'knex';
 import { LimitExceededError } from '../errors.ts';
@@ -98,6 +105,54 @@ export async function insertPasskey(db: Knex | Knex.Transaction, passkey: NewPas
   return toPasskey(row as PasskeyRow);
 }
 
+/**
+ * Takes the pool's passkey lock for the rest of `trx` and refuses when the
+ * pool already stores `maxPerPool` passkeys. Call before the insert, in the
+ * insert's transaction; shared with the user repository's sign-up. The key
+ * is `hashtext` of a namespaced name, as the signing-key lock's is: a clash
+ * between two pools' hashes only makes them wait for each other.
+ * @throws {LimitExceededError} scope `per_pool` at the ceiling.
+ */
+export async function holdPoolCeiling(trx: Knex.Transaction, poolId: string, maxPerPool: number) {
+  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`postern:passkeys:${poolId}`]);
+  const row = await trx('passkeys').where({ pool_id: poolId }).count({ count: '*' }).first();
+  if (toNumber(row?.count ?? 0) >= maxPerPool) {
+    throw new LimitExceededError('passkeys per pool', maxPerPool, 'per_pool');
+  }
+}
+
+/**
+ * Inserts one passkey within the user's and the pool's limits, on an open
+ * transaction: locks the user's row and counts their passkeys when
+ * `maxPerUser` is given, then holds the pool's lock and counts its passkeys
+ * when `maxPerPool` is. Shared with every repository that stores a passkey
+ * inside a larger transaction (an enrolment link's redemption).
+ * @throws {LimitExceededError} scope `per_user` or `per_pool`; nothing is inserted.
+ * @throws driver errors untranslated; callers wrap them.
+ */
+export async function insertPasskeyWithinLimits(
+  trx: Knex.Transaction,
+  passkey: NewPasskey,
+  { maxPerUser, maxPerPool }: { maxPerUser?: number | undefined; maxPerPool?: number | undefined } = {},
+): Promise<Passkey> {
+  if (maxPerUser !== undefined) {
+    // The user row is the lock every registration of this user queues on.
+    const user = await trx('users')
+      .select('id')
+      .where({ pool_id: passkey.poolId, id: passkey.userId })
+      .forUpdate()
+      .first();
+    if (!user) throw new Error(`user ${passkey.userId} does not exist in pool ${passkey.poolId}`);
+    if ((await countByUser(trx, passkey.poolId, passkey.userId)) >= maxPerUser) {
+      throw new LimitExceededError('passkeys per user', maxPerUser, 'per_user');
+    }
+  }
+  // Always after the user's row: one order of locks, and a registration
+  // waiting for its user holds up no one else in the pool.
+  if (maxPerPool !== undefined) await holdPoolCeiling(trx, passkey.poolId, maxPerPool);
+  return insertPasskey(trx, passkey);
+}
+
 async function countByUser(db: Knex | Knex.Transaction, poolId: string, userId: string): Promise<number> {
   const row = await db('passkeys').where({ pool_id: poolId, user_id: userId }).count({ count: '*' }).first();
   return toNumber(row?.count ?? 0);
@@ -106,27 +161,16 @@ async function countByUser(db: Knex | Knex.Transaction, poolId: string, userId: 
 /**
  * The PasskeyRepository over knex. Driver errors leave it as typed storage errors.
  * @throws {UniqueViolationError} `passkeys_pool_id_credential_id_unique` on a duplicate credential id.
- * @throws {LimitExceededError} from `create` when the user already has `maxPerUser` passkeys.
+ * @throws {LimitExceededError} from `create` when the user already has `maxPerUser` passkeys
+ *   (scope `per_user`) or the pool already stores `maxPerPool` (scope `per_pool`).
  * @throws {StoreUnavailableError} when the database is unreachable.
  */
 export function createPasskeyRepository(db: Knex): PasskeyRepository {
   return withTranslatedErrors<PasskeyRepository>({
     async create(passkey, options = {}) {
-      const { maxPerUser } = options;
-      if (maxPerUser === undefined) return insertPasskey(db, passkey);
-      return db.transaction(async (trx) => {
-        // The user row is the lock every registration of this user queues on.
-        const user = await trx('users')
-          .select('id')
-          .where({ pool_id: passkey.poolId, id: passkey.userId })
-          .forUpdate()
-          .first();
-        if (!user) throw new Error(`user ${passkey.userId} does not exist in pool ${passkey.poolId}`);
-        if ((await countByUser(trx, passkey.poolId, passkey.userId)) >= maxPerUser) {
-          throw new LimitExceededError('passkeys per user', maxPerUser);
-        }
-        return insertPasskey(trx, passkey);
-      });
+      const { maxPerUser, maxPerPool } = options;
+      if (maxPerUser === undefined && maxPerPool === undefined) return insertPasskey(db, passkey);
+      return db.transaction((trx) => insertPasskeyWithinLimits(trx, passkey, { maxPerUser, maxPerPool }));
     },
 
     async findByCredentialId(poolId, credentialId) {

@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import { normaliseEmail } from '../../accounts/email.ts';
 import type { Account, NewUser, User, UserRepository } from '../types.ts';
 import { changedRows, isUuid, toNumber } from './column-values.ts';
-import { insertPasskey } from './passkey-repository.ts';
+import { holdPoolCeiling, insertPasskey } from './passkey-repository.ts';
 import { withTranslatedErrors } from './translate-error.ts';
 
 export interface UserRow {
@@ -88,6 +88,7 @@ export function toAccount(row: AccountRow): Account {
  * The UserRepository over knex. Driver errors leave it as typed storage errors.
  * @throws {UniqueViolationError} `users_pool_id_email_unique` when the email is taken in the pool,
  *   `passkeys_pool_id_credential_id_unique` from `createWithPasskey` when the credential id is.
+ * @throws {LimitExceededError} (scope `per_pool`) from `createWithPasskey` at the pool's `maxPerPool`.
  * @throws {StoreUnavailableError} when the database is unreachable.
  */
 export function createUserRepository(db: Knex): UserRepository {
@@ -101,9 +102,11 @@ export function createUserRepository(db: Knex): UserRepository {
       return insertUser(db, user);
     },
 
-    createWithPasskey(user, passkey) {
-      // Sign-up lands whole or not at all: a taken credential id rolls the user back.
+    createWithPasskey(user, passkey, { maxPerPool } = {}) {
+      // Sign-up lands whole or not at all: a taken credential id rolls the user back,
+      // and a full pool refuses before the user is written.
       return db.transaction(async (trx) => {
+        if (maxPerPool !== undefined) await holdPoolCeiling(trx, user.poolId, maxPerPool);
         const created = await insertUser(trx, user);
         const createdPasskey = await insertPasskey(trx, {
           ...passkey,
