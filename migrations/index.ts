@@ -12,6 +12,7 @@ import * as passwordsRecoveryCodes from './0002_passwords_recovery_codes.ts';
 import * as hashTokenIds from './0003_hash_token_ids.ts';
 import * as oidcModelsByAccount from './0004_oidc_models_by_account.ts';
 import * as passkeyDiscoverable from './0005_passkey_discoverable.ts';
+import * as enrollmentLinks from './0006_enrollment_links.ts';
 
 export interface Migration {
   /** Recorded in `knex_migrations.name`; never rename one that has shipped. */
@@ -26,4 +27,5 @@ export const migrations: Migration[] = [
   hashTokenIds,
   oidcModelsByAccount,
   passkeyDiscoverable,
+  enrollmentLinks,
 ];

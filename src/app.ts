@@ -15,6 +15,8 @@ import { addAdminRoutes } from './admin/admin-routes.ts';
 import type { AdminService } from './admin/admin-service.ts';
 import type { Config, PoolConfig } from './config/types.ts';
 import { addDemoAppRoutes, demoAppIsConfigured } from './demo/demo-app.ts';
+import type { EnrollmentFlow } from './enrollment/enrollment-flow.ts';
+import { addEnrollmentRoutes } from './enrollment/enrollment-routes.ts';
 import { notFound } from './errors.ts';
 import { appLinkOf } from './http/app-link.ts';
 import { errorHandler } from './http/error-handler.ts';
@@ -54,6 +56,8 @@ export interface AppDeps {
   selfService?: SelfService;
   /** (Optional) The use cases behind `/{pool}/api/admin/…`. Defaults to none: the API is not mounted. */
   admin?: AdminService;
+  /** (Optional) The enrolment page's use cases (`/{pool}/enroll/{token}`). Defaults to none: not mounted. */
+  enrollment?: EnrollmentFlow;
 }
 
 export type AppState = RequestState & { route?: string };
@@ -96,6 +100,14 @@ export function createApp(deps: AppDeps): Koa<AppState> {
     addAccountPageRoute(router, { registry, render });
   }
   if (deps.admin) addAdminRoutes(router, { registry, service: deps.admin });
+  if (deps.enrollment)
+    addEnrollmentRoutes(router, {
+      registry,
+      flow: deps.enrollment,
+      auditEvents: durable.auditEvents,
+      publicUrl: config.server.public_url,
+      renderPage: (page) => render('enroll', page),
+    });
   answerWrongMethods(router, { isPool: (id) => registry.get(id) !== undefined });
 
   app.use(requestContext(logger, { trustProxy: config.server.trust_proxy }));

@@ -6,10 +6,13 @@
  * (src/cli/serve.ts) opens the real ones and listens.
  */
 import type Koa from 'koa';
+import { createLimits } from './accounts/limits.ts';
 import { createAdminService } from './admin/admin-service.ts';
 import { type AppState, createApp } from './app.ts';
 import type { Config } from './config/types.ts';
 import { createMailer, type Mailer } from './email/mailer.ts';
+import { createEnrollmentFlow } from './enrollment/enrollment-flow.ts';
+import { createEnrollmentLinks } from './enrollment/enrollment-links.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createProviderPages } from './http/provider-pages.ts';
 import { createRenderer } from './http/render.ts';
@@ -75,6 +78,13 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     metrics: createLoginMetrics(metrics.registry),
     ...(deps.clock ? { clock: deps.clock } : {}),
   });
+  const links = createEnrollmentLinks({
+    durable,
+    mailer,
+    logger,
+    publicUrl: config.server.public_url,
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  });
   const app = createApp({
     config,
     registry,
@@ -91,7 +101,15 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
       secret,
       ...(deps.clock ? { now: () => Math.floor(deps.clock!() / 1000) } : {}),
     }),
-    admin: createAdminService({ durable, ephemeral }),
+    admin: createAdminService({ durable, ephemeral, links }),
+    enrollment: createEnrollmentFlow({
+      durable,
+      ephemeral,
+      limits: createLimits(ephemeral),
+      mailer,
+      recoveryCodeKey: deriveKey(secret, 'recovery-codes'),
+      clock: deps.clock ?? Date.now,
+    }),
   });
   return {
     app,

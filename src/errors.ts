@@ -94,6 +94,12 @@ export const ERROR_CODES = {
   /** Another change to the same thing is under way. */
   conflict: { status: 409 },
 
+  // ------------------------------------------------------ enrolment links
+  /** An enrolment link that is unknown or replaced (404), or used or expired (410). */
+  enrollment_link_invalid: { status: 404, otherStatuses: [410] },
+  /** A passkey asked for on the enrolment page before its code was entered. */
+  email_not_proven: { status: 403, description: 'Enter the code we emailed you first.' },
+
   // ---------------------------------------------------------- server, demo
   /** A clustered server's metrics, when a worker did not answer in time. */
   metrics_unavailable: {

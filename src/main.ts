@@ -110,6 +110,21 @@ program
     process.exitCode = await rotateKeys(options.config, options.pool, createLogger({ level: 'warn' }), out);
   });
 
+program
+  .command('users')
+  .description('manage users')
+  .command('create')
+  .description('create a user (if needed) and print a one-time enrolment link for their passkey, also mailed')
+  .requiredOption('--pool <id>', 'the pool id')
+  .requiredOption('--email <email>', "the user's email")
+  .option('--name <name>', "the user's name, when creating them")
+  .addOption(configOption())
+  .action(async (options: { pool: string; email: string; name?: string; config?: string }) => {
+    const { usersCreate } = await import('./cli/users-create.ts');
+    const { createLogger } = await import('./logging/create-logger.ts');
+    process.exitCode = await usersCreate(options.config, options, createLogger({ level: 'warn' }), out);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {

@@ -148,6 +148,13 @@ export function addAdminRoutes(router: Router, { registry, service }: AdminRoute
       service.renamePasskey(scope, userId(ctx), ctx.params.id ?? '', await bodyOf(ctx, Bodies.rename)),
     ),
   );
+  router.post(
+    `${base}/users/:user_id/enrollment-link`,
+    answering(async (scope, ctx) => {
+      await bodyOf(ctx, Bodies.empty);
+      return service.enrollmentLink(scope, userId(ctx));
+    }, 201),
+  );
   router.delete(
     `${base}/users/:user_id/passkeys/:id`,
     answering(async (scope, ctx) => service.deletePasskey(scope, userId(ctx), ctx.params.id ?? '')),

@@ -13,6 +13,7 @@ import type { AuditTrail } from '../accounts/audit-trail.ts';
 import type { Limits } from '../accounts/limits.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
 import type { PoolConfig } from '../config/types.ts';
+import type { EnrollmentLinks } from '../enrollment/enrollment-links.ts';
 import { invalidRequest, notFound } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
@@ -39,6 +40,7 @@ export interface AdminContext {
   durable: DurableStore;
   ephemeral: EphemeralStore;
   limits: Limits;
+  links: EnrollmentLinks;
 }
 
 export const noSuchUser = () => notFound('There is no such user.');

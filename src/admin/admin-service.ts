@@ -8,7 +8,9 @@
  */
 import { createAuditTrail } from '../accounts/audit-trail.ts';
 import { createLimits } from '../accounts/limits.ts';
+import type { EnrollmentLinks } from '../enrollment/enrollment-links.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
+import { adminEnrollment } from './admin-enrollment.ts';
 import { adminPasskeys } from './admin-passkeys.ts';
 import type { AdminContext, AdminRequest, AdminScope } from './admin-scope.ts';
 import { adminUsers } from './admin-users.ts';
@@ -18,10 +20,12 @@ export type { AdminRequest, AdminScope } from './admin-scope.ts';
 export interface AdminServiceDeps {
   durable: DurableStore;
   ephemeral: EphemeralStore;
+  /** Issues and mails enrolment links. */
+  links: EnrollmentLinks;
 }
 
-export function createAdminService({ durable, ephemeral }: AdminServiceDeps) {
-  const context: AdminContext = { durable, ephemeral, limits: createLimits(ephemeral) };
+export function createAdminService({ durable, ephemeral, links }: AdminServiceDeps) {
+  const context: AdminContext = { durable, ephemeral, limits: createLimits(ephemeral), links };
 
   return {
     /** The scope of one authenticated request: every event it records names the acting client. */
@@ -37,6 +41,7 @@ export function createAdminService({ durable, ephemeral }: AdminServiceDeps) {
     limits: context.limits,
     ...adminUsers(context),
     ...adminPasskeys(context),
+    ...adminEnrollment(context),
   };
 }
 

@@ -345,8 +345,11 @@ export const PoolFileSchema = z.strictObject({
         .enum(['open', 'invite_only', 'disabled'])
         .default('open')
         .describe(
-          'open: anyone with an email may sign up. invite_only: only through an enrolment link. disabled: no sign-up.',
+          'open: anyone with an email may sign up. invite_only: only users an operator created, who enrol through an enrolment link. disabled: no sign-up.',
         ),
+      enrollment_link_ttl: duration(5 * 60, 30 * 86_400)
+        .prefault('24h')
+        .describe('How long an enrolment link (admin API, `postern users create`) works before it expires.'),
     })
     .prefault({}),
   enrollment: EnrollmentSchema,

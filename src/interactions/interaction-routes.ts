@@ -7,10 +7,11 @@
  */
 
 import type Router from '@koa/router';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
 import { PosternError } from '../errors.ts';
-import { parseBody, readJsonBody } from '../http/json-body.ts';
+import { parseBody } from '../http/json-body.ts';
+import { sameOriginJson } from '../http/same-origin-json.ts';
 import { createInteractionPort } from '../oidc/interaction-port.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import { KNOWN_DEVICE_COOKIE, KNOWN_DEVICE_MAX_AGE_SECONDS } from './known-devices.ts';
@@ -37,7 +38,6 @@ export function addInteractionRoutes(
   { registry, service, publicUrl, renderPage }: InteractionRoutesOptions,
 ) {
   const base = '/:pool/interaction/:uid';
-  const publicOrigin = new URL(publicUrl).origin;
   // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
   const secureCookies = publicUrl.startsWith('https:');
 
@@ -77,20 +77,7 @@ export function addInteractionRoutes(
     };
   }
 
-  /** Same-origin JSON only: no form posts from other sites, no text/plain tricks. */
-  async function requireJson(ctx: Context, next: Next) {
-    const origin = ctx.get('origin');
-    if (origin && origin !== publicOrigin) {
-      throw new PosternError(403, 'invalid_origin', 'This request did not come from the sign-in page.', {
-        detail: origin,
-      });
-    }
-    if (!ctx.is('application/json')) {
-      throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
-    }
-    (ctx.request as { body?: unknown }).body = await readJsonBody(ctx);
-    await next();
-  }
+  const requireJson = sameOriginJson(publicUrl);
 
   router.get(base, async (ctx) => {
     const scope = await scopeOf(ctx);

@@ -347,6 +347,54 @@ export interface AuditEventRepository {
   ): Promise<StoredAuditEvent[]>;
 }
 
+/** A one-time link for a user to create a passkey (src/enrollment/). */
+export interface EnrollmentLink {
+  /** SHA-256 of the link's token, hex: the token itself is never stored. */
+  tokenHash: string;
+  poolId: string;
+  userId: string;
+  /** Who issued it: `admin:{client_id}` or `cli`. */
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+}
+
+export type EnrollmentRedemption =
+  | { ok: true; passkey: Passkey }
+  /** Unknown in the pool, or replaced by a newer link. */
+  | { ok: false; reason: 'not_found' | 'used' | 'expired' };
+
+export interface EnrollmentLinkRepository {
+  /** Issues the user's link, replacing any earlier one (used or not). False when the pool has no such user. */
+  issue(link: {
+    poolId: string;
+    userId: string;
+    tokenHash: string;
+    expiresAt: Date;
+    createdBy: string;
+  }): Promise<boolean>;
+  /** The link with this token hash in the pool: used or not, expired or not. */
+  find(poolId: string, tokenHash: string): Promise<EnrollmentLink | undefined>;
+  /**
+   * Redeems the link with the user's new passkey, in one transaction: only
+   * while it is unused and unexpired at `now`, stores the passkey (within
+   * the limits), marks the link used and the user's email verified.
+   * @throws {UniqueViolationError} when the credential is registered in the pool.
+   * @throws {LimitExceededError} at the user's or the pool's passkey limit.
+   */
+  redeem(
+    poolId: string,
+    tokenHash: string,
+    redemption: {
+      now: Date;
+      passkey: Omit<NewPasskey, 'poolId' | 'userId'>;
+      maxPerUser?: number;
+      maxPerPool?: number;
+    },
+  ): Promise<EnrollmentRedemption>;
+}
+
 export interface MigrationResult {
   /** Names of the migrations this call applied; empty when already up to date. */
   applied: string[];
@@ -357,6 +405,7 @@ export interface DurableStore {
   users: UserRepository;
   passkeys: PasskeyRepository;
   recoveryCodes: RecoveryCodeRepository;
+  enrollmentLinks: EnrollmentLinkRepository;
   signingKeys: SigningKeyRepository;
   auditEvents: AuditEventRepository;
   /** Long-lived oidc-provider models: Grant and RefreshToken. */

@@ -17,20 +17,24 @@
  *   with a known device's allowance apart. Each code also allows 5 tries.
  */
 import { normaliseEmail } from '../../accounts/email.ts';
-import { PosternError } from '../../errors.ts';
+import { errorOf, PosternError } from '../../errors.ts';
 import type { LoginContext } from '../../interactions/login-context.ts';
 import { notNow } from '../../interactions/login-errors.ts';
 import type { Step } from '../../interactions/next-step.ts';
 import type { Answer } from '../../interactions/present-step.ts';
 import type { CompletedFactor, Progress } from '../../interactions/progress.ts';
-import { issueCode, redeemCode } from '../email-code/email-code-store.ts';
+import { type CodeCheck, issueCode, redeemCode } from '../email-code/email-code-store.ts';
 import { refusal } from '../refusal-codes.ts';
 
-type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
+export type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
 
 const proveEmailStep = (step: Step) => step.step === 'second_factor' && step.reason === 'prove_email';
 
-const MESSAGES: Record<Purpose, (name: string, code: string) => { subject: string; text: string }> = {
+/** The mail for each purpose; `verify` is also the enrolment link's (src/enrollment/). */
+export const CODE_MESSAGES: Record<
+  Purpose,
+  (name: string, code: string) => { subject: string; text: string }
+> = {
   sign_in: (name, code) => ({
     subject: `Your ${name} sign-in code: ${code}`,
     text: codeText(`Use this code to sign in to ${name}:`, code),
@@ -52,6 +56,12 @@ const MESSAGES: Record<Purpose, (name: string, code: string) => { subject: strin
   }),
 };
 
+/** The error a refused code answers with: locked after too many tries, else not valid (whatever the reason). */
+export function codeRefused(reason: Exclude<CodeCheck, { ok: true }>['reason']): PosternError {
+  if (reason === 'too_many_tries') return errorOf('code_locked');
+  return errorOf('invalid_code', { description: 'That code is not valid or has expired.', detail: reason });
+}
+
 /** The factor a redeemed sign-in code completes. */
 export function emailCodeFactor(at: number): CompletedFactor {
   return { method: 'email_otp', amr: ['otp'], multiFactor: false, at };
@@ -62,7 +72,7 @@ function codeText(intro: string, code: string): string {
 }
 
 function deliver(ctx: LoginContext, email: string, code: string, purpose: Purpose) {
-  const message = MESSAGES[purpose](ctx.pool.display_name, code);
+  const message = CODE_MESSAGES[purpose](ctx.pool.display_name, code);
   const { mailer } = ctx.kit.deps;
   // After the response is written: a mail server's work must not make known
   // and unknown emails answer at different speeds.
@@ -165,12 +175,7 @@ export const emailCodeCalls = {
       });
       if (wrongKey && check.reason === 'wrong_code')
         await ctx.countFailure('email_code_wrong_daily', wrongKey);
-      if (check.reason === 'too_many_tries') {
-        throw new PosternError(400, 'code_locked', 'Too many wrong codes. Ask for a new code.');
-      }
-      throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.', {
-        detail: check.reason,
-      });
+      throw codeRefused(check.reason);
     }
     const { codeSent: _sent, ...rest } = progress;
 

@@ -8,6 +8,7 @@ import { StoreUnavailableError } from '../errors.ts';
 import type { DurableStore, OidcModelStore } from '../types.ts';
 import { createAuditEventRepository } from './audit-event-repository.ts';
 import { changedRows } from './column-values.ts';
+import { createEnrollmentLinkRepository } from './enrollment-link-repository.ts';
 import { type MigrateOptions, migrate, pendingMigrations } from './migrate.ts';
 import { createOidcModelRepository } from './oidc-model-repository.ts';
 import { createPasskeyRepository } from './passkey-repository.ts';
@@ -43,6 +44,7 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
     users: createUserRepository(db),
     passkeys: createPasskeyRepository(db),
     recoveryCodes: createRecoveryCodeRepository(db),
+    enrollmentLinks: createEnrollmentLinkRepository(db),
     signingKeys: createSigningKeyRepository(db),
     auditEvents: createAuditEventRepository(db),
 

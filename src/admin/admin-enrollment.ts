@@ -1,0 +1,26 @@
+/**
+ * Enrolment links through `/{pool}/api/admin/users/{user_id}/enrollment-link`:
+ * a one-time, expiring link for the user to create a passkey, mailed to them
+ * and answered to the operator (src/enrollment/enrollment-links.ts). A new
+ * link replaces the user's previous one.
+ */
+import type { IssuedLink } from '../enrollment/enrollment-links.ts';
+import { type AdminContext, type AdminScope, noSuchUser, userOf } from './admin-scope.ts';
+
+export function adminEnrollment(context: AdminContext) {
+  return {
+    /** @throws {PosternError} 404 for an unknown user. */
+    async enrollmentLink(scope: AdminScope, userId: string): Promise<IssuedLink> {
+      const user = await userOf(context, scope, userId);
+      const link = await context.links.issue(scope.pool, user, { createdBy: `admin:${scope.clientId}` });
+      if (!link) throw noSuchUser();
+      scope.audit.record({
+        event: 'enrollment_link_issued',
+        outcome: 'success',
+        userId: user.id,
+        detail: { expires_at: link.expires_at, mailed: link.mailed },
+      });
+      return link;
+    },
+  };
+}
