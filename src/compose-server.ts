@@ -83,6 +83,7 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     mailer,
     logger,
     publicUrl: config.server.public_url,
+    mailDelivers: config.server.email.smtp_url !== undefined,
     ...(deps.clock ? { clock: deps.clock } : {}),
   });
   const app = createApp({

@@ -54,7 +54,10 @@ export function adminPasskeys(context: AdminContext) {
     },
 
     /**
-     * Removes the passkey, the last one too, then signs the user out everywhere.
+     * Signs the user out everywhere, then removes the passkey, the last one
+     * too. In that order: should the removal fail, a retry finds the passkey
+     * and does both again, where the other order could leave sessions made
+     * with a removed passkey alive behind a 404.
      * @throws {PosternError} 404; 409 conflict while another change to the user's passkeys runs.
      */
     async deletePasskey(
@@ -63,6 +66,9 @@ export function adminPasskeys(context: AdminContext) {
       id: string,
     ): Promise<{ id: string; signed_out: SignedOutView }> {
       const user = await userOf(context, scope, userId);
+      const passkeys = await durable.passkeys.listByUser(scope.pool.id, user.id);
+      if (!passkeys.some((passkey) => passkey.id === id)) throw noSuchPasskey();
+      const signedOut = await signOutEverywhere(context, scope, user.id, 'passkey_removed');
       const removal = await removePasskey(
         { durable, ephemeral },
         { pool: scope.pool, userId: user.id, id, byOperator: true },
@@ -74,7 +80,7 @@ export function adminPasskeys(context: AdminContext) {
         userId: user.id,
         credentialId: removal.passkey.credentialId,
       });
-      return { id, signed_out: await signOutEverywhere(context, scope, user.id, 'passkey_removed') };
+      return { id, signed_out: signedOut };
     },
   };
 }

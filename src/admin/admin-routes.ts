@@ -78,7 +78,12 @@ export function addAdminRoutes(router: Router, { registry, service }: AdminRoute
     if (!header) throw invalidToken('no Authorization header', { missing: true });
     const token = await authenticateMachineToken(runtime.provider, header);
     if (!token) throw invalidToken('not a live client-credentials token of this pool');
-    if (!token.scope.split(' ').includes(ADMIN_SCOPE))
+    // The pool file as it is now: a client that lost `admin` (or the grant) is refused at
+    // once, not when its last token expires.
+    const client = runtime.config.clients.find((candidate) => candidate.client_id === token.clientId);
+    const allowed =
+      client?.grant_types.includes('client_credentials') && client.scope.split(' ').includes(ADMIN_SCOPE);
+    if (!allowed || !token.scope.split(' ').includes(ADMIN_SCOPE))
       throw errorOf('insufficient_scope', {
         description: 'This token was not granted the admin scope.',
         detail: `token of ${token.clientId} with scope "${token.scope}"`,

@@ -52,6 +52,7 @@ export async function usersCreate(
       mailer,
       logger,
       publicUrl: runtime.config.server.public_url,
+      mailDelivers: runtime.config.server.email.smtp_url !== undefined,
     });
     const link = await links.issue(pool, user, { createdBy: 'cli' });
     if (!link)

@@ -12,26 +12,21 @@
  * code can create nothing, and the challenge is taken before any other check
  * of a verification, so every refused one spends it.
  */
+import { randomBytes } from 'node:crypto';
 import type { AuditTrail } from '../accounts/audit-trail.ts';
 import type { Limits } from '../accounts/limits.ts';
 import { policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
 import type { PoolConfig } from '../config/types.ts';
 import type { Mailer } from '../email/mailer.ts';
-import { errorOf, passkeyLimit, passkeyPoolFull } from '../errors.ts';
+import { errorOf, passkeyLimit } from '../errors.ts';
 import { CODE_MESSAGES, codeRefused } from '../factors/email-code/email-code-calls.ts';
 import { CODE_TTL_SECONDS, issueCode, redeemCode } from '../factors/email-code/email-code-store.ts';
-import {
-  beginPasskeyEnrollment,
-  finishPasskeyEnrollment,
-  takeEnrollmentChallenge,
-} from '../factors/passkey/passkey-enrollment.ts';
-import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
-import { issueFirstRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
+import { addPasskey } from '../factors/passkey/add-passkey.ts';
+import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import { RATE_LIMITS } from '../interactions/rate-limits.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { LimitExceededError, UniqueViolationError } from '../storage/errors.ts';
 import type { DurableStore, EnrollmentLink, EphemeralStore, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { LINK_TOKEN, tokenHashOf } from './enrollment-links.ts';
@@ -39,8 +34,27 @@ import { LINK_TOKEN, tokenHashOf } from './enrollment-links.ts';
 /** How long a proven email lets this browser create the passkey. */
 export const PROOF_SECONDS = 15 * 60;
 
-/** Codes mailed for one link, whatever the browser: the link's holder cannot mail-bomb its owner. */
+/** Codes mailed for one link, whatever the browser (the server-wide daily cap per email applies too). */
 export const LINK_CODE_LIMIT = { name: 'enroll_code_send_link', points: 5, windowSeconds: 15 * 60 } as const;
+
+/** Wrong codes for one link in a day: each code allows 5 tries, and a new code resets them. */
+export const LINK_WRONG_CODES = {
+  name: 'enroll_code_wrong_link',
+  points: 10,
+  windowSeconds: 24 * 60 * 60,
+} as const;
+
+const rule = <N extends keyof typeof RATE_LIMITS>(name: N) => ({ name, ...RATE_LIMITS[name] });
+
+/** A fresh value for the enrolment cookie: 16 random bytes, base64url. */
+export const newBrowserId = () => randomBytes(16).toString('base64url');
+export const BROWSER_ID = /^[A-Za-z0-9_-]{22}$/;
+
+/** `ada@example.com` as `a••@example.com`: the page names the account before the email is proven. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  return `${email.slice(0, 1)}••${email.slice(at)}`;
+}
 
 /** One request of the enrolment page, as the routes know it. */
 export interface EnrollmentRequest {
@@ -104,13 +118,13 @@ export function linkRefused(reason: keyof typeof LINK_REFUSALS) {
   return Object.assign(error, { status });
 }
 
-const PASSKEY_REJECTED = 'That passkey could not be created. Try again, or use another authenticator.';
-
 export function createEnrollmentFlow(deps: EnrollmentDeps) {
   const { durable, ephemeral, limits, mailer, clock } = deps;
 
-  const subjectOf = (scope: EnrollmentScope) => `enroll:${scope.link.tokenHash}:${scope.browser}`;
-  const progressKey = (scope: EnrollmentScope) => `enroll:${scope.pool.id}:${subjectOf(scope)}`;
+  const subjectOf = (scope: EnrollmentScope, browser = scope.browser) =>
+    `enroll:${scope.link.tokenHash}:${browser}`;
+  const progressKey = (scope: EnrollmentScope, browser = scope.browser) =>
+    `enroll:${scope.pool.id}:${subjectOf(scope, browser)}`;
   const binding = (scope: EnrollmentScope): ChallengeBinding => ({
     poolId: scope.pool.id,
     ceremony: 'registration',
@@ -145,9 +159,10 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
 
   async function state(scope: EnrollmentScope): Promise<EnrollmentState> {
     const progress = await progressOf(scope);
+    const isProven = proven(progress);
     return {
-      email: scope.user.email,
-      step: proven(progress) ? 'create_passkey' : 'prove_email',
+      email: isProven ? scope.user.email : maskEmail(scope.user.email),
+      step: isProven ? 'create_passkey' : 'prove_email',
       code_sent: progress.codeSent === true,
     };
   }
@@ -164,9 +179,11 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
 
     /** Mails a code to the user's email. @throws {PosternError} 429 past the per-address or per-link limit. */
     async sendCode(scope: EnrollmentScope): Promise<EnrollmentState> {
-      await limits.enforce({ name: 'email_code_send_ip', ...RATE_LIMITS.email_code_send_ip }, scope.ip);
-      await limits.enforce(LINK_CODE_LIMIT, scope.link.tokenHash);
       const { email } = scope.user;
+      // The address first: a request refused there spends neither the link's nor the email's budget.
+      await limits.enforce(rule('email_code_send_ip'), scope.ip);
+      await limits.enforce(LINK_CODE_LIMIT, scope.link.tokenHash);
+      await limits.enforce(rule('email_code_send_daily'), email);
       const code = await issueCode(ephemeral, {
         poolId: scope.pool.id,
         uid: subjectOf(scope),
@@ -187,9 +204,20 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       return state(scope);
     },
 
-    /** @throws {PosternError} invalid_code; code_locked after too many tries; 429. */
-    async verifyCode(scope: EnrollmentScope, { code }: { code: string }): Promise<EnrollmentState> {
-      await limits.enforce({ name: 'email_code_verify_ip', ...RATE_LIMITS.email_code_verify_ip }, scope.ip);
+    /**
+     * Checks the code; once it matches, the email is proven for this browser,
+     * under a new cookie value (`browser`, for the route to set): a cookie
+     * planted before the proof does not share it.
+     * @throws {PosternError} invalid_code; code_locked after too many tries; 429.
+     */
+    async verifyCode(
+      scope: EnrollmentScope,
+      { code }: { code: string },
+    ): Promise<{ state: EnrollmentState; browser: string }> {
+      const wrongForAccount = `${scope.pool.id}:${scope.user.email}`;
+      await limits.enforce(rule('email_code_verify_ip'), scope.ip);
+      await limits.check(LINK_WRONG_CODES, scope.link.tokenHash);
+      await limits.check(rule('email_code_wrong_daily'), wrongForAccount);
       const check = await redeemCode(ephemeral, {
         poolId: scope.pool.id,
         uid: subjectOf(scope),
@@ -204,11 +232,17 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
           userId: scope.user.id,
           detail: { method: 'email_otp', ...refusal(reason) },
         });
+        if (reason === 'wrong_code') {
+          await limits.countFailure(LINK_WRONG_CODES, scope.link.tokenHash);
+          await limits.countFailure(rule('email_code_wrong_daily'), wrongForAccount);
+        }
         throw codeRefused(reason);
       }
-      await ephemeral.set(progressKey(scope), JSON.stringify({ provenAt: clock() }), PROOF_SECONDS);
+      const browser = newBrowserId();
+      await ephemeral.set(progressKey(scope, browser), JSON.stringify({ provenAt: clock() }), PROOF_SECONDS);
+      await ephemeral.delete(progressKey(scope));
       scope.audit.record({ event: 'email_proven', outcome: 'success', userId: scope.user.id });
-      return state(scope);
+      return { state: await state({ ...scope, browser }), browser };
     },
 
     /**
@@ -219,7 +253,15 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       await requireProof(scope);
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, scope.user.id);
-      if (existing.length >= policy.maxPerUser) throw passkeyLimit(policy.maxPerUser);
+      if (existing.length >= policy.maxPerUser) {
+        scope.audit.record({
+          event: 'passkey_registration',
+          outcome: 'failure',
+          userId: scope.user.id,
+          detail: refusal('passkey_limit', `already ${policy.maxPerUser} passkeys (max_per_user)`),
+        });
+        throw passkeyLimit(policy.maxPerUser);
+      }
       const { user } = scope;
       return beginPasskeyEnrollment(
         ephemeral,
@@ -243,75 +285,32 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope), clock());
       await requireProof(scope);
       const policy = policyOf(scope.pool);
-      const { user } = scope;
-      const refuse = (error: PasskeyRefused): never => {
-        scope.log.warn({ code: error.code, reason: error.reason }, 'enrolment passkey refused');
-        scope.audit.record({
-          event: 'passkey_registration',
-          outcome: 'failure',
-          userId: user.id,
-          credentialId: error.credentialId,
-          detail: { method: 'passkey', code: error.code, reason: error.reason },
-        });
-        throw errorOf('passkey_rejected', { description: PASSKEY_REJECTED, detail: error.reason });
-      };
-
-      let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
-      try {
-        enrollment = await finishPasskeyEnrollment({ policy, challenge }, response, {
+      const { passkey, recoveryCodes } = await addPasskey(
+        { recoveryCodes: durable.recoveryCodes, recoveryCodeKey: deps.recoveryCodeKey },
+        {
+          policy,
+          challenge,
+          response,
           ...(name === undefined ? {} : { name }),
-          userHandle: user.webauthnUserId,
-        });
-      } catch (error) {
-        if (error instanceof PasskeyRefused) return refuse(error);
-        throw error;
-      }
-
-      let redeemed: Awaited<ReturnType<DurableStore['enrollmentLinks']['redeem']>>;
-      try {
-        redeemed = await durable.enrollmentLinks.redeem(scope.pool.id, scope.link.tokenHash, {
-          now: new Date(clock()),
-          passkey: enrollment.passkey,
-          maxPerUser: policy.maxPerUser,
-          ...(policy.maxPerPool === undefined ? {} : { maxPerPool: policy.maxPerPool }),
-        });
-      } catch (error) {
-        if (error instanceof UniqueViolationError)
-          return refuse(
-            new PasskeyRefused('credential_registered', 'credential already registered', {
-              credentialId: enrollment.passkey.credentialId,
-            }),
-          );
-        if (error instanceof LimitExceededError)
-          throw error.scope === 'per_pool' ? passkeyPoolFull() : passkeyLimit(policy.maxPerUser);
-        throw error;
-      }
-      if (!redeemed.ok) throw linkRefused(redeemed.reason);
-      await ephemeral.delete(progressKey(scope));
-      const { passkey } = redeemed;
-      scope.audit.record({
-        event: 'passkey_registration',
-        outcome: 'success',
-        userId: user.id,
-        credentialId: passkey.credentialId,
-        detail: {
-          aaguid: passkey.aaguid,
-          backup_eligible: passkey.backupEligible,
+          user: scope.user,
+          poolId: scope.pool.id,
+          authentication: scope.pool.authentication,
+          audit: scope.audit,
+          log: scope.log,
           reason: 'enrollment_link',
         },
-      });
-      const recoveryCodes = await issueFirstRecoveryCodes(durable.recoveryCodes, deps.recoveryCodeKey, {
-        poolId: scope.pool.id,
-        userId: user.id,
-        authentication: scope.pool.authentication,
-      });
-      if (recoveryCodes)
-        scope.audit.record({
-          event: 'recovery_codes_issued',
-          outcome: 'success',
-          userId: user.id,
-          detail: { count: recoveryCodes.length },
-        });
+        async (verified) => {
+          const redeemed = await durable.enrollmentLinks.redeem(scope.pool.id, scope.link.tokenHash, {
+            now: new Date(clock()),
+            passkey: verified,
+            maxPerUser: policy.maxPerUser,
+            ...(policy.maxPerPool === undefined ? {} : { maxPerPool: policy.maxPerPool }),
+          });
+          if (!redeemed.ok) throw linkRefused(redeemed.reason);
+          return redeemed.passkey;
+        },
+      );
+      await ephemeral.delete(progressKey(scope));
       return { passkey: toPasskeyView(passkey), ...(recoveryCodes ? { recovery_codes: recoveryCodes } : {}) };
     },
   };

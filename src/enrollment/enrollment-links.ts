@@ -23,7 +23,7 @@ export const LINK_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 export interface IssuedLink {
   url: string;
   expires_at: string;
-  /** Whether the mail went out; the URL works either way. */
+  /** Whether the mail went out (false without SMTP, or when sending failed); the URL works either way. */
   mailed: boolean;
 }
 
@@ -33,6 +33,8 @@ export interface EnrollmentLinkDeps {
   logger: Logger;
   /** The server's public URL; links are `{public_url}/{pool}/enroll/{token}`. */
   publicUrl: string;
+  /** Whether the mailer delivers mail (SMTP_URL is set) rather than writing it to the log. */
+  mailDelivers: boolean;
   /** (Optional) Milliseconds since the epoch. Defaults to the system clock. */
   clock?: () => number;
 }
@@ -42,6 +44,7 @@ export function createEnrollmentLinks({
   mailer,
   logger,
   publicUrl,
+  mailDelivers,
   clock = Date.now,
 }: EnrollmentLinkDeps) {
   return {
@@ -66,7 +69,7 @@ export function createEnrollmentLinks({
       });
       if (!issued) return undefined;
       const url = `${publicUrl}/${pool.id}/enroll/${token}`;
-      let mailed = true;
+      let mailed = mailDelivers;
       try {
         await mailer.send({
           to: user.email,

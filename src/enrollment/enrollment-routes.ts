@@ -6,10 +6,11 @@
  * request's audit trail as it ends.
  *
  * The page gives the browser a random cookie, scoped to the pool's
- * enrolment paths; the proof of the email and the ceremony are bound to it.
+ * enrolment paths; the code, the proof of the email and the ceremony are
+ * bound to it, and it is renewed when the code is entered (a value planted
+ * before the proof does not carry it).
  * JSON calls are same-origin `application/json` only (src/http/same-origin-json.ts).
  */
-import { randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -22,7 +23,7 @@ import { sameOriginJson } from '../http/same-origin-json.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { AuditEventRepository } from '../storage/types.ts';
-import type { EnrollmentFlow, EnrollmentScope } from './enrollment-flow.ts';
+import { BROWSER_ID, type EnrollmentFlow, type EnrollmentScope, newBrowserId } from './enrollment-flow.ts';
 
 export interface EnrollmentRoutesOptions {
   registry: Pick<PoolRegistry, 'get'>;
@@ -54,6 +55,17 @@ export function addEnrollmentRoutes(
   const base = '/:pool/enroll/:token';
   const secure = publicUrl.startsWith('https:');
   const requireJson = sameOriginJson(publicUrl);
+
+  /** Lax, not Strict: opening the link again from a webmail must keep this browser's code and proof. */
+  const setBrowser = (ctx: Context, poolId: string, value: string) =>
+    ctx.cookies.set(BROWSER_COOKIE, value, {
+      path: `/${poolId}/enroll/`,
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      maxAge: BROWSER_COOKIE_MAX_AGE_MS,
+      overwrite: true,
+    });
 
   const poolOf = (ctx: Context) => {
     const runtime = registry.get(ctx.params.pool ?? '');
@@ -91,16 +103,7 @@ export function addEnrollmentRoutes(
 
   router.get(base, async (ctx) => {
     const pool = poolOf(ctx);
-    if (!ctx.cookies.get(BROWSER_COOKIE)) {
-      ctx.cookies.set(BROWSER_COOKIE, randomBytes(16).toString('base64url'), {
-        path: `/${pool.id}/enroll/`,
-        httpOnly: true,
-        sameSite: 'strict',
-        secure,
-        maxAge: BROWSER_COOKIE_MAX_AGE_MS,
-        overwrite: true,
-      });
-    }
+    if (!BROWSER_ID.test(ctx.cookies.get(BROWSER_COOKIE) ?? '')) setBrowser(ctx, pool.id, newBrowserId());
     const page = { poolName: pool.display_name, base: `/${pool.id}/enroll/${ctx.params.token}` };
     ctx.type = 'html';
     try {
@@ -129,7 +132,11 @@ export function addEnrollmentRoutes(
   router.post(
     `${base}/code/verify`,
     requireJson,
-    answering(async (scope, ctx) => flow.verifyCode(scope, bodyOf(ctx, Bodies.code))),
+    answering(async (scope, ctx) => {
+      const { state, browser } = await flow.verifyCode(scope, bodyOf(ctx, Bodies.code));
+      setBrowser(ctx, scope.pool.id, browser);
+      return state;
+    }),
   );
   router.post(
     `${base}/passkey/options`,

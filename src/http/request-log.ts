@@ -12,6 +12,14 @@
 import type { Middleware } from 'koa';
 import { failureOf, type RequestState } from './request-context.ts';
 
+/**
+ * The path as logged: an enrolment link's token is a credential (only its
+ * hash is stored), so it is cut to a prefix that still tells links apart.
+ */
+export function loggedPath(path: string): string {
+  return path.replace(/^(\/[a-z0-9-]+\/enroll\/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]*/, '$1$2…');
+}
+
 /** Paths polled by machines or fetched with every page: debug. */
 function isQuiet(path: string): boolean {
   return path === '/healthz' || path === '/readyz' || path === '/metrics' || path.startsWith('/assets/');
@@ -20,7 +28,7 @@ function isQuiet(path: string): boolean {
 export function logRequests(): Middleware<RequestState & { route?: string }> {
   return async (ctx, next) => {
     const started = performance.now();
-    const path = ctx.path; // before pool dispatch strips the prefix
+    const path = loggedPath(ctx.path); // before pool dispatch strips the prefix
     try {
       await next();
     } finally {

@@ -13,17 +13,11 @@
  */
 import { policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
-import { errorOf, noSuchPasskey, passkeyLimit, passkeyPoolFull, passkeysBusy } from '../errors.ts';
-import {
-  beginPasskeyEnrollment,
-  finishPasskeyEnrollment,
-  takeEnrollmentChallenge,
-} from '../factors/passkey/passkey-enrollment.ts';
-import { PasskeyRefused } from '../factors/passkey/passkey-sign-in.ts';
+import { noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
+import { addPasskey } from '../factors/passkey/add-passkey.ts';
+import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
-import { issueFirstRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
 import { refusal } from '../factors/refusal-codes.ts';
-import { LimitExceededError, UniqueViolationError } from '../storage/errors.ts';
 import type { Passkey } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import {
@@ -35,7 +29,7 @@ import {
   writerOf,
 } from './self-service-scope.ts';
 
-const PASSKEY_REJECTED = 'That passkey could not be created. Try again, or use another authenticator.';
+const _PASSKEY_REJECTED = 'That passkey could not be created. Try again, or use another authenticator.';
 
 /** A registration's challenge belongs to the signed-in user, not to an interaction. */
 const binding = (scope: SelfServiceScope, userId: string): ChallengeBinding => ({
@@ -109,82 +103,26 @@ export function selfPasskeys(context: SelfServiceContext) {
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
       const user = await writerOf(context, scope);
       const policy = policyOf(scope.pool);
-      const refuse = (error: PasskeyRefused): never => {
-        const { code, reason } = error;
-        scope.log.warn({ code, reason, credential: error.credentialId }, 'passkey registration refused');
-        scope.audit.record({
-          event: 'passkey_registration',
-          outcome: 'failure',
-          credentialId: error.credentialId,
-          detail: { method: 'passkey', code, reason },
-        });
-        throw errorOf('passkey_rejected', { description: PASSKEY_REJECTED, detail: error.reason });
-      };
-
-      let enrollment: Awaited<ReturnType<typeof finishPasskeyEnrollment>>;
-      try {
-        enrollment = await finishPasskeyEnrollment({ policy, challenge }, response, {
+      const { passkey, recoveryCodes } = await addPasskey(
+        { recoveryCodes: durable.recoveryCodes, recoveryCodeKey },
+        {
+          policy,
+          challenge,
+          response,
           ...(name === undefined ? {} : { name }),
-          userHandle: user.webauthnUserId,
-        });
-      } catch (error) {
-        if (error instanceof PasskeyRefused) return refuse(error);
-        throw error;
-      }
-
-      let passkey: Passkey;
-      try {
-        passkey = await durable.passkeys.create(
-          { ...enrollment.passkey, poolId: scope.pool.id, userId: user.id },
-          { maxPerUser: policy.maxPerUser, maxPerPool: policy.maxPerPool },
-        );
-      } catch (error) {
-        if (error instanceof LimitExceededError && error.scope === 'per_pool') {
-          scope.log.warn({ maxPerPool: error.limit }, 'passkey registration refused: the pool is full');
-          scope.audit.record({
-            event: 'passkey_registration',
-            outcome: 'failure',
-            credentialId: enrollment.passkey.credentialId,
-            detail: refusal('passkey_pool_full', `the pool stores ${error.limit} passkeys (max_per_pool)`),
-          });
-          throw passkeyPoolFull();
-        }
-        if (error instanceof LimitExceededError) {
-          scope.audit.record({
-            event: 'passkey_registration',
-            outcome: 'failure',
-            credentialId: enrollment.passkey.credentialId,
-            detail: overLimit(policy.maxPerUser),
-          });
-          throw passkeyLimit(policy.maxPerUser);
-        }
-        if (error instanceof UniqueViolationError)
-          return refuse(
-            new PasskeyRefused('credential_registered', 'credential already registered', {
-              credentialId: enrollment.passkey.credentialId,
-            }),
-          );
-        throw error;
-      }
-      scope.audit.record({
-        event: 'passkey_registration',
-        outcome: 'success',
-        credentialId: passkey.credentialId,
-        detail: { aaguid: passkey.aaguid, backup_eligible: passkey.backupEligible, reason: 'self_service' },
-      });
-
-      // The same rule as the login flow's first enrolment: ten codes, once.
-      const recoveryCodes = await issueFirstRecoveryCodes(durable.recoveryCodes, recoveryCodeKey, {
-        poolId: scope.pool.id,
-        userId: user.id,
-        authentication: scope.pool.authentication,
-      });
-      if (recoveryCodes)
-        scope.audit.record({
-          event: 'recovery_codes_issued',
-          outcome: 'success',
-          detail: { count: recoveryCodes.length },
-        });
+          user,
+          poolId: scope.pool.id,
+          authentication: scope.pool.authentication,
+          audit: scope.audit,
+          log: scope.log,
+          reason: 'self_service',
+        },
+        (verified) =>
+          durable.passkeys.create(
+            { ...verified, poolId: scope.pool.id, userId: user.id },
+            { maxPerUser: policy.maxPerUser, maxPerPool: policy.maxPerPool },
+          ),
+      );
       return { ...toPasskeyView(passkey), ...(recoveryCodes ? { recovery_codes: recoveryCodes } : {}) };
     },
 

@@ -1,15 +1,20 @@
 /**
  * Client registrations that oidc-provider would accept but that are unsafe
  * or cannot work: duplicate ids, non-exact or insecure redirect URIs
- * (RFC 9700 §2.1, §4.1.1), confidential clients without a secret, and grants
- * a public client cannot use.
+ * (RFC 9700 §2.1, §4.1.1), confidential clients without a secret, grants a
+ * public client cannot use, and a secret published with Postern (the demo
+ * pool's defaults) on a server other people can reach.
  */
 import { ACCOUNT_CLIENT_ID } from '../account-client.ts';
 import type { Finding, PoolCheck } from './finding.ts';
 import { isLoopback } from './hostnames.ts';
 
-export const checkClients: PoolCheck = (pool) => {
+/** How the shipped config marks a default secret: it is in the repository, so anyone knows it. */
+const PUBLISHED_SECRET = /for-local-development-only$/;
+
+export const checkClients: PoolCheck = (pool, server) => {
   const findings: Finding[] = [];
+  const reachable = !isLoopback(new URL(server.public_url).hostname);
   const seen = new Map<string, number>();
 
   pool.clients.forEach((client, index) => {
@@ -34,6 +39,12 @@ export const checkClients: PoolCheck = (pool) => {
       findings.push({
         path: at('client_secret'),
         message: `is required for ${client.token_endpoint_auth_method}; set it, or token_endpoint_auth_method: none for a public client`,
+      });
+    }
+    if (reachable && client.client_secret !== undefined && PUBLISHED_SECRET.test(client.client_secret)) {
+      findings.push({
+        path: at('client_secret'),
+        message: `is the secret published with Postern's demo, which anyone can use; set your own (e.g. the variable the file names) before serving on ${server.public_url}`,
       });
     }
     if (isPublic && client.client_secret !== undefined) {

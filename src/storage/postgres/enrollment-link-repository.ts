@@ -45,19 +45,26 @@ export function createEnrollmentLinkRepository(db: Knex): EnrollmentLinkReposito
   return withTranslatedErrors<EnrollmentLinkRepository>({
     async issue({ poolId, userId, tokenHash, expiresAt, createdBy }) {
       if (!isUuid(userId)) return false;
-      return db.transaction(async (trx) => {
-        const user = await trx('users').select('id').where({ pool_id: poolId, id: userId }).first();
-        if (!user) return false;
-        await trx('enrollment_links').where({ pool_id: poolId, user_id: userId }).delete();
-        await trx('enrollment_links').insert({
+      const user = await db('users').select('id').where({ pool_id: poolId, id: userId }).first();
+      if (!user) return false;
+      // One statement: two links issued at once for one user end with exactly one, the later.
+      await db('enrollment_links')
+        .insert({
           token_hash: tokenHash,
           pool_id: poolId,
           user_id: userId,
           created_by: createdBy,
           expires_at: expiresAt,
+        })
+        .onConflict(['pool_id', 'user_id'])
+        .merge({
+          token_hash: tokenHash,
+          created_by: createdBy,
+          created_at: db.fn.now(),
+          expires_at: expiresAt,
+          used_at: null,
         });
-        return true;
-      });
+      return true;
     },
 
     async find(poolId, tokenHash) {
@@ -69,10 +76,16 @@ export function createEnrollmentLinkRepository(db: Knex): EnrollmentLinkReposito
 
     async redeem(poolId, tokenHash, { now, passkey, maxPerUser, maxPerPool }) {
       return db.transaction(async (trx) => {
-        const row = await trx<EnrollmentLinkRow>('enrollment_links')
-          .where({ pool_id: poolId, token_hash: tokenHash })
-          .forUpdate()
-          .first();
+        const link = trx<EnrollmentLinkRow>('enrollment_links').where({
+          pool_id: poolId,
+          token_hash: tokenHash,
+        });
+        const owner = await link.clone().first('user_id');
+        if (!owner) return { ok: false as const, reason: 'not_found' as const };
+        // The user's row first, then the link's: the order deleting a user takes them
+        // in (its cascade reaches the link), so the two cannot deadlock.
+        await trx('users').select('id').where({ pool_id: poolId, id: owner.user_id }).forUpdate();
+        const row = await link.clone().forUpdate().first();
         if (!row) return { ok: false as const, reason: 'not_found' as const };
         if (row.used_at) return { ok: false as const, reason: 'used' as const };
         if (row.expires_at.getTime() <= now.getTime())

@@ -168,6 +168,7 @@ test('only a client-credentials token with admin of this pool’s machine client
     ['GET', `passkeys?user_id=${userId}`],
     ['PATCH', `users/${userId}/passkeys/${passkey?.id}`, { name: 'Stolen' }],
     ['DELETE', `users/${userId}/passkeys/${passkey?.id}`],
+    ['POST', `users/${userId}/enrollment-link`, {}],
   ];
   const strangers: [string, string | undefined, number, string][] = [
     ['no token', undefined, 401, 'invalid_token'],

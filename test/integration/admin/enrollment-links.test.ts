@@ -137,7 +137,11 @@ test('an invited user proves their email, creates a passkey through the link, an
   const opened = await page.open();
   t.is(opened.status, 200);
   t.regex(await opened.text(), /Set up your passkey/);
-  t.like((await page.call('state')).body, { email, step: 'prove_email', code_sent: false });
+  t.like((await page.call('state')).body, {
+    email: 'a••@inv-acme.example',
+    step: 'prove_email',
+    code_sent: false,
+  });
 
   const early = await page.call('passkey/options', {});
   t.is(early.status, 403, 'no passkey before the email is proven');
@@ -148,7 +152,7 @@ test('an invited user proves their email, creates a passkey through the link, an
   const wrong = await page.call('code/verify', { code: code === '000000' ? '111111' : '000000' });
   t.is(wrong.status, 400);
   t.is(wrong.body.error, 'invalid_code');
-  t.like((await page.call('code/verify', { code })).body, { step: 'create_passkey' });
+  t.like((await page.call('code/verify', { code })).body, { email, step: 'create_passkey' });
 
   const authenticator = new SoftAuthenticator();
   const { options, verified } = await page.createPasskey(authenticator, 'Work laptop');
@@ -361,4 +365,57 @@ test('postern users create creates the user when needed and prints a link that w
   const badEmail = await create('--email', 'not-an-email');
   t.is(badEmail.code, 1);
   t.regex(badEmail.stderr, /not an email address/);
+});
+
+test('two browsers racing with one link create exactly one passkey', async (t) => {
+  const { server } = await t.context.fixture.start(t, { 'inv-race': pool() });
+  const { mail } = t.context.fixture;
+  const email = 'fa@inv-race.example';
+  const { userId, link } = await invite(server, 'inv-race', email);
+  await mail.next(email);
+  const pages = [new EnrollmentPage(link.url, server), new EnrollmentPage(link.url, server)];
+  for (const page of pages) {
+    await page.open();
+    t.like((await page.prove(mail, email)).body, { step: 'create_passkey' });
+  }
+  const responses = await Promise.all(
+    pages.map(async (page) => {
+      const options = await page.call('passkey/options', {});
+      return { page, response: new SoftAuthenticator().register(options.body, server.url) };
+    }),
+  );
+  const answers = await Promise.all(
+    responses.map(({ page, response }) => page.call('passkey/verify', { response })),
+  );
+  t.deepEqual(answers.map((answer) => answer.status).sort(), [200, 410]);
+  t.is((await server.runtime.durable.passkeys.listByUser('inv-race', userId)).length, 1);
+});
+
+test('codes for one link are limited: five mails a quarter hour, ten wrong codes a day', async (t) => {
+  const { server } = await t.context.fixture.start(t, { 'inv-limit': pool() });
+  const { mail } = t.context.fixture;
+  const email = 'gu@inv-limit.example';
+  const { link } = await invite(server, 'inv-limit', email);
+  await mail.next(email);
+  const page = new EnrollmentPage(link.url, server);
+  await page.open();
+
+  const guess = async () => {
+    const code = await mail.nextCode(email);
+    const wrong = code === '000000' ? '111111' : '000000';
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push((await page.call('code/verify', { code: wrong })).status);
+    return { code, answers };
+  };
+  await page.call('code/send', {});
+  t.deepEqual((await guess()).answers, [400, 400, 400, 400, 400]);
+  await page.call('code/send', {});
+  const { code } = await guess();
+  const locked = await page.call('code/verify', { code });
+  t.is(locked.status, 429, 'after ten wrong codes even the right one waits');
+
+  for (let i = 0; i < 3; i++) t.is((await page.call('code/send', {})).status, 200);
+  const sixth = await page.call('code/send', {});
+  t.is(sixth.status, 429);
+  t.is(sixth.body.error, 'rate_limited');
 });

@@ -254,6 +254,29 @@ test('refuses duplicate client ids within a pool', async (t) => {
   );
 });
 
+test('refuses the demo’s published secret on a server others can reach, and takes it on localhost', async (t) => {
+  const machine = (secret: string) =>
+    clients(
+      `  - { client_id: ops, client_secret: ${secret}, grant_types: [client_credentials], redirect_uris: [], scope: admin }`,
+    );
+  const published = 'demo-admin-secret-for-local-development-only';
+  const problems = await problemsOf(machine(published));
+  t.deepEqual(
+    problems.map((p) => p.path),
+    ['clients[0].client_secret'],
+  );
+  t.regex(problems[0]?.message ?? '', /published with Postern's demo/);
+  t.deepEqual(await problemsOf(machine(SECRET)), []);
+  const local = await problemsOf(
+    acmePool(
+      '    id: localhost\n    origins: ["http://localhost:3000"]',
+      `clients:\n  - { client_id: ops, client_secret: ${published}, grant_types: [client_credentials], redirect_uris: [], scope: admin }`,
+    ),
+    { server: 'public_url: http://localhost:3000\n' },
+  );
+  t.deepEqual(local, [], 'the demo on localhost keeps working out of the box');
+});
+
 test('reserves the account page’s client id', async (t) => {
   const problems = await problemsOf(
     clients(
