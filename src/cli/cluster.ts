@@ -64,6 +64,15 @@ export function superviseWorkers(workers: number, logger: Logger): Promise<numbe
   const collector = createCollector(started, logger);
   let stopping = false;
   let exitCode = 0;
+  // Counted here, not read from cluster.workers: Node drops a worker from that
+  // list only once it both exited and disconnected, which may come after its
+  // 'exit' event, and a last exit seen with the worker still listed would
+  // leave this promise pending forever (the process then ends with code 13).
+  let alive = 0;
+  const fork = () => {
+    alive++;
+    cluster.fork();
+  };
 
   return new Promise((resolve) => {
     cluster.on('message', (worker, message: Message) => {
@@ -73,11 +82,12 @@ export function superviseWorkers(workers: number, logger: Logger): Promise<numbe
     });
 
     cluster.on('exit', (worker, code, signal) => {
+      alive--;
       collector.gone(worker);
       const wasStarted = started.delete(worker.id);
       if (!stopping && wasStarted) {
         logger.error({ worker: worker.process.pid, code, signal }, 'worker died; starting a replacement');
-        cluster.fork();
+        fork();
         return;
       }
       if (!stopping) {
@@ -85,7 +95,7 @@ export function superviseWorkers(workers: number, logger: Logger): Promise<numbe
         exitCode = code || 1;
         stop('SIGTERM');
       }
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(exitCode);
+      if (alive === 0) resolve(exitCode);
     });
 
     const stop = (signal: NodeJS.Signals) => {
@@ -95,7 +105,7 @@ export function superviseWorkers(workers: number, logger: Logger): Promise<numbe
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGTERM'));
 
-    for (let i = 0; i < workers; i++) cluster.fork();
+    for (let i = 0; i < workers; i++) fork();
   });
 }
 

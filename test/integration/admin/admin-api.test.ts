@@ -27,6 +27,7 @@ import {
   tokensOf,
   whatStillWorks,
 } from '../self-service/signed-in-checks.ts';
+import { adminCall, machineToken as tokenOf } from './admin-client.ts';
 
 const test = await loginTests();
 
@@ -73,51 +74,11 @@ async function serve(t: ExecutionContext<{ fixture: LoginFixture }>, tag: string
   return { login, server: login.server, acme, other };
 }
 
-/** A client-credentials token of `clientId` from `poolId`. */
-async function machineToken(server: TestServer, poolId: string, clientId = 'ops', scope = 'admin') {
-  const secret = clientId === 'ops' ? ADMIN_SECRET : OTHER_SECRET;
-  const answer = await fetch(`${server.issuer(poolId)}/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
-  });
-  const body = (await answer.json()) as { access_token?: string };
-  if (!body.access_token) throw new Error(`no token for ${clientId}: ${JSON.stringify(body)}`);
-  return body.access_token;
-}
+/** A client-credentials token of `ops` (admin), or of `mailer` (no admin), from `poolId`. */
+const machineToken = (server: TestServer, poolId: string, clientId = 'ops', scope = 'admin') =>
+  tokenOf(server, poolId, { clientId, secret: clientId === 'ops' ? ADMIN_SECRET : OTHER_SECRET, scope });
 
-interface ApiAnswer {
-  status: number;
-  headers: Headers;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers of several shapes
-  body: any;
-}
-
-/** Calls the admin API of `poolId` with `token` (none when undefined). */
-async function admin(
-  server: TestServer,
-  poolId: string,
-  token: string | undefined,
-  method: string,
-  path: string,
-  json?: unknown,
-): Promise<ApiAnswer> {
-  const response = await fetch(`${server.url}/${poolId}/api/admin/${path}`, {
-    method,
-    headers: {
-      accept: 'application/json',
-      'user-agent': 'admin-api-test',
-      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-      ...(json === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: json === undefined ? undefined : JSON.stringify(json),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
-}
+const admin = adminCall;
 
 /**
  * A user who signed up in one browser (`first`) and signed in with the same

@@ -15,6 +15,7 @@ import { redisTestUrl } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
 import { runPostern } from '../../support/spawn-postern.ts';
 import { loginTests, passkeySignIn, REDIRECT, startLogin } from '../login/login-fixture.ts';
+import { adminCall, machineToken } from './admin-client.ts';
 
 const test = await loginTests();
 
@@ -44,29 +45,9 @@ clients:
     scope: admin
 `;
 
-async function adminToken(server: TestServer, poolId: string) {
-  const answer = await fetch(`${server.issuer(poolId)}/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`ops:${ADMIN_SECRET}`).toString('base64')}`,
-    },
-    body: 'grant_type=client_credentials&scope=admin',
-  });
-  return ((await answer.json()) as { access_token: string }).access_token;
-}
-
 async function admin(server: TestServer, poolId: string, method: string, path: string, json?: unknown) {
-  const response = await fetch(`${server.url}/${poolId}/api/admin/${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${await adminToken(server, poolId)}`,
-      ...(json === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: json === undefined ? undefined : JSON.stringify(json),
-  });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers of several shapes
-  return { status: response.status, body: (await response.json()) as any };
+  const token = await machineToken(server, poolId, { clientId: 'ops', secret: ADMIN_SECRET });
+  return adminCall(server, poolId, token, method, path, json);
 }
 
 /** An invited user: created by the operator, with a link issued through the admin API. */
