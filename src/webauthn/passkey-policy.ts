@@ -12,6 +12,12 @@ export interface PasskeyPolicy {
   poolId: string;
   rpId: string;
   rpName: string;
+  /**
+   * Where an account lives, shown beside its email in authenticators' pickers
+   * (the pool's display name), so that a user with passkeys for several
+   * pools under one RP ID can tell them apart.
+   */
+  accountLabel: string;
   origins: readonly string[];
   /** smart: discoverable credentials, usernameless; classic: allowCredentials. */
   mode: 'smart' | 'classic';
@@ -36,6 +42,7 @@ export function createPasskeyPolicy(pool: PoolConfig): PasskeyPolicy {
     poolId: pool.id,
     rpId: passkeys.rp.id,
     rpName: passkeys.rp.display_name,
+    accountLabel: pool.display_name,
     origins: passkeys.rp.origins,
     mode: passkeys.mode,
     userVerification: passkeys.user_verification,

@@ -51,7 +51,12 @@ export async function beginPasskeyEnrollment(
   const { webauthnUserId } = subject;
   const options = await beginRegistration({
     policy,
-    user: { webauthnUserId, name: subject.email, displayName: subject.name ?? subject.email },
+    // "ada@example.com (Acme)": pickers show the name, some the display name too.
+    user: {
+      webauthnUserId,
+      name: `${subject.email} (${policy.accountLabel})`,
+      displayName: `${subject.name ?? subject.email} (${policy.accountLabel})`,
+    },
     existing: subject.existing,
     conditional,
   });

@@ -66,7 +66,9 @@ test('open registration: a new email signs up with a code, then a passkey', asyn
 
   const authenticator = new SoftAuthenticator();
   const options = await login.registerOptions();
-  t.is(options.body.user.name, email);
+  // The pool's name beside the email: pickers tell pools under one RP ID apart.
+  t.is(options.body.user.name, `${email} (Acme)`);
+  t.is(options.body.user.displayName, `${email} (Acme)`);
   const registered = await login.registerVerify(authenticator.register(options.body as never, server.url));
   t.is(registered.status, 200, JSON.stringify(registered.body));
   const { claims } = await login.finish(String(registered.body.redirect_to));
@@ -200,7 +202,7 @@ test('accepting the offer stores the passkey under a default name and finishes t
     const options = await login.registerOptions();
     t.is(options.status, 200);
     t.deepEqual(options.body.excludeCredentials, []);
-    t.is(options.body.user.name, email);
+    t.is(options.body.user.name, `${email} (Acme)`);
     const registered = await login.registerVerify(
       authenticator.register(options.body as never, server.url),
       name,

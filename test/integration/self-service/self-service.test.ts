@@ -222,7 +222,7 @@ test('lists the passkeys and adds a second one, excluding the first', async (t) 
     options.body.excludeCredentials.map((credential: { id: string }) => credential.id),
     ada.authenticator.credentials.map((credential) => credential.id.toString('base64url')),
   );
-  t.is(options.body.user.name, ada.email);
+  t.is(options.body.user.name, `${ada.email} (${P.acme})`, 'a pool without display_name is named by its id');
   t.is(verified?.status, 201, JSON.stringify(verified?.body));
   t.like(verified?.body, {
     name: 'Desk key',

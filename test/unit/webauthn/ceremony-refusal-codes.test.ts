@@ -30,6 +30,7 @@ const policy = (changes: Partial<PasskeyPolicy> = {}): PasskeyPolicy => ({
   poolId: 'unit',
   rpId: 'localhost',
   rpName: 'Unit',
+  accountLabel: 'Unit',
   origins: [ORIGIN],
   mode: 'smart',
   userVerification: 'required',

@@ -18,6 +18,7 @@ const policy = (mode: PasskeyPolicy['mode']): PasskeyPolicy => ({
   poolId: 'unit',
   rpId: 'localhost',
   rpName: 'Unit',
+  accountLabel: 'Unit',
   origins: [ORIGIN],
   mode,
   userVerification: 'required',
