@@ -94,6 +94,9 @@ export const ERROR_CODES = {
   /** Another change to the same thing is under way. */
   conflict: { status: 409 },
 
+  /** A passkey registration in a pool that does not use passkeys (`passkeys.enabled: false`, or passkey in no factor). */
+  passkeys_disabled: { status: 403, description: 'This service does not use passkeys.' },
+
   // ------------------------------------------------------ enrolment links
   /** An enrolment link that is unknown or replaced (404), or used or expired (410). */
   enrollment_link_invalid: { status: 404, otherStatuses: [410] },
@@ -201,6 +204,11 @@ export const passkeyLimit = (max: number) =>
 export const passkeyPoolFull = () => errorOf('passkey_pool_full');
 
 export const lastWayIn = () => errorOf('last_way_in');
+
+/** @throws {PosternError} 403 passkeys_disabled where the pool does not use passkeys. */
+export function assertPasskeysInUse(inUse: boolean, detail: string): void {
+  if (!inUse) throw errorOf('passkeys_disabled', { detail });
+}
 
 export const lastSecondFactor = () => errorOf('last_second_factor');
 

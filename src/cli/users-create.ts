@@ -6,6 +6,7 @@
  * new passkey after losing theirs. A new link replaces the user's previous one.
  */
 import { normaliseEmail } from '../accounts/email.ts';
+import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import { createMailer } from '../email/mailer.ts';
 import { createEnrollmentLinks } from '../enrollment/enrollment-links.ts';
 import { emailField, personNameField } from '../http/api-fields.ts';
@@ -45,6 +46,11 @@ export async function usersCreate(
       const known = runtime.config.pools.map((candidate) => candidate.id).join(', ');
       throw new CommandError(`no pool "${options.pool}" (pools: ${known})`, EXIT.invalid);
     }
+    if (!passkeysInUse(pool))
+      throw new CommandError(
+        `pool ${pool.id} does not use passkeys: an enrolment link would have nothing to enrol`,
+        EXIT.invalid,
+      );
     await assertMigrated(runtime.durable);
     const { user, created } = await findOrCreateUser(runtime.durable, pool.id, email.data, name?.data);
     const links = createEnrollmentLinks({

@@ -162,6 +162,12 @@ const RelyingPartySchema = z
 
 const PasskeysSchema = z
   .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        'false: no passkey is offered, asked for or registered anywhere (sign-in, sign-up, enrolment links, self-service); stored passkeys stay and work again once this is true.',
+      ),
     mode: z
       .enum(['smart', 'classic'])
       .default('smart')

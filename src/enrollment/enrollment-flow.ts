@@ -15,11 +15,11 @@
 import { randomBytes } from 'node:crypto';
 import type { AuditTrail } from '../accounts/audit-trail.ts';
 import type { Limits } from '../accounts/limits.ts';
-import { policyOf } from '../accounts/passkey-policies.ts';
+import { passkeysInUse, policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
 import type { PoolConfig } from '../config/types.ts';
 import type { Mailer } from '../email/mailer.ts';
-import { errorOf, passkeyLimit } from '../errors.ts';
+import { assertPasskeysInUse, errorOf, passkeyLimit } from '../errors.ts';
 import { CODE_MESSAGES, codeRefused } from '../factors/email-code/email-code-calls.ts';
 import { CODE_TTL_SECONDS, issueCode, redeemCode } from '../factors/email-code/email-code-store.ts';
 import { addPasskey } from '../factors/passkey/add-passkey.ts';
@@ -251,6 +251,7 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
      */
     async passkeyOptions(scope: EnrollmentScope) {
       await requireProof(scope);
+      assertPasskeysInUse(passkeysInUse(scope.pool), 'enrolment link options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, scope.user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -284,6 +285,7 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope), clock());
       await requireProof(scope);
+      assertPasskeysInUse(passkeysInUse(scope.pool), 'enrolment link registration');
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey: deps.recoveryCodeKey },

@@ -4,10 +4,10 @@
  */
 import { normaliseEmail } from '../accounts/email.ts';
 import { refusal } from '../factors/refusal-codes.ts';
-import { UniqueViolationError } from '../storage/errors.ts';
 import type { LoginContext } from './login-context.ts';
-import { accountExists, notNow } from './login-errors.ts';
+import { notNow } from './login-errors.ts';
 import type { Answer } from './present-step.ts';
+import { createSignUpAccount } from './sign-up-account.ts';
 
 export const flowCalls = {
   async state(ctx: LoginContext): Promise<Answer> {
@@ -51,22 +51,7 @@ export const flowCalls = {
     if (step.reason === 'recovery') return ctx.advance({ ...progress, recoveryHandled: true });
 
     let userId = progress.userId;
-    if (!userId && progress.signup) {
-      try {
-        const user = await durable.users.create({
-          poolId: ctx.pool.id,
-          email: progress.signup.email,
-          emailVerified: true,
-          // The handle this sign-up's passkey options already gave out, if any (progress.ts).
-          webauthnUserId: progress.signup.webauthnUserId,
-        });
-        userId = user.id;
-      } catch (error) {
-        if (error instanceof UniqueViolationError) throw accountExists();
-        throw error;
-      }
-      ctx.audit('sign_up', 'success', { userId });
-    }
+    if (!userId && progress.signup) userId = await createSignUpAccount(ctx, progress.signup);
     // "Not now" to a passkey at sign-up is a decline like the offer's.
     if ((step.reason === 'offer' || step.reason === 'signup') && userId) {
       await durable.users.recordEnrollPrompt(ctx.pool.id, userId, new Date(ctx.kit.clock()));

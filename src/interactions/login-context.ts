@@ -11,7 +11,9 @@
  * and the provider is reached through the oidc port (./oidc-port.ts).
  */
 import { type AuditTrail, createAuditTrail } from '../accounts/audit-trail.ts';
+import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import type { PoolConfig } from '../config/types.ts';
+import type { Method } from '../factors/methods.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
@@ -223,13 +225,17 @@ export class LoginContext {
     const { enrollment, authentication, passkeys } = this.pool;
     const lastPrompt = account?.user.enrollPromptedAt?.getTime();
     const required = this.requiredAcr;
+    const inUse = passkeysInUse(this.pool);
+    const usable = (methods: readonly Method[]) => (inUse ? methods : methods.filter((m) => m !== 'passkey'));
     return {
       mode: passkeys.mode,
-      firstFactors: authentication.first_factor,
-      secondFactors: authentication.second_factor,
+      passkeys: inUse,
+      firstFactors: usable(authentication.first_factor),
+      secondFactors: usable(authentication.second_factor),
       secondFactorRequired: authentication.second_factor_required,
       passkeyCountsAsTwoFactors: authentication.passkey_counts_as_two_factors,
       offerPasskey:
+        inUse &&
         enrollment.offer_passkey &&
         (lastPrompt === undefined || this.kit.clock() - lastPrompt >= enrollment.ask_again_after * 1000),
       ...(required ? { requiredAcr: required } : {}),

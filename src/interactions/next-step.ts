@@ -41,6 +41,11 @@ export type { AccountFacts } from '../factors/factor.ts';
 
 export interface FlowPolicy {
   mode: 'smart' | 'classic';
+  /**
+   * Whether the pool uses passkeys (src/accounts/passkey-policies.ts). Where
+   * not, the factor lists hold no passkey, and nothing offers or asks for one.
+   */
+  passkeys: boolean;
   firstFactors: readonly Method[];
   secondFactors: readonly Method[];
   secondFactorRequired: 'never' | 'when_enrolled' | 'always';
@@ -72,15 +77,19 @@ export function nextStep(
   { needsConsent }: { needsConsent: boolean },
 ): Step {
   const [first] = progress.factors;
+  // Only a passkey meets a requested acr: without passkeys, nothing here can.
+  if (policy.requiredAcr && !policy.passkeys) return { step: 'unmet' };
   const firstFactors = policy.requiredAcr ? (['passkey'] as Method[]) : [...policy.firstFactors];
 
   if (progress.signup && !progress.userId) {
     // The email is proven; the account needs a way in, unless email codes are one.
+    // No method at all (email codes only, no passkeys): the account is made as it is.
     const methods = policy.firstFactors.filter((method) => FACTOR_TRAITS[method].signUpCredential);
     const emailSuffices = policy.firstFactors.includes('email_otp');
+    const fallback: Method[] = policy.passkeys ? ['passkey'] : [];
     return {
       step: 'enroll',
-      methods: methods.length > 0 ? methods : ['passkey'],
+      methods: methods.length > 0 ? methods : fallback,
       optional: emailSuffices,
       reason: 'signup',
     };

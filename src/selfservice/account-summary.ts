@@ -3,11 +3,14 @@
  * sign-in methods this pool lets them manage on the account page. Reading
  * needs no recent authentication.
  */
+import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import { poolUsesRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
 import { type SelfServiceContext, type SelfServiceScope, userOf } from './self-service-scope.ts';
 
 export interface AccountSummary {
   email: string;
+  /** Whether the pool uses passkeys: where not, the stored ones are listed, none can be added. */
+  passkeys: { enabled: boolean };
   password: { enabled: boolean; set: boolean; min_length: number };
   recovery_codes: { enabled: boolean; remaining: number };
   /** Seconds a sign-in stays recent enough for writes. */
@@ -27,6 +30,7 @@ export function accountSummary(context: SelfServiceContext) {
       ]);
       return {
         email: user.email,
+        passkeys: { enabled: passkeysInUse(pool) },
         password: {
           enabled: pool.authentication.first_factor.includes('password'),
           set: passwordHash !== undefined,

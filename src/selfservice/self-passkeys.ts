@@ -11,9 +11,9 @@
  *   and removing one signs the user out everywhere else: whoever holds it may
  *   be signed in with it.
  */
-import { policyOf } from '../accounts/passkey-policies.ts';
+import { passkeysInUse, policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
-import { noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
+import { assertPasskeysInUse, noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
 import { addPasskey } from '../factors/passkey/add-passkey.ts';
 import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
@@ -66,6 +66,7 @@ export function selfPasskeys(context: SelfServiceContext) {
      */
     async registerOptions(scope: SelfServiceScope) {
       const user = await writerOf(context, scope);
+      assertPasskeysInUse(passkeysInUse(scope.pool), 'self-service registration options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -102,6 +103,7 @@ export function selfPasskeys(context: SelfServiceContext) {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
       const user = await writerOf(context, scope);
+      assertPasskeysInUse(passkeysInUse(scope.pool), 'self-service registration');
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey },

@@ -314,6 +314,7 @@ async function showAccount() {
   const summary = await call('GET', '');
   $('account-email').textContent = summary.email;
   $('password-username').value = summary.email;
+  $('add-passkey-form').hidden = !summary.passkeys.enabled;
   $('password-section').hidden = !summary.password.enabled;
   $('current-password-field').hidden = !summary.password.set;
   $('password-submit').textContent = summary.password.set ? 'Change password' : 'Set a password';

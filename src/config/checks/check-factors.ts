@@ -26,6 +26,23 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
       message: `second_factor_required is ${second_factor_required}, so second_factor must list passkey (recovery codes only stand in for a lost one)`,
     });
   }
+  // Switched off, passkeys are in no sign-in: what is left must let users in,
+  // and nothing may require the second factor only a passkey provides.
+  if (!pool.passkeys.enabled) {
+    if (first_factor.every((method) => method === 'passkey')) {
+      findings.push({
+        path: ['passkeys', 'enabled'],
+        message:
+          'is false, which leaves no first factor: add email_otp or password to authentication.first_factor',
+      });
+    }
+    if (second_factor_required !== 'never') {
+      findings.push({
+        path: ['passkeys', 'enabled'],
+        message: `is false, which leaves no second factor for second_factor_required: ${second_factor_required} (set it to never)`,
+      });
+    }
+  }
   // A passkey that does not count as two factors needs a second, different
   // credential after it: one passkey cannot be both factors.
   if (

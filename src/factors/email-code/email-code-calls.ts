@@ -23,6 +23,7 @@ import { notNow } from '../../interactions/login-errors.ts';
 import type { Step } from '../../interactions/next-step.ts';
 import type { Answer } from '../../interactions/present-step.ts';
 import type { CompletedFactor, Progress } from '../../interactions/progress.ts';
+import { createSignUpAccount } from '../../interactions/sign-up-account.ts';
 import { type CodeCheck, issueCode, redeemCode } from '../email-code/email-code-store.ts';
 import { refusal } from '../refusal-codes.ts';
 
@@ -200,6 +201,14 @@ export const emailCodeCalls = {
       throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
     }
     if (user) return ctx.advance({ ...rest, email: user.email, userId: user.id, factors });
-    return ctx.advance({ ...rest, email: check.email, signup: { email: check.email }, factors });
+    const signup = { email: check.email };
+    const next: Progress = { ...rest, email: check.email, signup, factors };
+    const step = await ctx.decide(next);
+    if (step.step === 'enroll' && step.reason === 'signup' && step.methods.length === 0) {
+      // Nothing to enrol (email codes only, no passkeys): the proven email is the account.
+      const { signup: _done, ...signedUp } = next;
+      return ctx.advance({ ...signedUp, userId: await createSignUpAccount(ctx, signup) });
+    }
+    return ctx.advance(next);
   },
 };

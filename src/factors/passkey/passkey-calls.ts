@@ -202,7 +202,10 @@ export const passkeyCalls = {
   },
 
   async registerOptions(ctx: LoginContext, { mediation }: { name?: string; mediation?: 'conditional' }) {
-    const step = await ctx.require((candidate) => candidate.step === 'enroll', 'Creating a passkey');
+    const step = await ctx.require(
+      (candidate) => candidate.step === 'enroll' && candidate.methods.includes('passkey'),
+      'Creating a passkey',
+    );
     const { progress, pool } = ctx;
     const { durable, ephemeral } = ctx.kit.deps;
     const conditional = mediation === 'conditional';

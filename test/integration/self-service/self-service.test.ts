@@ -687,6 +687,7 @@ test('the account summary says who is signed in and what the pool lets them mana
     status: 200,
     body: {
       email: ada.email,
+      passkeys: { enabled: true },
       password: { enabled: false, set: false, min_length: 10 },
       recovery_codes: { enabled: false, remaining: 0 },
       recent_auth: 300,

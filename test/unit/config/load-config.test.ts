@@ -189,6 +189,31 @@ test('a required second factor must be a passkey; recovery codes only stand in f
   );
 });
 
+test('passkeys switched off must leave a first factor and require no second factor', async (t) => {
+  const off = (authentication: string) =>
+    acmePool('    id: acme.example', `authentication:\n${authentication}`).replace(
+      'passkeys:\n',
+      'passkeys:\n  enabled: false\n',
+    );
+  const passkeyOnly = await problemsOf(off('  first_factor: [passkey]'));
+  t.deepEqual(
+    passkeyOnly.map((p) => [p.path, p.message]),
+    [
+      [
+        'passkeys.enabled',
+        'is false, which leaves no first factor: add email_otp or password to authentication.first_factor',
+      ],
+    ],
+  );
+  const required = await problemsOf(
+    off('  first_factor: [passkey, email_otp]\n  second_factor: [passkey]\n  second_factor_required: always'),
+  );
+  t.true(
+    required.some((p) => p.path === 'passkeys.enabled' && /second_factor_required: always/.test(p.message)),
+  );
+  t.deepEqual(await problemsOf(off('  first_factor: [passkey, email_otp]')), []);
+});
+
 test('refuses second factors no sign-in will ever ask for', async (t) => {
   const pool = (authentication: string) =>
     acmePool('    id: acme.example', `authentication:\n${authentication}`);

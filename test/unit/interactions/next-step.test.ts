@@ -12,6 +12,7 @@ import type { CompletedFactor, Progress } from '../../../src/interactions/progre
 
 const policy = (overrides: Partial<FlowPolicy> = {}): FlowPolicy => ({
   mode: 'smart',
+  passkeys: true,
   firstFactors: ['passkey', 'email_otp'],
   secondFactors: ['passkey', 'recovery_code'],
   secondFactorRequired: 'never',
@@ -90,6 +91,47 @@ const rows: Row[] = [
     undefined,
     false,
     { step: 'first_factor', methods: ['password', 'passkey'] },
+  ],
+  // Without passkeys (passkeys.enabled: false, or passkey in no factor): the lists hold none
+  [
+    'no passkeys, smart pool: identify, no passkey at once',
+    policy({ passkeys: false, firstFactors: ['email_otp'] }),
+    { factors: [] },
+    undefined,
+    false,
+    { step: 'identify', methods: [] },
+  ],
+  [
+    'no passkeys: a sign-up by email code needs nothing more to make the account',
+    policy({ passkeys: false, firstFactors: ['email_otp'] }),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: [], optional: true, reason: 'signup' },
+  ],
+  [
+    'no passkeys: a password pool signs up with a password',
+    policy({ passkeys: false, firstFactors: ['email_otp', 'password'] }),
+    { signup: { email: 'n@x.example' }, factors: [otp] },
+    undefined,
+    false,
+    { step: 'enroll', methods: ['password'], optional: true, reason: 'signup' },
+  ],
+  [
+    'no passkeys: no passkey offer after a sign-in, whatever the pool setting',
+    policy({ passkeys: false, firstFactors: ['email_otp'], offerPasskey: false }),
+    signedIn(otp),
+    none,
+    false,
+    { step: 'done' },
+  ],
+  [
+    'no passkeys: a request for phr cannot be met',
+    policy({ passkeys: false, firstFactors: ['email_otp'], requiredAcr: 'phr' }),
+    signedIn(otp),
+    withPasskey,
+    false,
+    { step: 'unmet' },
   ],
   // Sign-up
   [
