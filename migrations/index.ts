@@ -13,6 +13,7 @@ import * as hashTokenIds from './0003_hash_token_ids.ts';
 import * as oidcModelsByAccount from './0004_oidc_models_by_account.ts';
 import * as passkeyDiscoverable from './0005_passkey_discoverable.ts';
 import * as enrollmentLinks from './0006_enrollment_links.ts';
+import * as totpCredentials from './0007_totp_credentials.ts';
 
 export interface Migration {
   /** Recorded in `knex_migrations.name`; never rename one that has shipped. */
@@ -28,4 +29,5 @@ export const migrations: Migration[] = [
   oidcModelsByAccount,
   passkeyDiscoverable,
   enrollmentLinks,
+  totpCredentials,
 ];

@@ -150,6 +150,8 @@ export interface Account {
   passkeys: number;
   unusedRecoveryCodes: number;
   hasPassword: boolean;
+  /** Whether the user has enrolled a TOTP (TotpRepository). */
+  hasTotp: boolean;
 }
 
 export interface UserRepository {
@@ -191,7 +193,7 @@ export interface UserRepository {
   list(poolId: string, page: { after?: string; limit: number }): Promise<User[]>;
   /**
    * Erases the user and everything durable that is theirs, in one transaction:
-   * the user (with the password hash), their passkeys and recovery codes, and
+   * the user (with the password hash), their passkeys, recovery codes and TOTP, and
    * their oidc-provider grants and refresh tokens. Their audit events stay:
    * the trail outlives the users it describes. Returns false when there is no
    * such user in the pool (or `id` is not a user id).
@@ -209,6 +211,38 @@ export interface RecoveryCodeRepository {
    */
   use(poolId: string, userId: string, hash: string): Promise<number | undefined>;
   countUnused(poolId: string, userId: string): Promise<number>;
+}
+
+/** A user's TOTP second factor (RFC 6238): one per user. */
+export interface TotpCredential {
+  poolId: string;
+  userId: string;
+  /** Sealed by the layer above (src/secrets/secret-box.ts); storage never sees the secret. */
+  sealedSecret: string;
+  createdAt: Date;
+  /** The time step last accepted; a code of this step or an earlier one is a replay. */
+  lastUsedStep: number | null;
+}
+
+export interface TotpRepository {
+  /** The user's TOTP, if enrolled. Undefined for a non-uuid id. */
+  find(poolId: string, userId: string): Promise<TotpCredential | undefined>;
+  /**
+   * Enrols the user's TOTP, replacing any earlier one (its last used step
+   * too: `lastUsedStep` given here, usually the step of the code that
+   * confirmed the enrolment). False when the pool has no such user.
+   */
+  set(poolId: string, userId: string, sealedSecret: string, lastUsedStep: number | null): Promise<boolean>;
+  /**
+   * Records that a code of time step `step` was accepted, only if no equal or
+   * later step was (one atomic compare-and-set UPDATE ... WHERE
+   * last_used_step IS NULL OR last_used_step < step). False for a replay or
+   * when there is no TOTP: of two concurrent uses of one code exactly one
+   * gets true.
+   */
+  recordUse(poolId: string, userId: string, step: number): Promise<boolean>;
+  /** Removes the user's TOTP. False when there was none. */
+  delete(poolId: string, userId: string): Promise<boolean>;
 }
 
 export interface Passkey {
@@ -405,6 +439,7 @@ export interface DurableStore {
   users: UserRepository;
   passkeys: PasskeyRepository;
   recoveryCodes: RecoveryCodeRepository;
+  totp: TotpRepository;
   enrollmentLinks: EnrollmentLinkRepository;
   signingKeys: SigningKeyRepository;
   auditEvents: AuditEventRepository;

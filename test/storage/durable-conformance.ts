@@ -127,7 +127,7 @@ export function registerDurableConformance(
     t.is(await s.users.findById(user.poolId, 'not-a-uuid'), undefined, 'a malformed id finds nothing');
   });
 
-  test(`${name}: findAccount gives the user with their passkeys, unused recovery codes and whether they have a password`, async (t) => {
+  test(`${name}: findAccount gives the user with their passkeys, unused recovery codes and whether they have a password and a TOTP`, async (t) => {
     const s = await store();
     const user = await newUser();
     t.deepEqual(await s.users.findAccount(user.poolId, user.id), {
@@ -135,12 +135,14 @@ export function registerDurableConformance(
       passkeys: 0,
       unusedRecoveryCodes: 0,
       hasPassword: false,
+      hasTotp: false,
     });
     await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
     await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: user.id });
     await s.recoveryCodes.replace(user.poolId, user.id, ['h1', 'h2', 'h3']);
     await s.recoveryCodes.use(user.poolId, user.id, 'h2');
     await s.users.setPasswordHash(user.poolId, user.id, '$argon2id$v=19$x');
+    await s.totp.set(user.poolId, user.id, 'sealed:totp', null);
     // Another user's and another pool's credentials do not count.
     const other = await newUser(user.poolId);
     await s.passkeys.create({ ...newPasskey(), poolId: user.poolId, userId: other.id });
@@ -148,7 +150,11 @@ export function registerDurableConformance(
       passkeys: 2,
       unusedRecoveryCodes: 2,
       hasPassword: true,
+      hasTotp: true,
     });
+    t.like(await s.users.findAccount(user.poolId, other.id), { passkeys: 1, hasTotp: false });
+    await s.totp.delete(user.poolId, user.id);
+    t.like(await s.users.findAccount(user.poolId, user.id), { hasTotp: false }, 'gone with the TOTP');
     t.is(await s.users.findAccount(unique('pool'), user.id), undefined);
     t.is(await s.users.findAccount(user.poolId, 'not-a-uuid'), undefined);
   });
@@ -161,8 +167,10 @@ export function registerDurableConformance(
     await s.recoveryCodes.replace(user.poolId, user.id, ['h1']);
     t.deepEqual(await s.passkeys.findWithOwner(user.poolId, passkey.credentialId), {
       passkey,
-      owner: { user, passkeys: 2, unusedRecoveryCodes: 1, hasPassword: false },
+      owner: { user, passkeys: 2, unusedRecoveryCodes: 1, hasPassword: false, hasTotp: false },
     });
+    await s.totp.set(user.poolId, user.id, 'sealed:totp', 7);
+    t.like(await s.passkeys.findWithOwner(user.poolId, passkey.credentialId), { owner: { hasTotp: true } });
     t.is(await s.passkeys.findWithOwner(unique('pool'), passkey.credentialId), undefined);
     t.is(await s.passkeys.findWithOwner(user.poolId, 'no-such-credential'), undefined);
   });
@@ -280,7 +288,7 @@ export function registerDurableConformance(
     t.deepEqual(await s.users.list(unique('pool'), { limit: 10 }), [], 'an empty pool');
   });
 
-  test(`${name}: deleting a user erases their passkeys, recovery codes, password, grants and refresh tokens, and keeps their audit events`, async (t) => {
+  test(`${name}: deleting a user erases their passkeys, recovery codes, TOTP, password, grants and refresh tokens, and keeps their audit events`, async (t) => {
     const s = await store();
     const poolId = unique('pool');
     const enrolled = async (email: string) => {
@@ -290,6 +298,7 @@ export function registerDurableConformance(
       );
       await s.passkeys.create({ ...newPasskey(), poolId, userId: user.id });
       await s.recoveryCodes.replace(poolId, user.id, ['h1', 'h2']);
+      await s.totp.set(poolId, user.id, `sealed:${user.id}`, 1);
       const models = s.oidcModels(poolId);
       await models.upsert('Grant', `grant-${user.id}`, { accountId: user.id }, 3600);
       await models.upsert(
@@ -315,6 +324,8 @@ export function registerDurableConformance(
     t.is(await s.passkeys.countByUser(poolId, user.id), 0);
     t.is(await s.recoveryCodes.countUnused(poolId, user.id), 0);
     t.is(await s.recoveryCodes.use(poolId, user.id, 'h1'), undefined);
+    t.is(await s.totp.find(poolId, user.id), undefined, 'the TOTP row went with the user');
+    t.false(await s.totp.recordUse(poolId, user.id, 2));
     const models = s.oidcModels(poolId);
     t.is(await models.find('Grant', `grant-${user.id}`), undefined);
     t.is(await models.find('RefreshToken', `refresh-${user.id}`), undefined);
@@ -335,7 +346,9 @@ export function registerDurableConformance(
       passkeys: 2,
       unusedRecoveryCodes: 2,
       hasPassword: true,
+      hasTotp: true,
     });
+    t.like(await s.totp.find(poolId, other.id), { sealedSecret: `sealed:${other.id}`, lastUsedStep: 1 });
     t.truthy(await s.passkeys.findByCredentialId(poolId, othersPasskey.credentialId));
     t.truthy(await models.find('Grant', `grant-${other.id}`));
     t.truthy(await models.find('RefreshToken', `refresh-${other.id}`));
@@ -780,6 +793,113 @@ export function registerDurableConformance(
       results.filter((result) => result !== undefined),
       [1],
     );
+  });
+
+  // ---------------------------------------------------------------------- totp
+
+  test(`${name}: a TOTP is set, found with the same JS types on every backend, and replaced as a whole`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const { poolId } = user;
+    t.is(await s.totp.find(poolId, user.id), undefined, 'not enrolled');
+    t.true(await s.totp.set(poolId, user.id, 'sealed:first', null));
+    const first = await s.totp.find(poolId, user.id);
+    t.like(first, { poolId, userId: user.id, sealedSecret: 'sealed:first', lastUsedStep: null });
+    t.true(first?.createdAt instanceof Date);
+
+    // A step beyond 2^31 (bigint): pg hands bigint back as a string, the repository as a number.
+    const step = 2 ** 33 + 5;
+    t.true(await s.totp.set(poolId, user.id, 'sealed:second', step));
+    const second = await s.totp.find(poolId, user.id);
+    t.like(second, { sealedSecret: 'sealed:second', lastUsedStep: step });
+    t.is(typeof second?.lastUsedStep, 'number');
+    t.true(await s.totp.recordUse(poolId, user.id, step + 10));
+
+    t.true(await s.totp.set(poolId, user.id, 'sealed:third', 100));
+    t.like(
+      await s.totp.find(poolId, user.id),
+      { sealedSecret: 'sealed:third', lastUsedStep: 100 },
+      'replacing resets the last used step to the one given',
+    );
+    t.true(await s.totp.recordUse(poolId, user.id, 101), 'the old step no longer blocks');
+    t.true(await s.totp.set(poolId, user.id, 'sealed:fourth', null));
+    t.like(await s.totp.find(poolId, user.id), { lastUsedStep: null }, 'and to null');
+  });
+
+  test(`${name}: a TOTP is set only for a user of the pool`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    t.false(await s.totp.set(unique('pool'), user.id, 'sealed:x', null), "another pool's user");
+    t.false(await s.totp.set(user.poolId, '00000000-0000-0000-0000-000000000000', 'sealed:x', null));
+    t.false(await s.totp.set(user.poolId, 'not-a-uuid', 'sealed:x', null));
+    t.is(await s.totp.find(user.poolId, user.id), undefined);
+  });
+
+  test(`${name}: recordUse accepts only a step later than the last accepted one`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const { poolId } = user;
+    t.false(await s.totp.recordUse(poolId, user.id, 10), 'no TOTP: nothing to record');
+    await s.totp.set(poolId, user.id, 'sealed:x', null);
+    t.true(await s.totp.recordUse(poolId, user.id, 10), 'the first use');
+    t.false(await s.totp.recordUse(poolId, user.id, 10), 'the same step is a replay');
+    t.false(await s.totp.recordUse(poolId, user.id, 9), 'an earlier step is a replay');
+    t.is((await s.totp.find(poolId, user.id))?.lastUsedStep, 10, 'a refused use changes nothing');
+    t.true(await s.totp.recordUse(poolId, user.id, 11));
+    t.true(await s.totp.recordUse(poolId, user.id, 20), 'a later step, however far');
+    t.is((await s.totp.find(poolId, user.id))?.lastUsedStep, 20);
+
+    await s.totp.set(poolId, user.id, 'sealed:y', 30);
+    t.false(await s.totp.recordUse(poolId, user.id, 30), 'the step that confirmed the enrolment is spent');
+    t.true(await s.totp.recordUse(poolId, user.id, 31));
+  });
+
+  test(`${name}: of 8 concurrent uses of one TOTP step exactly one is recorded`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    await s.totp.set(user.poolId, user.id, 'sealed:x', 41);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => s.totp.recordUse(user.poolId, user.id, 42)),
+    );
+    t.is(results.filter(Boolean).length, 1);
+    t.is((await s.totp.find(user.poolId, user.id))?.lastUsedStep, 42);
+  });
+
+  test(`${name}: a TOTP is deleted once, and acting on one user's leaves other users and pools untouched`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    const { poolId } = user;
+    const neighbour = await newUser(poolId);
+    const elsewhere = await newUser(unique('pool'), user.email);
+    await s.totp.set(poolId, user.id, 'sealed:user', 5);
+    await s.totp.set(poolId, neighbour.id, 'sealed:neighbour', 5);
+    await s.totp.set(elsewhere.poolId, elsewhere.id, 'sealed:elsewhere', 5);
+
+    t.false(await s.totp.recordUse(unique('pool'), user.id, 6), "another pool's id matches nothing");
+    t.false(await s.totp.delete(unique('pool'), user.id));
+    t.true(await s.totp.recordUse(poolId, user.id, 6));
+    t.true(await s.totp.set(poolId, user.id, 'sealed:user-again', 7));
+    t.true(await s.totp.delete(poolId, user.id));
+    t.is(await s.totp.find(poolId, user.id), undefined);
+    t.false(await s.totp.delete(poolId, user.id), 'already gone');
+    t.false(await s.totp.recordUse(poolId, user.id, 8), 'gone: no use recorded');
+
+    t.like(await s.totp.find(poolId, neighbour.id), { sealedSecret: 'sealed:neighbour', lastUsedStep: 5 });
+    t.like(await s.totp.find(elsewhere.poolId, elsewhere.id), {
+      sealedSecret: 'sealed:elsewhere',
+      lastUsedStep: 5,
+    });
+  });
+
+  test(`${name}: a malformed user id finds no TOTP and changes nothing, without a database error`, async (t) => {
+    const s = await store();
+    const user = await newUser();
+    await s.totp.set(user.poolId, user.id, 'sealed:x', 3);
+    t.is(await s.totp.find(user.poolId, 'not-a-uuid'), undefined);
+    t.false(await s.totp.set(user.poolId, 'not-a-uuid', 'sealed:y', null));
+    t.false(await s.totp.recordUse(user.poolId, 'not-a-uuid', 4));
+    t.false(await s.totp.delete(user.poolId, 'not-a-uuid'));
+    t.like(await s.totp.find(user.poolId, user.id), { sealedSecret: 'sealed:x', lastUsedStep: 3 });
   });
 
   test(`${name}: audit events are appended and listed newest first, filtered by user and event`, async (t) => {

@@ -14,6 +14,7 @@ import { createOidcModelRepository } from './oidc-model-repository.ts';
 import { createPasskeyRepository } from './passkey-repository.ts';
 import { createRecoveryCodeRepository } from './recovery-code-repository.ts';
 import { createSigningKeyRepository } from './signing-key-repository.ts';
+import { createTotpRepository } from './totp-repository.ts';
 import { translateError } from './translate-error.ts';
 import { createUserRepository } from './user-repository.ts';
 
@@ -44,6 +45,7 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
     users: createUserRepository(db),
     passkeys: createPasskeyRepository(db),
     recoveryCodes: createRecoveryCodeRepository(db),
+    totp: createTotpRepository(db),
     enrollmentLinks: createEnrollmentLinkRepository(db),
     signingKeys: createSigningKeyRepository(db),
     auditEvents: createAuditEventRepository(db),

@@ -58,9 +58,17 @@ async function insertUser(db: Knex | Knex.Transaction, user: NewUser): Promise<U
 }
 
 /** A user row with the counts `enrolmentCounts` adds. */
-export type AccountRow = UserRow & { passkey_count: string | number; recovery_code_count: string | number };
+export type AccountRow = UserRow & {
+  passkey_count: string | number;
+  recovery_code_count: string | number;
+  has_totp: boolean;
+};
 
-/** Columns counting what the `users` row of a query enrolled (its passkeys, its unused recovery codes). */
+/**
+ * Columns counting what the `users` row of a query enrolled (its passkeys,
+ * its unused recovery codes, whether it has a TOTP): subqueries, so the
+ * account is still read in one query.
+ */
 export function enrolmentCounts(db: Knex) {
   return [
     db('passkeys as owned')
@@ -72,6 +80,9 @@ export function enrolmentCounts(db: Knex) {
       .whereNull('recovery_codes.used_at')
       .count('*')
       .as('recovery_code_count'),
+    db.raw(
+      'exists (select 1 from totp_credentials where totp_credentials.pool_id = users.pool_id and totp_credentials.user_id = users.id) as has_totp',
+    ),
   ];
 }
 
@@ -81,6 +92,7 @@ export function toAccount(row: AccountRow): Account {
     passkeys: toNumber(row.passkey_count),
     unusedRecoveryCodes: toNumber(row.recovery_code_count),
     hasPassword: row.password_hash !== null,
+    hasTotp: row.has_totp,
   };
 }
 
@@ -171,9 +183,10 @@ export function createUserRepository(db: Knex): UserRepository {
     async delete(poolId, id) {
       if (!isUuid(id)) return false;
       return db.transaction(async (trx) => {
-        // passkeys.user_id and recovery_codes.user_id reference users ON DELETE
-        // CASCADE (migrations 0001, 0002): deleting the row takes them with it,
-        // and the password hash is a column of the row.
+        // passkeys.user_id, recovery_codes.user_id and totp_credentials.user_id
+        // reference users ON DELETE CASCADE (migrations 0001, 0002, 0007):
+        // deleting the row takes them with it, and the password hash is a
+        // column of the row.
         const deleted = await trx('users').where({ pool_id: poolId, id }).delete();
         if (changedRows(deleted) === 0) return false;
         // oidc_models has no foreign key (account_id is oidc-provider's text);
