@@ -36,6 +36,7 @@ export interface UserDetail extends UserView {
   passkeys: AdminPasskeyView[];
   password: { set: boolean };
   recovery_codes: { unused: number };
+  totp: { set: boolean };
 }
 
 export interface EventView {
@@ -120,6 +121,7 @@ export function adminUsers(context: AdminContext) {
         passkeys: passkeys.map(toAdminPasskeyView),
         password: { set: account.hasPassword },
         recovery_codes: { unused: account.unusedRecoveryCodes },
+        totp: { set: account.hasTotp },
       };
     },
 

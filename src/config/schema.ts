@@ -134,7 +134,7 @@ export const ServerFileSchema = z.strictObject({
 // ------------------------------------------------------------------ pool file
 
 export const FIRST_FACTORS = ['passkey', 'email_otp', 'password'] as const;
-export const SECOND_FACTORS = ['passkey', 'recovery_code'] as const;
+export const SECOND_FACTORS = ['passkey', 'recovery_code', 'totp'] as const;
 export const COSE_ALGORITHMS = ['EdDSA', 'ES256', 'RS256'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 
@@ -237,7 +237,7 @@ const AuthenticationSchema = z
     second_factor: uniqueList(z.enum(SECOND_FACTORS))
       .default(['passkey', 'recovery_code'])
       .describe(
-        'Methods accepted as a second factor. Recovery codes stand in for a lost passkey: they are offered beside one, so a pool that asks for a second factor lists passkey.',
+        'Methods accepted as a second factor. Recovery codes stand in for a lost passkey: they are offered beside one, so a pool that asks for a second factor lists passkey. totp: codes from an authenticator app (RFC 6238), enrolled on the account page.',
       ),
     second_factor_required: z
       .enum(['never', 'when_enrolled', 'always'])
@@ -249,6 +249,11 @@ const AuthenticationSchema = z
       .default(true)
       .describe(
         'A passkey verified with user verification satisfies a second-factor requirement on its own.',
+      ),
+    passkey_supersedes_totp: boolean()
+      .default(true)
+      .describe(
+        'Once a user has a passkey that can be their second factor, it is asked for instead of their TOTP codes, which are no longer offered.',
       ),
     password: z
       .strictObject({

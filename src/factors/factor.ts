@@ -9,6 +9,7 @@
 import type { z } from 'zod';
 import type { LoginContext } from '../interactions/login-context.ts';
 import type { Answer } from '../interactions/present-step.ts';
+import type { Account } from '../storage/types.ts';
 import type { Method } from './methods.ts';
 
 /** What the account has enrolled, as steps are decided on it; undefined while the account is unknown. */
@@ -16,6 +17,17 @@ export interface AccountFacts {
   passkeys: number;
   hasRecoveryCodes: boolean;
   hasPassword: boolean;
+  hasTotp: boolean;
+}
+
+/** The facts of an account as storage reads it (one query: users.findAccount). */
+export function accountFactsOf(account: Account): AccountFacts {
+  return {
+    passkeys: account.passkeys,
+    hasRecoveryCodes: account.unusedRecoveryCodes > 0,
+    hasPassword: account.hasPassword,
+    hasTotp: account.hasTotp,
+  };
 }
 
 /** What `nextStep` needs to know about a factor. Pure: no I/O, no imports beyond types. */
@@ -41,6 +53,8 @@ export interface FactorTraits {
     passkeyUsable: boolean;
     /** The request demands phr/phrh. */
     stepUp: boolean;
+    /** The pool's `passkey_supersedes_totp`. */
+    passkeySupersedesTotp: boolean;
   }): boolean;
 }
 

@@ -41,9 +41,10 @@ export const REFUSAL_CODES = {
 
   // ------------------------------------------------------------- email codes
   no_code: 'No code for this interaction: never sent, replaced by a newer one, or expired.',
-  wrong_code: 'A code other than the one mailed.',
+  wrong_code: 'A code other than the one mailed, or than the authenticator app shows.',
   too_many_tries: 'The code’s tries are used up; it is destroyed.',
   already_used: 'The right code, taken by a concurrent use a moment before.',
+  totp_replayed: 'An authenticator app code of a time step already accepted for this account (a replay).',
   email_code_not_first_factor:
     'A sign-up code for an email that has an account by now, in a pool where codes do not sign in.',
 

@@ -13,6 +13,7 @@
 import { type AuditTrail, createAuditTrail } from '../accounts/audit-trail.ts';
 import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import type { PoolConfig } from '../config/types.ts';
+import { accountFactsOf } from '../factors/factor.ts';
 import type { Method } from '../factors/methods.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -23,7 +24,7 @@ import { assessAssurance } from './assurance.ts';
 import { type KnownDeviceCookie, knownDeviceOf, rememberDevice } from './known-devices.ts';
 import { notNow } from './login-errors.ts';
 import type { LoginKit } from './login-kit.ts';
-import { type AccountFacts, type FlowPolicy, nextStep, type Step } from './next-step.ts';
+import { type FlowPolicy, nextStep, type Step } from './next-step.ts';
 import type { InteractionView, OidcPort } from './oidc-port.ts';
 import { type Answer, type AnswerExtras, presentStep } from './present-step.ts';
 import { loadProgressRecord, type Progress, saveProgress } from './progress.ts';
@@ -216,7 +217,7 @@ export class LoginContext {
       return this.client.firstParty ? { step: 'done' } : { step: 'consent' };
     // Before any factor, a step-up knows its user from the session.
     const account = await this.account(progress.userId ?? progress.sessionUserId);
-    return nextStep(this.#flowOf(account), progress, account && factsOf(account), {
+    return nextStep(this.#flowOf(account), progress, account && accountFactsOf(account), {
       needsConsent: !this.client.firstParty && !progress.grantId,
     });
   }
@@ -234,6 +235,7 @@ export class LoginContext {
       secondFactors: usable(authentication.second_factor),
       secondFactorRequired: authentication.second_factor_required,
       passkeyCountsAsTwoFactors: authentication.passkey_counts_as_two_factors,
+      passkeySupersedesTotp: authentication.passkey_supersedes_totp,
       offerPasskey:
         inUse &&
         enrollment.offer_passkey &&
@@ -329,12 +331,4 @@ export class LoginContext {
     this.log.info({ user: userId, amr, acr }, 'sign-in complete');
     return { redirect_to: redirectTo };
   }
-}
-
-function factsOf(account: Account): AccountFacts {
-  return {
-    passkeys: account.passkeys,
-    hasRecoveryCodes: account.unusedRecoveryCodes > 0,
-    hasPassword: account.hasPassword,
-  };
 }

@@ -9,6 +9,7 @@ import { policyOf } from '../accounts/passkey-policies.ts';
 import type { Mailer } from '../email/mailer.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
+import { totpSecretBox } from '../secrets/totp-box.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import type { LoginMetrics } from './login-metrics.ts';
 
@@ -32,6 +33,7 @@ export function createLoginKit(deps: LoginServiceDeps) {
       decoy: deriveKey(deps.secret, 'decoy-credentials'),
       recoveryCodes: deriveKey(deps.secret, 'recovery-codes'),
       knownDevices: deriveKey(deps.secret, 'known-devices'),
+      totp: totpSecretBox(deps.secret),
     },
     limits: createLimits(deps.ephemeral),
     policyOf,

@@ -50,6 +50,8 @@ export interface FlowPolicy {
   secondFactors: readonly Method[];
   secondFactorRequired: 'never' | 'when_enrolled' | 'always';
   passkeyCountsAsTwoFactors: boolean;
+  /** Once a passkey can be the second factor, TOTP is not offered (pool `passkey_supersedes_totp`). */
+  passkeySupersedesTotp: boolean;
   /** Offer a passkey after a sign-in without one: the pool's setting, and the user not asked recently. */
   offerPasskey: boolean;
   /** What this request demands (acr_values, an essential acr claim, the client's default): only passkeys meet it. */
@@ -174,11 +176,18 @@ function secondFactorStep(
   if (first.method === 'passkey' && first.multiFactor && policy.passkeyCountsAsTwoFactors) return undefined;
 
   const stepUp = policy.requiredAcr !== undefined;
+  const { passkeySupersedesTotp } = policy;
   const passkeyUsable =
     policy.secondFactors.includes('passkey') &&
-    FACTOR_TRAITS.passkey.secondFactor({ account, first, passkeyUsable: false, stepUp });
+    FACTOR_TRAITS.passkey.secondFactor({
+      account,
+      first,
+      passkeyUsable: false,
+      stepUp,
+      passkeySupersedesTotp,
+    });
   const enrolled = policy.secondFactors.filter((method: Method) =>
-    FACTOR_TRAITS[method].secondFactor({ account, first, passkeyUsable, stepUp }),
+    FACTOR_TRAITS[method].secondFactor({ account, first, passkeyUsable, stepUp, passkeySupersedesTotp }),
   );
   const required =
     policy.secondFactorRequired === 'always' ||

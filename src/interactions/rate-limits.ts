@@ -35,6 +35,14 @@ export const RATE_LIMITS = {
   password_ip: { points: 100, windowSeconds: 15 * 60 },
   /** Recovery code attempts from one client address. */
   recovery_code_ip: { points: 30, windowSeconds: 15 * 60 },
+  /** Authenticator app codes tried from one client address. */
+  totp_ip: { points: 30, windowSeconds: 15 * 60 },
+  /**
+   * Wrong authenticator app codes for one account: with three codes valid at
+   * a time among a million, 10 wrong a quarter hour keep a day's guessing
+   * under 0.3 %.
+   */
+  totp_user: { points: 10, windowSeconds: 15 * 60 },
   /** Recovery code attempts for one account (codes have 60 bits; this is about noise, not odds). */
   recovery_code_user: { points: 10, windowSeconds: 15 * 60 },
 } as const;

@@ -21,6 +21,12 @@ const passkeyName = z
   .max(64, 'A passkey name has at most 64 characters.')
   .regex(/^[^\p{Cc}]*$/u, 'A passkey name cannot contain control characters.');
 
+/** A code from an authenticator app: 6 digits (spaces, as some apps show them, are dropped). */
+export const totpCode = z
+  .string()
+  .transform((code) => code.replace(/\s/g, ''))
+  .pipe(z.string().regex(/^\d{6}$/, 'A code from your authenticator app has 6 digits.'));
+
 export const Bodies = {
   empty: z.strictObject({}),
   identify: z.strictObject({ email }),
@@ -48,4 +54,5 @@ export const Bodies = {
       .regex(/^\d{6}$/, 'A code has 6 digits.'),
   }),
   consent: z.strictObject({ decision: z.enum(['allow', 'deny']) }),
+  totp: z.strictObject({ code: totpCode }),
 } as const;

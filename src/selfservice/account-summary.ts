@@ -13,6 +13,8 @@ export interface AccountSummary {
   passkeys: { enabled: boolean };
   password: { enabled: boolean; set: boolean; min_length: number };
   recovery_codes: { enabled: boolean; remaining: number };
+  /** An authenticator app (TOTP) as a second factor: whether the pool takes one, and whether one is set. */
+  totp: { enabled: boolean; set: boolean };
   /** Seconds a sign-in stays recent enough for writes. */
   recent_auth: number;
 }
@@ -24,9 +26,10 @@ export function accountSummary(context: SelfServiceContext) {
     async summary(scope: SelfServiceScope): Promise<AccountSummary> {
       const user = await userOf(context, scope);
       const { pool } = scope;
-      const [passwordHash, remaining] = await Promise.all([
+      const [passwordHash, remaining, totp] = await Promise.all([
         durable.users.getPasswordHash(pool.id, user.id),
         durable.recoveryCodes.countUnused(pool.id, user.id),
+        durable.totp.find(pool.id, user.id),
       ]);
       return {
         email: user.email,
@@ -37,6 +40,7 @@ export function accountSummary(context: SelfServiceContext) {
           min_length: pool.authentication.password.min_length,
         },
         recovery_codes: { enabled: poolUsesRecoveryCodes(pool.authentication), remaining },
+        totp: { enabled: pool.authentication.second_factor.includes('totp'), set: totp !== undefined },
         recent_auth: pool.self_service.recent_auth,
       };
     },

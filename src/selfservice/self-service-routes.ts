@@ -18,7 +18,7 @@ import { notFound } from '../errors.ts';
 import { passkeyNameField as passkeyName } from '../http/api-fields.ts';
 import { auditedAnswers } from '../http/audited-answers.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
-import { CeremonyResponse } from '../interactions/request-schemas.ts';
+import { CeremonyResponse, totpCode } from '../interactions/request-schemas.ts';
 import { authenticateBearer } from '../oidc/bearer-token.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { SelfService } from './self-service.ts';
@@ -36,6 +36,7 @@ const Bodies = {
   registerVerify: z.strictObject({ response: CeremonyResponse, name: passkeyName.optional() }),
   rename: z.strictObject({ name: passkeyName }),
   password: z.strictObject({ password, current_password: password.optional() }),
+  totpCode: z.strictObject({ code: totpCode }),
 } as const;
 
 export function addSelfServiceRoutes(router: Router, { registry, service }: SelfServiceRoutesOptions) {
@@ -118,5 +119,23 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
       await bodyOf(ctx, Bodies.empty);
       return service.replaceRecoveryCodes(scope);
     }),
+  );
+
+  router.post(
+    `${base}/totp/setup`,
+    answering(async (scope, ctx) => {
+      await bodyOf(ctx, Bodies.empty);
+      return service.setupTotp(scope);
+    }),
+  );
+
+  router.post(
+    `${base}/totp/confirm`,
+    answering(async (scope, ctx) => service.confirmTotp(scope, await bodyOf(ctx, Bodies.totpCode)), 201),
+  );
+
+  router.delete(
+    `${base}/totp`,
+    answering((scope) => service.removeTotp(scope)),
   );
 }

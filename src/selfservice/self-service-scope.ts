@@ -20,6 +20,7 @@ import type { PoolConfig } from '../config/types.ts';
 import { errorOf } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
+import type { SecretBox } from '../secrets/secret-box.ts';
 import type { DurableStore, EphemeralStore, User } from '../storage/types.ts';
 
 /** One authenticated request, as the routes know it: the pool, the token's user and client, where it came from. */
@@ -50,6 +51,8 @@ export interface SelfServiceContext {
   limits: Limits;
   /** The key recovery codes are hashed with, the login flow's. */
   recoveryCodeKey: Buffer;
+  /** Seals TOTP secrets, as the login flow opens them. */
+  totpBox: SecretBox;
   /** Seconds since the epoch. */
   now: () => number;
 }
@@ -61,7 +64,11 @@ export interface SelfServiceContext {
 export type SignedOutView = Pick<SignedOut, 'sessions' | 'apps'>;
 
 /** Why a change signs the user out elsewhere, as the audit trail records it. */
-export type SignOutReason = 'passkey_removed' | 'password_changed' | 'recovery_codes_replaced';
+export type SignOutReason =
+  | 'passkey_removed'
+  | 'password_changed'
+  | 'recovery_codes_replaced'
+  | 'totp_removed';
 
 /** 401 for a token that is missing, invalid, or whose user is gone (RFC 6750 §3.1). */
 export const invalidToken = (detail: string, { missing = false }: { missing?: boolean } = {}) =>

@@ -11,12 +11,14 @@
 import { createAuditTrail } from '../accounts/audit-trail.ts';
 import { createLimits } from '../accounts/limits.ts';
 import { deriveKey } from '../secrets/derive-key.ts';
+import { totpSecretBox } from '../secrets/totp-box.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { accountSummary } from './account-summary.ts';
 import { selfPasskeys } from './self-passkeys.ts';
 import { selfPassword } from './self-password.ts';
 import { selfRecoveryCodes } from './self-recovery-codes.ts';
 import type { SelfServiceContext, SelfServiceRequest, SelfServiceScope } from './self-service-scope.ts';
+import { selfTotp } from './self-totp.ts';
 
 export type { AccountSummary } from './account-summary.ts';
 export type { SelfServiceRequest, SelfServiceScope, SignedOutView } from './self-service-scope.ts';
@@ -37,6 +39,7 @@ export function createSelfService(deps: SelfServiceDeps) {
     ephemeral,
     limits: createLimits(ephemeral),
     recoveryCodeKey: deriveKey(deps.secret, 'recovery-codes'),
+    totpBox: totpSecretBox(deps.secret),
     now: deps.now ?? (() => Math.floor(Date.now() / 1000)),
   };
 
@@ -60,6 +63,7 @@ export function createSelfService(deps: SelfServiceDeps) {
     ...selfPasskeys(context),
     ...selfPassword(context),
     ...selfRecoveryCodes(context),
+    ...selfTotp(context),
   };
 }
 

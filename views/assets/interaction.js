@@ -36,6 +36,7 @@ const STEPS = [
   'password',
   'code',
   'recovery-code',
+  'totp',
   'enroll',
   'recovery-codes',
   'consent',
@@ -53,6 +54,7 @@ const METHOD_TEXT = {
   email_otp: 'Email me a code',
   password: 'Use your password',
   recovery_code: 'Use a recovery code',
+  totp: 'Use your authenticator app',
 };
 /** Errors that are not the fault of what the user typed: the field stays as it is. */
 const NOT_THE_FIELD = new Set([
@@ -333,6 +335,10 @@ function chooseMethod(method) {
     enter('recovery-code', titleOf(current));
     $('recovery-code').value = '';
   }
+  if (method === 'totp') {
+    enter('totp', titleOf(current));
+    $('totp-code').value = '';
+  }
 }
 
 async function signInWithPasskey() {
@@ -573,6 +579,13 @@ $('recovery-form').addEventListener('submit', (event) => {
   });
 });
 $('recovery-back').addEventListener('click', () => showStep(current));
+$('totp-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(async () => show(await call('totp', { code: $('totp-code').value.trim() })), {
+    field: $('totp-code'),
+  });
+});
+$('totp-back').addEventListener('click', () => showStep(current));
 $('enroll-form').addEventListener('submit', (event) => {
   event.preventDefault();
   busy(() => createPasskey(), { field: $('passkey-name'), only: ['invalid_request'] });

@@ -14,6 +14,7 @@
 import type { PoolConfig } from '../../config/types.ts';
 import { lastSecondFactor, lastWayIn, type PosternError } from '../../errors.ts';
 import type { DurableStore, EphemeralStore, Passkey } from '../../storage/types.ts';
+import { accountFactsOf } from '../factor.ts';
 import { FACTOR_TRAITS } from '../traits.ts';
 
 /** How long the lock may live, should its holder die. */
@@ -76,11 +77,8 @@ async function otherWayIn(
   if (others.length === 0) return false;
   const account = await durable.users.findAccount(pool.id, userId);
   if (!account) return false;
-  const facts = {
-    passkeys: 0,
-    hasRecoveryCodes: account.unusedRecoveryCodes > 0,
-    hasPassword: account.hasPassword,
-  };
+  // Passkeys aside: the question is whether the other factors let the account in.
+  const facts = { ...accountFactsOf(account), passkeys: 0 };
   return others.some((method) => FACTOR_TRAITS[method].waysIn(facts));
 }
 

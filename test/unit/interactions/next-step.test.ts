@@ -17,6 +17,7 @@ const policy = (overrides: Partial<FlowPolicy> = {}): FlowPolicy => ({
   secondFactors: ['passkey', 'recovery_code'],
   secondFactorRequired: 'never',
   passkeyCountsAsTwoFactors: true,
+  passkeySupersedesTotp: true,
   offerPasskey: true,
   ...overrides,
 });
@@ -38,11 +39,21 @@ const signedIn = (...factors: CompletedFactor[]): Progress => ({
   userId: 'u1',
   factors,
 });
-const none: AccountFacts = { passkeys: 0, hasRecoveryCodes: false, hasPassword: false };
-const withPasskey: AccountFacts = { passkeys: 1, hasRecoveryCodes: true, hasPassword: false };
-const twoPasskeys: AccountFacts = { passkeys: 2, hasRecoveryCodes: false, hasPassword: false };
-const passkeyNoCodes: AccountFacts = { passkeys: 1, hasRecoveryCodes: false, hasPassword: true };
-const codesOnly: AccountFacts = { passkeys: 0, hasRecoveryCodes: true, hasPassword: true };
+const none: AccountFacts = { passkeys: 0, hasRecoveryCodes: false, hasPassword: false, hasTotp: false };
+const withPasskey: AccountFacts = { passkeys: 1, hasRecoveryCodes: true, hasPassword: false, hasTotp: false };
+const twoPasskeys: AccountFacts = {
+  passkeys: 2,
+  hasRecoveryCodes: false,
+  hasPassword: false,
+  hasTotp: false,
+};
+const passkeyNoCodes: AccountFacts = {
+  passkeys: 1,
+  hasRecoveryCodes: false,
+  hasPassword: true,
+  hasTotp: false,
+};
+const codesOnly: AccountFacts = { passkeys: 0, hasRecoveryCodes: true, hasPassword: true, hasTotp: false };
 const synced = passkeyFactor(
   { deviceBound: false, userPresent: true, userVerified: true, credentialId: 's' },
   1,
@@ -185,6 +196,51 @@ const rows: Row[] = [
     { step: 'done' },
   ],
   ['consent after everything else', policy(), signedIn(uvPasskey), withPasskey, true, { step: 'consent' }],
+  // TOTP (an authenticator app): a second factor only, superseded by a usable passkey
+  [
+    'when_enrolled: email code + an authenticator app asks for its code',
+    policy({ secondFactorRequired: 'when_enrolled', secondFactors: ['passkey', 'recovery_code', 'totp'] }),
+    signedIn(otp),
+    { ...none, hasTotp: true },
+    false,
+    { step: 'second_factor', methods: ['totp'] },
+  ],
+  [
+    'a passkey the user could use supersedes their authenticator app',
+    policy({ secondFactorRequired: 'when_enrolled', secondFactors: ['passkey', 'recovery_code', 'totp'] }),
+    signedIn(otp),
+    { ...withPasskey, hasTotp: true },
+    false,
+    { step: 'second_factor', methods: ['passkey', 'recovery_code'] },
+  ],
+  [
+    'with passkey_supersedes_totp off, both are offered',
+    policy({
+      secondFactorRequired: 'when_enrolled',
+      secondFactors: ['passkey', 'recovery_code', 'totp'],
+      passkeySupersedesTotp: false,
+    }),
+    signedIn(otp),
+    { ...withPasskey, hasTotp: true },
+    false,
+    { step: 'second_factor', methods: ['passkey', 'recovery_code', 'totp'] },
+  ],
+  [
+    'an authenticator app is not offered where the pool does not list it',
+    policy({ secondFactorRequired: 'when_enrolled', offerPasskey: false }),
+    signedIn(otp),
+    { ...none, hasTotp: true },
+    false,
+    { step: 'done' },
+  ],
+  [
+    'a step-up is never met by an authenticator app',
+    policy({ secondFactorRequired: 'when_enrolled', secondFactors: ['passkey', 'totp'], requiredAcr: 'phr' }),
+    signedIn(otp),
+    { ...withPasskey, hasTotp: true },
+    false,
+    { step: 'second_factor', methods: ['passkey'] },
+  ],
   // when_enrolled
   [
     'when_enrolled: email code + enrolled passkey asks for it',
@@ -452,7 +508,12 @@ test('a request for phr offers no recovery code as second factor: a recovery sig
     passkeyCountsAsTwoFactors: false,
     requiredAcr: 'phr',
   });
-  const twoPasskeysAndCodes: AccountFacts = { passkeys: 2, hasRecoveryCodes: true, hasPassword: false };
+  const twoPasskeysAndCodes: AccountFacts = {
+    passkeys: 2,
+    hasRecoveryCodes: true,
+    hasPassword: false,
+    hasTotp: false,
+  };
   t.deepEqual(nextStep(flow, signedIn(uvPasskey), twoPasskeysAndCodes, { needsConsent: false }), {
     step: 'second_factor',
     methods: ['passkey'],
@@ -469,11 +530,11 @@ test('a request for phr offers no recovery code as second factor: a recovery sig
  *   V  prove the email with a code first (a password alone does not enrol a required passkey)
  */
 const ENROLMENTS: Array<[string, AccountFacts]> = [
-  ['nothing', { passkeys: 0, hasRecoveryCodes: false, hasPassword: true }],
-  ['codes only', { passkeys: 0, hasRecoveryCodes: true, hasPassword: true }],
-  ['a passkey', { passkeys: 1, hasRecoveryCodes: false, hasPassword: true }],
-  ['a passkey and codes', { passkeys: 1, hasRecoveryCodes: true, hasPassword: true }],
-  ['two passkeys and codes', { passkeys: 2, hasRecoveryCodes: true, hasPassword: true }],
+  ['nothing', { passkeys: 0, hasRecoveryCodes: false, hasPassword: true, hasTotp: false }],
+  ['codes only', { passkeys: 0, hasRecoveryCodes: true, hasPassword: true, hasTotp: false }],
+  ['a passkey', { passkeys: 1, hasRecoveryCodes: false, hasPassword: true, hasTotp: false }],
+  ['a passkey and codes', { passkeys: 1, hasRecoveryCodes: true, hasPassword: true, hasTotp: false }],
+  ['two passkeys and codes', { passkeys: 2, hasRecoveryCodes: true, hasPassword: true, hasTotp: false }],
 ];
 const SETTINGS = ['never', 'when_enrolled', 'always'] as const;
 const CELLS: Record<string, Step> = {
@@ -534,7 +595,7 @@ const stepUpRows: Array<[string, FlowPolicy, Progress, AccountFacts, Step]> = [
     'step-up, signed-in user without a passkey: prove it is them with what they have',
     policy({ requiredAcr: 'phr', firstFactors: ['passkey', 'email_otp', 'password'] }),
     { email: 'a@x.example', sessionUserId: 'u1', factors: [] },
-    { passkeys: 0, hasRecoveryCodes: false, hasPassword: true },
+    { passkeys: 0, hasRecoveryCodes: false, hasPassword: true, hasTotp: false },
     { step: 'first_factor', methods: ['email_otp', 'password'], reason: 'step_up_enroll' },
   ],
   [
