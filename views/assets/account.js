@@ -323,6 +323,7 @@ async function showAccount() {
   $('recovery-section').hidden = !summary.recovery_codes.enabled;
   $('recovery-remaining').textContent =
     `You have ${summary.recovery_codes.remaining} unused recovery code${summary.recovery_codes.remaining === 1 ? '' : 's'}.`;
+  showTotp(summary.totp);
   await showPasskeys();
   $('signed-in').hidden = false;
   say('');
@@ -377,6 +378,46 @@ function passwordFieldOf(code) {
     return $('current-password-field').hidden ? $('new-password') : $('current-password');
   return undefined;
 }
+
+/** The authenticator app section: where the pool takes one, whether one is set. */
+function showTotp({ enabled, set }) {
+  $('totp-section').hidden = !enabled;
+  $('totp-status').textContent = set
+    ? 'An authenticator app gives you codes for signing in.'
+    : 'Use codes from an authenticator app as a second step when you sign in.';
+  $('totp-setup').hidden = set;
+  $('totp-remove').hidden = !set;
+  $('totp-enrol').hidden = true;
+}
+$('totp-setup').addEventListener('click', () =>
+  busy(async () => {
+    const setup = await call('POST', '/totp/setup', {});
+    $('totp-qr').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(setup.qr_svg)}`;
+    $('totp-secret').textContent = setup.secret;
+    $('totp-setup').hidden = true;
+    $('totp-enrol').hidden = false;
+    $('totp-code').value = '';
+    $('totp-code').focus();
+  }),
+);
+$('totp-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  busy(
+    async () => {
+      await call('POST', '/totp/confirm', { code: $('totp-code').value.trim() });
+      showTotp({ enabled: true, set: true });
+      say('Your authenticator app is set up. Sign-ins will ask for its code.');
+    },
+    (code) => (code === 'invalid_code' || code === 'invalid_request' ? $('totp-code') : undefined),
+  );
+});
+$('totp-remove').addEventListener('click', () =>
+  busy(async () => {
+    const answer = await call('DELETE', '/totp');
+    showTotp({ enabled: true, set: false });
+    say(`The authenticator app was removed.${signedOutNote(answer)}`);
+  }),
+);
 
 // New codes end the old ones at once: the user confirms first.
 function confirmNewCodes(asking) {
