@@ -148,6 +148,8 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
    */
   async function linkOf(pool: PoolConfig, token: string): Promise<{ link: EnrollmentLink; user: User }> {
     if (!LINK_TOKEN.test(token)) throw linkRefused('not_found');
+    // A link issued before the pool switched passkeys off: nothing to enrol, and no code to mail.
+    assertPasskeysInUse(passkeysInUse(pool), 'an enrolment link in a pool without passkeys');
     const link = await durable.enrollmentLinks.find(pool.id, tokenHashOf(token));
     if (!link) throw linkRefused('not_found');
     if (link.usedAt) throw linkRefused('used');

@@ -111,7 +111,8 @@ export function addEnrollmentRoutes(
       await flow.linkOf(pool, ctx.params.token ?? '');
       ctx.body = renderPage(page);
     } catch (error) {
-      if (!(error instanceof PosternError) || error.code !== 'enrollment_link_invalid') throw error;
+      const shown = ['enrollment_link_invalid', 'passkeys_disabled'];
+      if (!(error instanceof PosternError) || !shown.includes(error.code)) throw error;
       ctx.status = error.status;
       ctx.body = renderPage({ ...page, error: error.description });
     }

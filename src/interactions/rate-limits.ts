@@ -35,12 +35,12 @@ export const RATE_LIMITS = {
   password_ip: { points: 100, windowSeconds: 15 * 60 },
   /** Recovery code attempts from one client address. */
   recovery_code_ip: { points: 30, windowSeconds: 15 * 60 },
-  /** Authenticator app codes tried from one client address. */
-  totp_ip: { points: 30, windowSeconds: 15 * 60 },
+  /** Authenticator app codes tried from one client address (as many as passwords: a routine step). */
+  totp_ip: { points: 100, windowSeconds: 15 * 60 },
   /**
-   * Wrong authenticator app codes for one account: with three codes valid at
-   * a time among a million, 10 wrong a quarter hour keep a day's guessing
-   * under 0.3 %.
+   * Authenticator app codes tried for one account, counted before each check
+   * and reset by a right one: with three codes valid at a time among a
+   * million, 10 a quarter hour keep a day's guessing under 0.3 %.
    */
   totp_user: { points: 10, windowSeconds: 15 * 60 },
   /** Recovery code attempts for one account (codes have 60 bits; this is about noise, not odds). */

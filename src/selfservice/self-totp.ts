@@ -17,6 +17,7 @@ import { matchTotp, newTotpSecret, totpQrSvg, totpUri } from '../factors/totp/to
 import { openTotpSecret, sealTotpSecret } from '../factors/totp/totp-secrets.ts';
 import { RATE_LIMITS } from '../interactions/rate-limits.ts';
 import {
+  invalidToken,
   type SelfServiceContext,
   type SelfServiceScope,
   type SignedOutView,
@@ -74,9 +75,10 @@ export function selfTotp(context: SelfServiceContext) {
     async confirmTotp(scope: SelfServiceScope, { code }: { code: string }): Promise<{ enabled: true }> {
       const user = await writerOf(context, scope);
       requireTotp(scope);
-      const wrongKey = `${scope.pool.id}:${user.id}`;
+      // The sign-in's budget for this account, counted before the check and reset by a right code.
+      const accountKey = `${scope.pool.id}:${user.id}`;
       const rule = { name: 'totp_user', ...RATE_LIMITS.totp_user };
-      await limits.check(rule, wrongKey);
+      await limits.enforce(rule, accountKey);
       const raw = await ephemeral.get(setupKey(scope.pool.id, user.id));
       if (!raw)
         throw invalidRequest('Start again: scan a new code first.', 'no TOTP setup (expired or never made)');
@@ -85,17 +87,14 @@ export function selfTotp(context: SelfServiceContext) {
       const step = matchTotp(secret, code, now() * 1000);
       if (step === undefined) {
         scope.audit.record({ event: 'totp_enrolled', outcome: 'failure', detail: { code: 'wrong_code' } });
-        await limits.countFailure(rule, wrongKey);
         throw errorOf('invalid_code', {
           description: 'That code does not match. Enter the code your authenticator app shows now.',
         });
       }
-      await durable.totp.set(
-        scope.pool.id,
-        user.id,
-        sealTotpSecret(totpBox, scope.pool.id, user.id, secret),
-        step,
-      );
+      const sealedSecret = sealTotpSecret(totpBox, scope.pool.id, user.id, secret);
+      if (!(await durable.totp.set(scope.pool.id, user.id, sealedSecret, step)))
+        throw invalidToken(`token of user ${user.id}, who no longer exists`);
+      await limits.reset(rule, accountKey);
       await ephemeral.delete(setupKey(scope.pool.id, user.id));
       scope.audit.record({ event: 'totp_enrolled', outcome: 'success' });
       return { enabled: true };

@@ -64,6 +64,7 @@ test('an authenticator app set up on the account page is asked for at sign-in, u
   await page.goto(`${world.server.url}/acme/account`);
   await page.getByRole('heading', { name: 'Authenticator app' }).waitFor();
   await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  await page.getByLabel('Code from the app').waitFor();
   const secret = (await page.locator('#totp-secret').textContent()) ?? '';
   t.regex(secret, /^[A-Z2-7]{32}$/);
   t.true(await page.getByRole('img', { name: 'QR code for your authenticator app' }).isVisible());

@@ -406,7 +406,9 @@ $('totp-form').addEventListener('submit', (event) => {
     async () => {
       await call('POST', '/totp/confirm', { code: $('totp-code').value.trim() });
       showTotp({ enabled: true, set: true });
-      say('Your authenticator app is set up. Sign-ins will ask for its code.');
+      say(
+        'Your authenticator app is set up. Sign-ins will ask for its code, or for a passkey once you have one.',
+      );
     },
     (code) => (code === 'invalid_code' || code === 'invalid_request' ? $('totp-code') : undefined),
   );

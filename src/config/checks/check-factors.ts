@@ -19,11 +19,19 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
     });
   }
   // Recovery codes stand in for a lost passkey; they are no second factor of
-  // their own, and a user without one is asked to enrol a passkey.
-  if (second_factor_required !== 'never' && !second_factor.includes('passkey')) {
+  // their own. `always` makes a user without a second factor enrol one in
+  // the login, which is a passkey; `when_enrolled` can rest on TOTP, which
+  // users enrol on the account page.
+  const satisfiable =
+    second_factor.includes('passkey') ||
+    (second_factor_required === 'when_enrolled' && second_factor.includes('totp'));
+  if (second_factor_required !== 'never' && !satisfiable) {
     findings.push({
       path: ['authentication', 'second_factor'],
-      message: `second_factor_required is ${second_factor_required}, so second_factor must list passkey (recovery codes only stand in for a lost one)`,
+      message:
+        second_factor_required === 'always'
+          ? 'second_factor_required is always, so second_factor must list passkey, which a user without a second factor enrols in the login (recovery codes only stand in for a lost one)'
+          : 'second_factor_required is when_enrolled, so second_factor must list passkey or totp (recovery codes only stand in for a lost passkey)',
     });
   }
   // Switched off, passkeys are in no sign-in: what is left must let users in,
@@ -36,10 +44,11 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
           'is false, which leaves no first factor: add email_otp or password to authentication.first_factor',
       });
     }
-    if (second_factor_required !== 'never') {
+    const totpLeft = second_factor_required === 'when_enrolled' && second_factor.includes('totp');
+    if (second_factor_required !== 'never' && !totpLeft) {
       findings.push({
         path: ['passkeys', 'enabled'],
-        message: `is false, which leaves no second factor for second_factor_required: ${second_factor_required} (set it to never)`,
+        message: `is false, which leaves no second factor for second_factor_required: ${second_factor_required} (set it to never, or when_enrolled with totp among the second factors)`,
       });
     }
   }

@@ -1,7 +1,8 @@
 /**
  * TOTP in the login's steps: a second factor only, for a user who enrolled
- * one. It never meets a step-up (only a passkey makes acr phr), and where the
- * pool says so (`passkey_supersedes_totp`, the default) a passkey the user
+ * one. It never meets a step-up by itself (only a passkey makes acr phr,
+ * which is judged after the second factor), but a request for phr does not
+ * drop it either: a second factor owed stays owed. Where the pool says so (`passkey_supersedes_totp`, the default) a passkey the user
  * could use as their second factor is asked for instead: once a user has a
  * passkey, their codes are no longer offered (Ente's rule).
  */
@@ -12,6 +13,6 @@ export const totpTraits: FactorTraits = {
   waysIn: () => false,
   provesEmail: false,
   stepUpProof: () => false,
-  secondFactor: ({ account, passkeyUsable, stepUp, passkeySupersedesTotp }) =>
-    account.hasTotp && !stepUp && !(passkeySupersedesTotp && passkeyUsable),
+  secondFactor: ({ account, passkeyUsable, passkeySupersedesTotp }) =>
+    account.hasTotp && !(passkeySupersedesTotp && passkeyUsable),
 };

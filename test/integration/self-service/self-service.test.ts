@@ -690,6 +690,7 @@ test('the account summary says who is signed in and what the pool lets them mana
       passkeys: { enabled: true },
       password: { enabled: false, set: false, min_length: 10 },
       recovery_codes: { enabled: false, remaining: 0 },
+      totp: { enabled: false, set: false },
       recent_auth: 300,
     },
   });

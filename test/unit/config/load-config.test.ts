@@ -212,6 +212,13 @@ test('passkeys switched off must leave a first factor and require no second fact
     required.some((p) => p.path === 'passkeys.enabled' && /second_factor_required: always/.test(p.message)),
   );
   t.deepEqual(await problemsOf(off('  first_factor: [passkey, email_otp]')), []);
+  t.deepEqual(
+    await problemsOf(
+      off('  first_factor: [email_otp]\n  second_factor: [totp]\n  second_factor_required: when_enrolled'),
+    ),
+    [],
+    'an authenticator app can be the second factor without passkeys',
+  );
 });
 
 test('refuses second factors no sign-in will ever ask for', async (t) => {

@@ -234,6 +234,19 @@ const rows: Row[] = [
     { step: 'done' },
   ],
   [
+    'a request for phr keeps the authenticator app owed after a passkey that is not two factors',
+    policy({
+      secondFactorRequired: 'when_enrolled',
+      secondFactors: ['passkey', 'recovery_code', 'totp'],
+      passkeyCountsAsTwoFactors: false,
+      requiredAcr: 'phr',
+    }),
+    signedIn(uvPasskey),
+    { ...withPasskey, hasTotp: true },
+    false,
+    { step: 'second_factor', methods: ['totp'] },
+  ],
+  [
     'a step-up is never met by an authenticator app',
     policy({ secondFactorRequired: 'when_enrolled', secondFactors: ['passkey', 'totp'], requiredAcr: 'phr' }),
     signedIn(otp),
