@@ -94,6 +94,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
         clientName: clientNameOf(pool, String(interaction.params.client_id)),
         app: appLinkOf(pool, String(interaction.params.client_id)),
       }),
+    renderEmailLinkPage: (page) => render('email-link', page),
   });
   if (deps.selfService) {
     addSelfServiceRoutes(router, { registry, service: deps.selfService });

@@ -75,6 +75,7 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     mailer,
     logger,
     secret,
+    publicUrl: config.server.public_url,
     metrics: createLoginMetrics(metrics.registry),
     ...(deps.clock ? { clock: deps.clock } : {}),
   });

@@ -250,6 +250,17 @@ const AuthenticationSchema = z
       .describe(
         'A passkey verified with user verification satisfies a second-factor requirement on its own.',
       ),
+    email_otp: z
+      .strictObject({
+        delivery: z
+          .enum(['code', 'link', 'both'])
+          .default('code')
+          .describe(
+            'How a one-time code is mailed: the code, a link that enters it in the browser that asked for it (elsewhere it only shows the code), or both.',
+          ),
+      })
+      .prefault({})
+      .describe('Email one-time codes.'),
     passkey_supersedes_totp: boolean()
       .default(true)
       .describe(

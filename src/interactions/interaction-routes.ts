@@ -23,6 +23,8 @@ export interface InteractionRoutesOptions {
   publicUrl: string;
   /** Renders the hosted page for an interaction. */
   renderPage(scope: LoginScope): string;
+  /** Renders the page an email link opens (it reads the interaction itself, from the browser). */
+  renderEmailLinkPage(page: { poolName: string; base: string }): string;
 }
 
 const expired = (detail: string) =>
@@ -35,7 +37,7 @@ const expired = (detail: string) =>
 
 export function addInteractionRoutes(
   router: Router,
-  { registry, service, publicUrl, renderPage }: InteractionRoutesOptions,
+  { registry, service, publicUrl, renderPage, renderEmailLinkPage }: InteractionRoutesOptions,
 ) {
   const base = '/:pool/interaction/:uid';
   // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
@@ -83,6 +85,18 @@ export function addInteractionRoutes(
     const scope = await scopeOf(ctx);
     ctx.type = 'html';
     ctx.body = renderPage(scope);
+  });
+  // The email link's page: no interaction lookup here. Its script asks `state` with
+  // this browser's cookies, enters the code from the link's fragment where the
+  // interaction is this browser's, and otherwise only shows the code.
+  router.get(`${base}/email-link`, async (ctx) => {
+    const runtime = registry.get(ctx.params.pool ?? '');
+    if (!runtime) throw new PosternError(404, 'not_found', 'There is no such sign-in page.');
+    ctx.type = 'html';
+    ctx.body = renderEmailLinkPage({
+      poolName: runtime.config.display_name,
+      base: `/${runtime.config.id}/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`,
+    });
   });
   router.get(`${base}/state`, async (ctx) => {
     ctx.body = await service.state(await scopeOf(ctx));

@@ -20,6 +20,8 @@ export interface LoginServiceDeps {
   logger: Logger;
   /** The operator secret; keys for decoy credentials and recovery codes derive from it. */
   secret: string;
+  /** The server's public URL, for links in mail. */
+  publicUrl: string;
   metrics: LoginMetrics;
   /** (Optional) Milliseconds since the epoch. Defaults to the system clock. */
   clock?: () => number;

@@ -17,6 +17,8 @@ export type StepAnswer = {
   client: { id: string; name: string };
   scopes?: string[];
   code_sent?: true;
+  /** With `code_sent`: how the code was mailed (pool `authentication.email_otp.delivery`). */
+  code_delivery?: 'code' | 'link' | 'both';
   /** Shown once: the codes made when the user enrolled their first second factor. */
   recovery_codes?: string[];
   recovery_codes_remaining?: number;
@@ -78,6 +80,7 @@ export function presentStep(
     (step.step === 'first_factor' || ('methods' in step && step.methods.includes('email_otp')))
   )
     answer.code_sent = true;
+  if (answer.code_sent) answer.code_delivery = pool.authentication.email_otp.delivery;
   if (step.step === 'enroll') {
     answer.optional = step.optional;
     answer.reason = step.reason;

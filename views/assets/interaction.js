@@ -386,6 +386,11 @@ async function sendCode() {
 function showCode(answer) {
   enter('code', titleOf(answer));
   $('code-email').textContent = answer.email || 'your email address';
+  // With a link (authentication.email_otp.delivery), opening it in this browser enters the code.
+  $('code-what').textContent =
+    answer.code_delivery === 'link' || answer.code_delivery === 'both'
+      ? 'a link (open it in this browser) with a 6-digit code'
+      : 'a 6-digit code';
   $('code').value = '';
   // Back to the step's other ways in, where it has some.
   $('code-back').hidden = answer.methods.every((method) => method === 'email_otp');

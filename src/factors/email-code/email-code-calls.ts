@@ -31,6 +31,13 @@ export type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
 
 const proveEmailStep = (step: Step) => step.step === 'second_factor' && step.reason === 'prove_email';
 
+/** What a code (or link) of each purpose lets the user do. */
+const PURPOSE_TEXT: Record<Exclude<Purpose, 'account_exists'>, (name: string) => string> = {
+  sign_in: (name) => `to sign in to ${name}`,
+  sign_up: (name) => `to create your ${name} account`,
+  verify: (name) => `to confirm your email before adding a passkey to your ${name} account`,
+};
+
 /** The mail for each purpose; `verify` is also the enrolment link's (src/enrollment/). */
 export const CODE_MESSAGES: Record<
   Purpose,
@@ -38,18 +45,15 @@ export const CODE_MESSAGES: Record<
 > = {
   sign_in: (name, code) => ({
     subject: `Your ${name} sign-in code: ${code}`,
-    text: codeText(`Use this code to sign in to ${name}:`, code),
+    text: codeText(`Use this code ${PURPOSE_TEXT.sign_in(name)}:`, code),
   }),
   sign_up: (name, code) => ({
     subject: `Confirm your email for ${name}: ${code}`,
-    text: codeText(`Use this code to create your ${name} account:`, code),
+    text: codeText(`Use this code ${PURPOSE_TEXT.sign_up(name)}:`, code),
   }),
   verify: (name, code) => ({
     subject: `Confirm it is you at ${name}: ${code}`,
-    text: codeText(
-      `Use this code to confirm your email before adding a passkey to your ${name} account:`,
-      code,
-    ),
+    text: codeText(`Use this code ${PURPOSE_TEXT.verify(name)}:`, code),
   }),
   account_exists: (name) => ({
     subject: `You already have a ${name} account`,
@@ -72,8 +76,52 @@ function codeText(intro: string, code: string): string {
   return `${intro}\n\n    ${code}\n\nIt expires in 10 minutes. If you did not ask for it, ignore this message.\n`;
 }
 
+/** What a link mail says it is for. */
+const LINK_SUBJECTS: Record<Exclude<Purpose, 'account_exists'>, (name: string) => string> = {
+  sign_in: (name) => `Sign in to ${name}`,
+  sign_up: (name) => `Confirm your email for ${name}`,
+  verify: (name) => `Confirm it is you at ${name}`,
+};
+
+/**
+ * The link that carries the code (`authentication.email_otp.delivery: link |
+ * both`): the interaction's email-link page, with the code in the fragment,
+ * which no server sees. Opened in the browser that asked, it enters the code
+ * there; anywhere else it only shows the code (src/interactions/email-link-page.ts).
+ */
+export const emailLinkOf = (publicUrl: string, poolId: string, uid: string, code: string) =>
+  `${publicUrl}/${poolId}/interaction/${uid}/email-link#code=${code}`;
+
+function mailFor(
+  ctx: LoginContext,
+  code: string,
+  purpose: Purpose,
+): { subject: string; text: string; link?: string } {
+  const name = ctx.pool.display_name;
+  const message = CODE_MESSAGES[purpose](name, code);
+  const { delivery } = ctx.pool.authentication.email_otp;
+  if (delivery === 'code' || purpose === 'account_exists') return message;
+  const link = emailLinkOf(ctx.kit.deps.publicUrl, ctx.pool.id, ctx.scope.interaction.uid, code);
+  const intro = `Open this link ${PURPOSE_TEXT[purpose](name)}:`;
+  return {
+    subject: LINK_SUBJECTS[purpose](name),
+    text: [
+      intro,
+      '',
+      `    ${link}`,
+      '',
+      'Open it in the browser where you asked for it. It works once and expires in 10 minutes.',
+      ...(delivery === 'both' ? ['', `Or enter this code there: ${code}`] : []),
+      '',
+      'If you did not ask for it, ignore this message.',
+      '',
+    ].join('\n'),
+    link,
+  };
+}
+
 function deliver(ctx: LoginContext, email: string, code: string, purpose: Purpose) {
-  const message = CODE_MESSAGES[purpose](ctx.pool.display_name, code);
+  const message = mailFor(ctx, code, purpose);
   const { mailer } = ctx.kit.deps;
   // After the response is written: a mail server's work must not make known
   // and unknown emails answer at different speeds.

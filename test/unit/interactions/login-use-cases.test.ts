@@ -49,6 +49,7 @@ test.before(async (t) => {
     },
     logger,
     secret: 'use-case-test-secret-0123456789-abcdefghijklmnop',
+    publicUrl: 'http://localhost:3000',
     metrics: createLoginMetrics(new Registry()),
   });
   t.context = { durable, ephemeral, service, mail };
