@@ -3,16 +3,20 @@
  * SMTP sink and a stand-in relying app, Chromium, and the user's gestures on
  * the hosted page (sign up, sign in), with openid-client redeeming the code.
  */
+import anyTest, { type TestFn } from 'ava';
 import * as client from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { type CallbackCatcher, startCallbackCatcher } from '../support/callback-catcher.ts';
-import { launchChromium } from '../support/chromium.ts';
+import { launchChromium, probeChromium } from '../support/chromium.ts';
 import { type MailSink, startMailSink } from '../support/mail-sink.ts';
 import { startTestServer, type TestServer } from '../support/postern-server.ts';
 import {
   createTestDatabase,
   deleteKeysWithPrefix,
+  probePostgres,
+  probeRedis,
   redisTestUrl,
+  serviceTest,
   type TestDatabase,
   uniqueKeyPrefix,
 } from '../support/services.ts';
@@ -66,6 +70,28 @@ export async function startBrowserWorld(
       await deleteKeysWithPrefix(prefix);
     },
   };
+}
+
+/**
+ * The test function of a browser test file: its tests run only where
+ * PostgreSQL, Redis and Chromium answer (see serviceTest), in one world made
+ * of `pools`, opened before the first test and closed after the last.
+ */
+export async function browserTests(
+  pools: (redirectUri: string) => Record<string, string>,
+): Promise<TestFn<{ world: BrowserWorld }>> {
+  const probes = await Promise.all([probePostgres(), probeRedis(), probeChromium()]);
+  const test = probes.reduce(
+    (fn, probe) => serviceTest(fn, probe),
+    anyTest as TestFn<{ world: BrowserWorld }>,
+  );
+  test.before(async (t) => {
+    t.context.world = await startBrowserWorld(pools);
+  });
+  test.after.always(async (t) => {
+    await t.context.world?.close();
+  });
+  return test;
 }
 
 export type Claims = client.IDToken & { amr?: string[]; acr?: string };

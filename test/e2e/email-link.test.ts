@@ -5,11 +5,8 @@
  * signs nobody in and only shows the code, which then works where the user
  * asked for it.
  */
-import anyTest, { type TestFn } from 'ava';
 import type { Page } from 'playwright-core';
-import { probeChromium } from '../support/chromium.ts';
-import { probePostgres, probeRedis, serviceTest } from '../support/services.ts';
-import { authorize, type BrowserWorld, startBrowserWorld, withoutAutofill } from './browser-login.ts';
+import { authorize, type BrowserWorld, browserTests, withoutAutofill } from './browser-login.ts';
 
 const poolFile = (redirectUri: string) => `
 display_name: Acme
@@ -31,15 +28,7 @@ clients:
     first_party: true
 `;
 
-const probes = await Promise.all([probePostgres(), probeRedis(), probeChromium()]);
-const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<{ world: BrowserWorld }>);
-
-test.before(async (t) => {
-  t.context.world = await startBrowserWorld((redirectUri) => ({ acme: poolFile(redirectUri) }));
-});
-test.after.always(async (t) => {
-  await t.context.world?.close();
-});
+const test = await browserTests((redirectUri) => ({ acme: poolFile(redirectUri) }));
 
 /** The email link in the next mail to `email` (quoted-printable undone). */
 async function mailedLink(world: BrowserWorld, email: string): Promise<{ link: string; code: string }> {

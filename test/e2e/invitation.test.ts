@@ -5,12 +5,10 @@
  * passkey with Chromium's virtual authenticator, and signs in with it at a
  * relying app (openid-client), which gets the invited account's `sub`.
  */
-import anyTest, { type TestFn } from 'ava';
-import { addVirtualAuthenticator, probeChromium } from '../support/chromium.ts';
+import { addVirtualAuthenticator } from '../support/chromium.ts';
 import { TEST_SECRET } from '../support/postern-server.ts';
-import { probePostgres, probeRedis, serviceTest } from '../support/services.ts';
 import { runPostern } from '../support/spawn-postern.ts';
-import { authorize, type BrowserWorld, startBrowserWorld, withoutAutofill } from './browser-login.ts';
+import { authorize, browserTests, withoutAutofill } from './browser-login.ts';
 
 const poolFile = (redirectUri: string) => `
 display_name: Acme
@@ -32,15 +30,7 @@ clients:
     first_party: true
 `;
 
-const probes = await Promise.all([probePostgres(), probeRedis(), probeChromium()]);
-const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<{ world: BrowserWorld }>);
-
-test.before(async (t) => {
-  t.context.world = await startBrowserWorld((redirectUri) => ({ acme: poolFile(redirectUri) }));
-});
-test.after.always(async (t) => {
-  await t.context.world?.close();
-});
+const test = await browserTests((redirectUri) => ({ acme: poolFile(redirectUri) }));
 
 test('an operator invites a user with postern users create; the user enrols a passkey through the link and signs in', async (t) => {
   const { world } = t.context;

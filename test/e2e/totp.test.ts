@@ -5,12 +5,10 @@
  * once they add a passkey on the account page, is asked for the passkey
  * instead (passkey_supersedes_totp).
  */
-import anyTest, { type TestFn } from 'ava';
 import type { Page } from 'playwright-core';
 import { totpCodeAt } from '../../src/factors/totp/totp-codes.ts';
-import { addVirtualAuthenticator, probeChromium } from '../support/chromium.ts';
-import { probePostgres, probeRedis, serviceTest } from '../support/services.ts';
-import { authorize, type BrowserWorld, startBrowserWorld, withoutAutofill } from './browser-login.ts';
+import { addVirtualAuthenticator } from '../support/chromium.ts';
+import { authorize, type BrowserWorld, browserTests, withoutAutofill } from './browser-login.ts';
 
 const poolFile = (redirectUri: string) => `
 display_name: Acme
@@ -32,15 +30,7 @@ clients:
     first_party: true
 `;
 
-const probes = await Promise.all([probePostgres(), probeRedis(), probeChromium()]);
-const test = probes.reduce((fn, probe) => serviceTest(fn, probe), anyTest as TestFn<{ world: BrowserWorld }>);
-
-test.before(async (t) => {
-  t.context.world = await startBrowserWorld((redirectUri) => ({ acme: poolFile(redirectUri) }));
-});
-test.after.always(async (t) => {
-  await t.context.world?.close();
-});
+const test = await browserTests((redirectUri) => ({ acme: poolFile(redirectUri) }));
 
 /** The email-code first step on the hosted page. */
 async function emailCodeStep(world: BrowserWorld, page: Page, email: string) {
