@@ -161,6 +161,10 @@ export function addAdminRoutes(router: Router, { registry, service }: AdminRoute
     }, 201),
   );
   router.delete(
+    `${base}/users/:user_id/totp`,
+    answering(async (scope, ctx) => service.removeTotp(scope, userId(ctx))),
+  );
+  router.delete(
     `${base}/users/:user_id/passkeys/:id`,
     answering(async (scope, ctx) => service.deletePasskey(scope, userId(ctx), ctx.params.id ?? '')),
   );

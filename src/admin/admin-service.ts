@@ -13,6 +13,7 @@ import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { adminEnrollment } from './admin-enrollment.ts';
 import { adminPasskeys } from './admin-passkeys.ts';
 import type { AdminContext, AdminRequest, AdminScope } from './admin-scope.ts';
+import { adminTotp } from './admin-totp.ts';
 import { adminUsers } from './admin-users.ts';
 
 export type { AdminRequest, AdminScope } from './admin-scope.ts';
@@ -42,6 +43,7 @@ export function createAdminService({ durable, ephemeral, links }: AdminServiceDe
     ...adminUsers(context),
     ...adminPasskeys(context),
     ...adminEnrollment(context),
+    ...adminTotp(context),
   };
 }
 

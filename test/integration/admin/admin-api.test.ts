@@ -130,6 +130,7 @@ test('only a client-credentials token with admin of this pool’s machine client
     ['PATCH', `users/${userId}/passkeys/${passkey?.id}`, { name: 'Stolen' }],
     ['DELETE', `users/${userId}/passkeys/${passkey?.id}`],
     ['POST', `users/${userId}/enrollment-link`, {}],
+    ['DELETE', `users/${userId}/totp`],
   ];
   const strangers: [string, string | undefined, number, string][] = [
     ['no token', undefined, 401, 'invalid_token'],
@@ -386,6 +387,25 @@ test('removing a user’s last passkey is allowed to an operator and signs every
     via: 'admin',
     client_id: 'ops',
   });
+});
+
+test('an operator removes a user’s authenticator app, signing them out everywhere', async (t) => {
+  const pools = await serve(t, 'totp');
+  const { server, acme } = pools;
+  const { userId, first, second } = await signedUpTwice(pools, t.context.fixture.mail, `go@${acme}.example`);
+  const token = await machineToken(server, acme);
+  t.is((await admin(server, acme, token, 'DELETE', `users/${userId}/totp`)).status, 404, 'none yet');
+  // Enrolled as self-service would store it (the sealed value is opaque to storage).
+  await server.runtime.durable.totp.set(acme, userId, 'v1.sealed.secret', 1);
+  t.like((await admin(server, acme, token, 'GET', `users/${userId}`)).body, { totp: { set: true } });
+
+  const removed = await admin(server, acme, token, 'DELETE', `users/${userId}/totp`);
+  t.is(removed.status, 200, JSON.stringify(removed.body));
+  t.deepEqual(removed.body, { signed_out: { sessions: 2, apps: 1 } });
+  t.is(await server.runtime.durable.totp.find(acme, userId), undefined);
+  await bothSignedOut(t, pools, first, second);
+  const [event] = await server.runtime.durable.auditEvents.list(acme, { userId, event: 'totp_removed' });
+  t.like(event?.detail, { via: 'admin', client_id: 'ops' });
 });
 
 // ------------------------------------------------------------------ sessions, erasure, events
