@@ -194,6 +194,21 @@ export const rateLimited = (retryAfterSeconds: number) =>
     headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
   });
 
+/**
+ * 401 for a bearer token that is missing, invalid, or whose user is gone
+ * (RFC 6750 §3.1), for every bearer API (self-service, admin).
+ */
+export const invalidToken = (
+  detail: string,
+  { missing = false, description }: { missing?: boolean; description?: string } = {},
+) =>
+  errorOf('invalid_token', {
+    detail,
+    ...(description ? { description } : {}),
+    // Without any token, the challenge carries no error code (RFC 6750 §3.1).
+    headers: { 'WWW-Authenticate': missing ? 'Bearer' : 'Bearer error="invalid_token"' },
+  });
+
 export const noSuchPasskey = () => notFound('There is no such passkey.');
 
 export const passkeyLimit = (max: number) =>

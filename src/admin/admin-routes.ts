@@ -14,7 +14,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { errorOf, notFound } from '../errors.ts';
+import { errorOf, invalidToken, notFound } from '../errors.ts';
 import { emailField, passkeyNameField, personNameField } from '../http/api-fields.ts';
 import { auditedAnswers } from '../http/audited-answers.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
@@ -34,12 +34,7 @@ export const ADMIN_RATE_LIMIT: RateLimitRule = { name: 'admin_client', points: 1
 
 const ADMIN_SCOPE = 'admin';
 
-const invalidToken = (detail: string, { missing = false } = {}) =>
-  errorOf('invalid_token', {
-    description: 'This API needs a client-credentials token of this pool’s admin client.',
-    detail,
-    headers: { 'WWW-Authenticate': missing ? 'Bearer' : 'Bearer error="invalid_token"' },
-  });
+const NEEDS_TOKEN = 'This API needs a client-credentials token of this pool’s admin client.';
 
 const limit = z.coerce
   .number({ error: 'limit is a number.' })
@@ -75,9 +70,10 @@ export function addAdminRoutes(router: Router, { registry, service }: AdminRoute
     const runtime = registry.get(ctx.params.pool ?? '');
     if (!runtime) throw notFound('There is no such service.');
     const header = ctx.get('authorization');
-    if (!header) throw invalidToken('no Authorization header', { missing: true });
+    if (!header) throw invalidToken('no Authorization header', { missing: true, description: NEEDS_TOKEN });
     const token = await authenticateMachineToken(runtime.provider, header);
-    if (!token) throw invalidToken('not a live client-credentials token of this pool');
+    if (!token)
+      throw invalidToken('not a live client-credentials token of this pool', { description: NEEDS_TOKEN });
     // The pool file as it is now: a client that lost `admin` (or the grant) is refused at
     // once, not when its last token expires.
     const client = runtime.config.clients.find((candidate) => candidate.client_id === token.clientId);

@@ -25,7 +25,7 @@ import { CODE_TTL_SECONDS, issueCode, redeemCode } from '../factors/email-code/e
 import { addPasskey } from '../factors/passkey/add-passkey.ts';
 import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { refusal } from '../factors/refusal-codes.ts';
-import { RATE_LIMITS } from '../interactions/rate-limits.ts';
+import { limitRule as rule } from '../interactions/rate-limits.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import type { DurableStore, EnrollmentLink, EphemeralStore, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
@@ -43,8 +43,6 @@ export const LINK_WRONG_CODES = {
   points: 10,
   windowSeconds: 24 * 60 * 60,
 } as const;
-
-const rule = <N extends keyof typeof RATE_LIMITS>(name: N) => ({ name, ...RATE_LIMITS[name] });
 
 /** A fresh value for the enrolment cookie: 16 random bytes, base64url. */
 export const newBrowserId = () => randomBytes(16).toString('base64url');

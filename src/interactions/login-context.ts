@@ -28,7 +28,7 @@ import { type FlowPolicy, nextStep, type Step } from './next-step.ts';
 import type { InteractionView, OidcPort } from './oidc-port.ts';
 import { type Answer, type AnswerExtras, presentStep } from './present-step.ts';
 import { loadProgressRecord, type Progress, saveProgress } from './progress.ts';
-import { RATE_LIMITS } from './rate-limits.ts';
+import { limitRule, RATE_LIMITS } from './rate-limits.ts';
 
 /** One interaction of one pool, as a request presents it. */
 export interface LoginScope {
@@ -176,7 +176,7 @@ export class LoginContext {
 
   /** For limits that count failures only: refuses while none is left, without counting this one. */
   checkLimit(name: keyof typeof RATE_LIMITS, key: string): Promise<void> {
-    return this.kit.limits.check({ name, ...RATE_LIMITS[name] }, key);
+    return this.kit.limits.check(limitRule(name), key);
   }
 
   /** Counts one failure against a limit `checkLimit` guards; audits the one that uses it up. */

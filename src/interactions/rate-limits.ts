@@ -4,6 +4,8 @@
  * never meets them; an enumeration or guessing run does, and gets a 429 with
  * Retry-After.
  */
+import type { RateLimitRule } from '../storage/types.ts';
+
 export const RATE_LIMITS = {
   /** Identify calls per address: enough for a family behind one NAT, not for a scan. */
   identify_ip: { points: 30, windowSeconds: 60 },
@@ -46,3 +48,6 @@ export const RATE_LIMITS = {
   /** Recovery code attempts for one account (codes have 60 bits; this is about noise, not odds). */
   recovery_code_user: { points: 10, windowSeconds: 15 * 60 },
 } as const;
+
+/** A limit of RATE_LIMITS as the limiters take it: its name with its points and window. */
+export const limitRule = (name: keyof typeof RATE_LIMITS): RateLimitRule => ({ name, ...RATE_LIMITS[name] });

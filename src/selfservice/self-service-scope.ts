@@ -17,7 +17,7 @@
 import type { AuditTrail } from '../accounts/audit-trail.ts';
 import type { Limits } from '../accounts/limits.ts';
 import type { PoolConfig } from '../config/types.ts';
-import { errorOf } from '../errors.ts';
+import { errorOf, invalidToken } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
@@ -70,13 +70,7 @@ export type SignOutReason =
   | 'recovery_codes_replaced'
   | 'totp_removed';
 
-/** 401 for a token that is missing, invalid, or whose user is gone (RFC 6750 §3.1). */
-export const invalidToken = (detail: string, { missing = false }: { missing?: boolean } = {}) =>
-  errorOf('invalid_token', {
-    detail,
-    // Without any token, the challenge carries no error code (RFC 6750 §3.1).
-    headers: { 'WWW-Authenticate': missing ? 'Bearer' : 'Bearer error="invalid_token"' },
-  });
+export { invalidToken } from '../errors.ts';
 
 export const loginRequired = (maxAge: number, detail: string) =>
   errorOf('login_required', {

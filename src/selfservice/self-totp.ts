@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { errorOf, invalidRequest, notFound } from '../errors.ts';
 import { matchTotp, newTotpSecret, totpQrSvg, totpUri } from '../factors/totp/totp-codes.ts';
 import { openTotpSecret, sealTotpSecret } from '../factors/totp/totp-secrets.ts';
-import { RATE_LIMITS } from '../interactions/rate-limits.ts';
+import { limitRule } from '../interactions/rate-limits.ts';
 import {
   invalidToken,
   type SelfServiceContext,
@@ -77,7 +77,7 @@ export function selfTotp(context: SelfServiceContext) {
       requireTotp(scope);
       // The sign-in's budget for this account, counted before the check and reset by a right code.
       const accountKey = `${scope.pool.id}:${user.id}`;
-      const rule = { name: 'totp_user', ...RATE_LIMITS.totp_user };
+      const rule = limitRule('totp_user');
       await limits.enforce(rule, accountKey);
       const raw = await ephemeral.get(setupKey(scope.pool.id, user.id));
       if (!raw)
