@@ -14,6 +14,7 @@ import * as oidcModelsByAccount from './0004_oidc_models_by_account.ts';
 import * as passkeyDiscoverable from './0005_passkey_discoverable.ts';
 import * as enrollmentLinks from './0006_enrollment_links.ts';
 import * as totpCredentials from './0007_totp_credentials.ts';
+import * as organizations from './0008_organizations.ts';
 
 export interface Migration {
   /** Recorded in `knex_migrations.name`; never rename one that has shipped. */
@@ -30,4 +31,5 @@ export const migrations: Migration[] = [
   passkeyDiscoverable,
   enrollmentLinks,
   totpCredentials,
+  organizations,
 ];

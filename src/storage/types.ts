@@ -152,6 +152,8 @@ export interface Account {
   hasPassword: boolean;
   /** Whether the user has enrolled a TOTP (TotpRepository). */
   hasTotp: boolean;
+  /** The organizations of the pool the user belongs to, by slug. */
+  organizations: Organization[];
 }
 
 export interface UserRepository {
@@ -429,6 +431,76 @@ export interface EnrollmentLinkRepository {
   ): Promise<EnrollmentRedemption>;
 }
 
+/** An organization inside a pool: a customer of a B2B app, with login settings that tighten the pool's. */
+export interface Organization {
+  id: string;
+  poolId: string;
+  /** The operator's handle, unique in the pool: lowercase letters, digits, `-`. */
+  slug: string;
+  name: string;
+  /** false: its members sign in and enrol without passkeys while in it. */
+  passkeyLogin: boolean;
+  /** true: its members always complete two factors (or one passkey with UV, where the pool counts that). */
+  requireMfa: boolean;
+  /** The first factors its members may use (factor names, a subset of the pool's); null: the pool's. */
+  allowedFirstFactors: string[] | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type NewOrganization = Pick<Organization, 'poolId' | 'slug' | 'name'> &
+  Partial<Pick<Organization, 'passkeyLogin' | 'requireMfa' | 'allowedFirstFactors'>>;
+
+export type OrganizationChanges = Partial<
+  Pick<Organization, 'slug' | 'name' | 'passkeyLogin' | 'requireMfa' | 'allowedFirstFactors'>
+>;
+
+/** A member as the admin API lists them. */
+export interface OrganizationMember {
+  userId: string;
+  email: string;
+  /** When the user was added. */
+  addedAt: Date;
+}
+
+export interface OrganizationRepository {
+  /** @throws {UniqueViolationError} `organizations_pool_id_slug_unique` when the slug is taken in the pool. */
+  create(organization: NewOrganization): Promise<Organization>;
+  /** By id, or by slug when `idOrSlug` is no uuid. */
+  find(poolId: string, idOrSlug: string): Promise<Organization | undefined>;
+  /** One page by id ascending, after the exclusive cursor `after` (see UserRepository.list). */
+  list(poolId: string, page: { after?: string; limit: number }): Promise<Organization[]>;
+  /**
+   * Applies `changes` and returns the organization as it now is; undefined when there is none.
+   * @throws {UniqueViolationError} when a new slug is taken.
+   */
+  update(poolId: string, id: string, changes: OrganizationChanges): Promise<Organization | undefined>;
+  /** Deletes it with its memberships and grant records. False when there was none. */
+  delete(poolId: string, id: string): Promise<boolean>;
+  /**
+   * Adds a user of the pool to the organization: `added`, `already` a member,
+   * or `not_found` when either is not in the pool. One statement: a user or
+   * organization deleted meanwhile adds nothing.
+   */
+  addMember(
+    poolId: string,
+    organizationId: string,
+    userId: string,
+  ): Promise<'added' | 'already' | 'not_found'>;
+  /** False when the user was no member. */
+  removeMember(poolId: string, organizationId: string, userId: string): Promise<boolean>;
+  /** One page of members by user id ascending, after the exclusive cursor `after`. */
+  listMembers(
+    poolId: string,
+    organizationId: string,
+    page: { after?: string; limit: number },
+  ): Promise<OrganizationMember[]>;
+  /** Records the organization a grant's login was for (replacing an earlier one); null forgets it. */
+  setGrantOrganization(poolId: string, grantId: string, organizationId: string | null): Promise<void>;
+  /** The organization recorded for the grant, if it still exists. */
+  organizationOfGrant(poolId: string, grantId: string): Promise<Organization | undefined>;
+}
+
 export interface MigrationResult {
   /** Names of the migrations this call applied; empty when already up to date. */
   applied: string[];
@@ -440,6 +512,7 @@ export interface DurableStore {
   passkeys: PasskeyRepository;
   recoveryCodes: RecoveryCodeRepository;
   totp: TotpRepository;
+  organizations: OrganizationRepository;
   enrollmentLinks: EnrollmentLinkRepository;
   signingKeys: SigningKeyRepository;
   auditEvents: AuditEventRepository;

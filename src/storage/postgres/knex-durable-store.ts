@@ -11,6 +11,7 @@ import { changedRows } from './column-values.ts';
 import { createEnrollmentLinkRepository } from './enrollment-link-repository.ts';
 import { type MigrateOptions, migrate, pendingMigrations } from './migrate.ts';
 import { createOidcModelRepository } from './oidc-model-repository.ts';
+import { createOrganizationRepository } from './organization-repository.ts';
 import { createPasskeyRepository } from './passkey-repository.ts';
 import { createRecoveryCodeRepository } from './recovery-code-repository.ts';
 import { createSigningKeyRepository } from './signing-key-repository.ts';
@@ -46,6 +47,7 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
     passkeys: createPasskeyRepository(db),
     recoveryCodes: createRecoveryCodeRepository(db),
     totp: createTotpRepository(db),
+    organizations: createOrganizationRepository(db),
     enrollmentLinks: createEnrollmentLinkRepository(db),
     signingKeys: createSigningKeyRepository(db),
     auditEvents: createAuditEventRepository(db),
@@ -74,9 +76,19 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
     },
 
     sweepExpired(now = new Date()) {
-      return translated(async () =>
-        changedRows(await db('oidc_models').where('expires_at', '<=', now).delete()),
-      );
+      return translated(async () => {
+        const swept = changedRows(await db('oidc_models').where('expires_at', '<=', now).delete());
+        // The organization of a grant goes with the grant (no foreign key: see migration 0008).
+        await db('grant_organizations')
+          .whereNotExists(
+            db('oidc_models')
+              .where('oidc_models.model', 'Grant')
+              .whereRaw('oidc_models.pool_id = grant_organizations.pool_id')
+              .whereRaw('oidc_models.id = grant_organizations.grant_id'),
+          )
+          .delete();
+        return swept;
+      });
     },
 
     async ping() {

@@ -12,6 +12,7 @@ import type { Knex } from 'knex';
 import { normaliseEmail } from '../../accounts/email.ts';
 import type { Account, NewUser, User, UserRepository } from '../types.ts';
 import { changedRows, isUuid, toNumber } from './column-values.ts';
+import { organizationsOfRow, organizationsOfUser } from './organization-repository.ts';
 import { holdPoolCeiling, insertPasskey } from './passkey-repository.ts';
 import { withTranslatedErrors } from './translate-error.ts';
 
@@ -62,11 +63,12 @@ export type AccountRow = UserRow & {
   passkey_count: string | number;
   recovery_code_count: string | number;
   has_totp: boolean;
+  organizations: unknown;
 };
 
 /**
  * Columns counting what the `users` row of a query enrolled (its passkeys,
- * its unused recovery codes, whether it has a TOTP): subqueries, so the
+ * its unused recovery codes, whether it has a TOTP, its organizations): subqueries, so the
  * account is still read in one query.
  */
 export function enrolmentCounts(db: Knex) {
@@ -83,6 +85,7 @@ export function enrolmentCounts(db: Knex) {
     db.raw(
       'exists (select 1 from totp_credentials where totp_credentials.pool_id = users.pool_id and totp_credentials.user_id = users.id) as has_totp',
     ),
+    organizationsOfUser(db),
   ];
 }
 
@@ -93,6 +96,7 @@ export function toAccount(row: AccountRow): Account {
     unusedRecoveryCodes: toNumber(row.recovery_code_count),
     hasPassword: row.password_hash !== null,
     hasTotp: row.has_totp,
+    organizations: organizationsOfRow(row.organizations),
   };
 }
 
