@@ -351,6 +351,13 @@ const ClientSchema = z.strictObject({
     .describe(
       'Postern extension: a first-party client skips the consent screen, and its access tokens may manage the user’s passkeys, password and recovery codes through /api/self.',
     ),
+  organization: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be an organization slug')
+    .optional()
+    .describe(
+      'Postern extension: the slug of the organization every sign-in of this client is for (its members only, its login settings); a request may then name no other.',
+    ),
 });
 
 export const PoolFileSchema = z.strictObject({

@@ -27,6 +27,7 @@ import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/pass
 import { refusal } from '../factors/refusal-codes.ts';
 import { limitRule as rule } from '../interactions/rate-limits.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
 import type { DurableStore, EnrollmentLink, EphemeralStore, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { LINK_TOKEN, tokenHashOf } from './enrollment-links.ts';
@@ -251,7 +252,8 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
      */
     async passkeyOptions(scope: EnrollmentScope) {
       await requireProof(scope);
-      assertPasskeysInUse(passkeysInUse(scope.pool), 'enrolment link options');
+      const rules = await passkeyRulesFor(durable.users, scope.pool, scope.user.id);
+      assertPasskeysInUse(rules.allowed, 'enrolment link options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, scope.user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -267,7 +269,13 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       return beginPasskeyEnrollment(
         ephemeral,
         { policy, binding: binding(scope) },
-        { webauthnUserId: user.webauthnUserId, email: user.email, name: user.name, existing },
+        {
+          webauthnUserId: user.webauthnUserId,
+          email: user.email,
+          name: user.name,
+          existing,
+          label: rules.label,
+        },
         { now: clock() },
       );
     },
@@ -285,7 +293,10 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope), clock());
       await requireProof(scope);
-      assertPasskeysInUse(passkeysInUse(scope.pool), 'enrolment link registration');
+      assertPasskeysInUse(
+        (await passkeyRulesFor(durable.users, scope.pool, scope.user.id)).allowed,
+        'enrolment link registration',
+      );
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey: deps.recoveryCodeKey },

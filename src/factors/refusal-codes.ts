@@ -59,6 +59,12 @@ export const REFUSAL_CODES = {
 
   // -------------------------------------------------------------- the flow
   cancelled: 'The user cancelled the sign-in.',
+  second_factor_unattainable:
+    'A second factor is required (the pool’s or the organization’s), the user has none usable here, and passkeys are off, so none can be made in the sign-in.',
+  not_member:
+    'A sign-in (or sign-up) for an organization the user is not a member of, or that no longer exists.',
+  organization_factor:
+    'A first factor the login’s organization does not accept (its passkey switch, its allowed first factors): the user signs in again with one it does.',
   acr_unattainable:
     'The request demands an acr the user cannot reach here: it needs a passkey they cannot create in this pool.',
 } as const;

@@ -1,8 +1,10 @@
 /**
  * Calls that move the login along without a factor: the state, identifying
- * by email, skipping an optional step, consent, and cancelling.
+ * by email, choosing the organization, skipping an optional step, consent,
+ * and cancelling.
  */
 import { normaliseEmail } from '../accounts/email.ts';
+import { errorOf } from '../errors.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { LoginContext } from './login-context.ts';
 import { notNow } from './login-errors.ts';
@@ -38,6 +40,20 @@ export const flowCalls = {
     // Another email starts over: no code sent to it yet, and no step-up user behind it.
     const { codeSent: _code, sessionUserId: _stepUp, ...rest } = progress;
     return ctx.advance({ ...rest, email: normaliseEmail(email), factors: [] });
+  },
+
+  /** The organization picker: one of the user's own, offered by the step. */
+  async chooseOrganization(
+    ctx: LoginContext,
+    { organization_id }: { organization_id: string },
+  ): Promise<Answer> {
+    const step = await ctx.require(
+      (candidate) => candidate.step === 'organization',
+      'Choosing an organization',
+    );
+    if (step.step !== 'organization' || !step.organizations.some((choice) => choice.id === organization_id))
+      throw errorOf('invalid_request', { description: 'Choose one of your organizations.' });
+    return ctx.advance({ ...ctx.progress, organizationId: organization_id });
   },
 
   async skipEnroll(ctx: LoginContext): Promise<Answer> {

@@ -18,7 +18,8 @@ import type { Method } from '../factors/methods.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
-import type { Account, RateLimitRule } from '../storage/types.ts';
+import { accountLabelFor, tightenFlow } from '../organizations/org-policy.ts';
+import type { Account, Organization, RateLimitRule } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { assessAssurance } from './assurance.ts';
 import { type KnownDeviceCookie, knownDeviceOf, rememberDevice } from './known-devices.ts';
@@ -50,6 +51,7 @@ export class LoginContext {
   readonly #stored: string | undefined;
   readonly progress: Progress;
   readonly #accounts = new Map<string, Promise<Account | undefined>>();
+  readonly #organizations = new Map<string, Promise<Organization | undefined>>();
   #step: Promise<Step> | undefined;
 
   private constructor(kit: LoginKit, scope: LoginScope, stored: string | undefined, progress: Progress) {
@@ -162,6 +164,103 @@ export class LoginContext {
     });
   }
 
+  // ------------------------------------------------------------------ the organization
+
+  /**
+   * The organization the request names, by id: its `organization` parameter
+   * or the client's binding, both resolved when the request was authorized
+   * (src/oidc/organization-parameter.ts).
+   */
+  get requestedOrganizationId(): string | undefined {
+    const id = this.scope.interaction.params.organization;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  }
+
+  #organizationById(id: string): Promise<Organization | undefined> {
+    let organization = this.#organizations.get(id);
+    if (!organization) {
+      organization = this.kit.deps.durable.organizations.find(this.pool.id, id);
+      this.#organizations.set(id, organization);
+    }
+    return organization;
+  }
+
+  /**
+   * The organization of a login at `progress`, and what is still open about
+   * it: the request's (for its members only; an organization deleted since
+   * turns everyone away); else, once a factor proved the user, the one they
+   * picked, their only one, or a pick among several.
+   */
+  async organizationOf(
+    progress: Progress,
+    account: Account | undefined,
+  ): Promise<{ organization?: Organization; gate?: FlowPolicy['organization'] }> {
+    const proven = progress.userId && account?.user.id === progress.userId ? account : undefined;
+    const requested = this.requestedOrganizationId;
+    if (requested) {
+      const organization = await this.#organizationById(requested);
+      const outsider =
+        !organization ||
+        (progress.signup && !progress.userId) ||
+        (proven && !proven.organizations.some((candidate) => candidate.id === requested));
+      return outsider ? { gate: { outsider: true } } : { organization };
+    }
+    if (!proven) {
+      // Signing in again after the organization refused a first factor.
+      const chosen = progress.organizationId && (await this.#organizationById(progress.organizationId));
+      return chosen ? { organization: chosen } : {};
+    }
+    const { organizations } = proven;
+    if (progress.organizationId) {
+      const organization = organizations.find((candidate) => candidate.id === progress.organizationId);
+      return organization ? { organization } : { gate: { outsider: true } };
+    }
+    if (organizations.length === 1) return { organization: organizations[0]! };
+    if (organizations.length > 1)
+      return { gate: { pick: organizations.map(({ id, name }) => ({ id, name })) } };
+    return {};
+  }
+
+  /** The name a passkey made in this login is stored under beside the email (WebAuthn user.name). */
+  async passkeyLabel(): Promise<string> {
+    const account = await this.account(this.progress.userId);
+    const proven = this.progress.userId ? account : undefined;
+    const { organization } = await this.organizationOf(this.progress, proven);
+    return accountLabelFor(this.kit.policyOf(this.pool).accountLabel, proven, organization);
+  }
+
+  /**
+   * Fixes the organization in progress once it is known, and where it does
+   * not accept the first factor the user proved, starts the sign-in again
+   * with one it does (same email, nothing proven).
+   */
+  async #settleOrganization(next: Progress): Promise<Progress> {
+    if (!next.userId || this.requestedOrganizationId) return next;
+    const account = await this.account(next.userId);
+    const { organization } = await this.organizationOf(next, account);
+    if (!organization || !account) return next;
+    const [first] = next.factors;
+    if (first && !this.#flowOf(account, organization).firstFactors.includes(first.method)) {
+      this.audit('sign_in', 'failure', {
+        userId: account.user.id,
+        detail: {
+          ...refusal('organization_factor', `${first.method} is not a first factor of ${organization.slug}`),
+          organization_id: organization.id,
+        },
+      });
+      const { grantId, enrollDeclined } = next;
+      return {
+        email: account.user.email,
+        factors: [],
+        organizationId: organization.id,
+        organizationRefused: first.method,
+        ...(grantId ? { grantId } : {}),
+        ...(enrollDeclined ? { enrollDeclined } : {}),
+      };
+    }
+    return next.organizationId === organization.id ? next : { ...next, organizationId: organization.id };
+  }
+
   // ------------------------------------------------------------------ limits
 
   /** Counts one attempt against a limit of RATE_LIMITS. @throws {PosternError} 429 with Retry-After. */
@@ -217,12 +316,25 @@ export class LoginContext {
       return this.client.firstParty ? { step: 'done' } : { step: 'consent' };
     // Before any factor, a step-up knows its user from the session.
     const account = await this.account(progress.userId ?? progress.sessionUserId);
-    return nextStep(this.#flowOf(account), progress, account && accountFactsOf(account), {
-      needsConsent: !this.client.firstParty && !progress.grantId,
-    });
+    const { organization, gate } = await this.organizationOf(progress, account);
+    const policy = this.#flowOf(account, organization);
+    return nextStep(
+      gate ? { ...policy, organization: gate } : policy,
+      progress,
+      account && accountFactsOf(account),
+      {
+        needsConsent: !this.client.firstParty && !progress.grantId,
+      },
+    );
   }
 
-  #flowOf(account: Account | undefined): FlowPolicy {
+  /** The pool's policy for this request, as the login's organization (if any) tightens it. */
+  #flowOf(account: Account | undefined, organization?: Organization): FlowPolicy {
+    const pool = this.#poolFlowOf(account);
+    return organization ? tightenFlow(pool, organization) : pool;
+  }
+
+  #poolFlowOf(account: Account | undefined): FlowPolicy {
     const { enrollment, authentication, passkeys } = this.pool;
     const lastPrompt = account?.user.enrollPromptedAt?.getTime();
     const required = this.requiredAcr;
@@ -245,9 +357,20 @@ export class LoginContext {
   }
 
   /** Moves the login to `next`: answers with its step (saving progress if it changed), or finishes. */
-  async advance(next: Progress, extras: AnswerExtras = {}): Promise<Answer> {
+  async advance(proposed: Progress, extras: AnswerExtras = {}): Promise<Answer> {
+    const next = await this.#settleOrganization(proposed);
     const step = await this.decide(next);
     if (step.step === 'done') return { ...(await this.#finish(next)), ...extras };
+    if (step.step === 'unmet' && step.reason === 'second_factor') {
+      this.audit('sign_in', 'failure', {
+        userId: next.userId,
+        detail: refusal('second_factor_unattainable'),
+      });
+      return this.deny(
+        'A second factor is required, and this account has none that can be used here. Ask an administrator for help.',
+        'unmet_authentication_requirements',
+      );
+    }
     if (step.step === 'unmet') {
       this.audit('sign_in', 'failure', {
         userId: next.userId ?? next.sessionUserId,
@@ -258,6 +381,19 @@ export class LoginContext {
         'unmet_authentication_requirements',
       );
     }
+    if (step.step === 'not_member') {
+      const organizationId = this.requestedOrganizationId ?? next.organizationId;
+      const named = organizationId ? await this.#organizationById(organizationId) : undefined;
+      this.audit('sign_in', 'failure', {
+        userId: next.userId,
+        detail: { ...refusal('not_member'), organization_id: organizationId ?? null },
+      });
+      return this.deny(
+        named
+          ? `This account is not a member of ${named.name}. Ask its administrator to add you.`
+          : 'The organization this sign-in is for does not exist any more.',
+      );
+    }
     let saved = next;
     if (step.step === 'enroll' && step.reason === 'offer' && !next.offerShown) {
       this.kit.deps.metrics.passkeyOffers.inc({ pool: this.pool.id, outcome: 'shown' });
@@ -265,7 +401,9 @@ export class LoginContext {
     }
     await this.save(saved);
     const recovery = step.step === 'enroll' && step.reason === 'recovery' && saved.userId;
+    const { organization } = await this.organizationOf(saved, await this.account(saved.userId));
     const answer = presentStep(step, saved, {
+      ...(organization ? { organization } : {}),
       pool: this.pool,
       client: { id: this.client.id, name: this.client.name },
       scope: String(this.scope.interaction.params.scope ?? ''),
@@ -310,7 +448,11 @@ export class LoginContext {
     // auth_time is when the user last proved something, not when they left an offer or consent step.
     const ts =
       progress.factors.length > 0 ? Math.max(...progress.factors.map((factor) => factor.at)) : this.now();
-    const redirectTo = await oidc.finishLogin({ accountId: userId, amr, acr, ts }, this.#consentOf(progress));
+    const { organization } = await this.organizationOf(progress, await this.account(userId));
+    const redirectTo = await oidc.finishLogin(
+      { accountId: userId, amr, acr, ts, ...(organization ? { organizationId: organization.id } : {}) },
+      this.#consentOf(progress),
+    );
     // Progress is not deleted: it expires with the interaction, which the provider ends on resume.
     const email = progress.email ?? progress.signup?.email;
     if (email) {
@@ -326,6 +468,7 @@ export class LoginContext {
         acr,
         performed_acr: performed,
         methods: progress.factors.map((factor) => factor.method),
+        ...(organization ? { organization_id: organization.id } : {}),
       },
     });
     this.log.info({ user: userId, amr, acr }, 'sign-in complete');

@@ -9,6 +9,11 @@
  *
  * - identify: nothing done yet. Smart pools also accept a passkey right away.
  * - first_factor: an email was given; any first factor the pool lists.
+ * - organization: the first factor proved a user of several organizations,
+ *   and the request named none: they pick the one this login is for. A
+ *   login for an organization the user is not in (or a sign-up through
+ *   one) ends there; the policy is already the organization's
+ *   (src/organizations/org-policy.ts), which only tightens the pool's.
  * - sign-up: the email was proven but has no account; a passkey must be made
  *   unless the pool signs users in by email code alone.
  * - second_factor (second_factor_required): never; when_enrolled, if the user
@@ -56,20 +61,42 @@ export interface FlowPolicy {
   offerPasskey: boolean;
   /** What this request demands (acr_values, an essential acr claim, the client's default): only passkeys meet it. */
   requiredAcr?: Exclude<Acr, '0'>;
+  /**
+   * The login's organization, where it is still open once the user is
+   * proven: they pick one of theirs, or the one the request names is not theirs.
+   */
+  organization?: { pick: readonly OrganizationChoice[] } | { outsider: true };
+}
+
+export interface OrganizationChoice {
+  id: string;
+  name: string;
 }
 
 export type EnrollReason = 'signup' | 'second_factor' | 'offer' | 'recovery' | 'step_up';
 
 export type Step =
   | { step: 'identify'; methods: Method[] }
-  /** step_up: sign in with a passkey; step_up_enroll: prove who you are before creating one. */
-  | { step: 'first_factor'; methods: Method[]; reason?: 'step_up' | 'step_up_enroll' }
+  /**
+   * step_up: sign in with a passkey; step_up_enroll: prove who you are before
+   * creating one; organization: the login's organization does not accept the
+   * first factor used, so another one.
+   */
+  | { step: 'first_factor'; methods: Method[]; reason?: 'step_up' | 'step_up_enroll' | 'organization' }
   /** prove_email: an email code before a required passkey is enrolled (it adds no factor). */
   | { step: 'second_factor'; methods: Method[]; reason?: 'prove_email' }
   | { step: 'enroll'; methods: Method[]; optional: boolean; reason: EnrollReason }
+  /** Which of their organizations this login is for. */
+  | { step: 'organization'; organizations: OrganizationChoice[] }
+  /** The login is for an organization this user is not a member of. */
+  | { step: 'not_member' }
   | { step: 'consent' }
-  /** The request demands what this user cannot do here (OIDC unmet_authentication_requirements). */
-  | { step: 'unmet' }
+  /**
+   * The request demands what this user cannot do here (OIDC
+   * unmet_authentication_requirements); second_factor: a required second
+   * factor they have none of, where no passkey can be made.
+   */
+  | { step: 'unmet'; reason?: 'second_factor' }
   | { step: 'done' };
 
 export function nextStep(
@@ -79,6 +106,7 @@ export function nextStep(
   { needsConsent }: { needsConsent: boolean },
 ): Step {
   const [first] = progress.factors;
+  if (policy.organization && 'outsider' in policy.organization) return { step: 'not_member' };
   // Only a passkey meets a requested acr: without passkeys, nothing here can.
   if (policy.requiredAcr && !policy.passkeys) return { step: 'unmet' };
   const firstFactors = policy.requiredAcr ? (['passkey'] as Method[]) : [...policy.firstFactors];
@@ -112,8 +140,12 @@ export function nextStep(
         methods: policy.mode === 'smart' && firstFactors.includes('passkey') ? ['passkey'] : [],
       };
     }
-    return { step: 'first_factor', methods: firstFactors };
+    return progress.organizationRefused
+      ? { step: 'first_factor', methods: firstFactors, reason: 'organization' }
+      : { step: 'first_factor', methods: firstFactors };
   }
+
+  if (policy.organization) return { step: 'organization', organizations: [...policy.organization.pick] };
 
   const second = secondFactorStep(policy, progress.factors, account);
   if (second) return second.step === 'enroll' ? proveEmailBefore(second, progress) : second;
@@ -194,5 +226,6 @@ function secondFactorStep(
     (policy.secondFactorRequired === 'when_enrolled' && enrolled.length > 0);
   if (!required) return undefined;
   if (enrolled.length > 0) return { step: 'second_factor', methods: enrolled };
+  if (!policy.passkeys) return { step: 'unmet', reason: 'second_factor' };
   return { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' };
 }

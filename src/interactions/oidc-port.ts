@@ -26,6 +26,8 @@ export interface LoginResult {
   acr: string;
   /** Epoch seconds: when the user last proved something (auth_time). */
   ts: number;
+  /** The organization the login was for: its tokens name it (`org_id`, `org_name`). */
+  organizationId?: string;
 }
 
 /** The consent that goes with a finished interaction: a grant given here, or implied (first-party). */

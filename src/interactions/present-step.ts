@@ -9,7 +9,7 @@ import type { Step } from './next-step.ts';
 import type { Method, Progress } from './progress.ts';
 
 export type StepAnswer = {
-  step: Exclude<Step['step'], 'done' | 'unmet'>;
+  step: Exclude<Step['step'], 'done' | 'unmet' | 'not_member'>;
   methods: Method[];
   optional?: boolean;
   reason?: string;
@@ -30,6 +30,10 @@ export type StepAnswer = {
   signup_open?: true;
   /** Where this step lets the user choose a password: the shortest the pool accepts. */
   password_min_length?: number;
+  /** The organization this login is for, once known (the page names it). */
+  organization?: { id: string; name: string };
+  /** The organization step: the user's organizations to choose from. */
+  organizations?: { id: string; name: string }[];
 };
 
 /** What a call learned about the login, beyond progress, for its answer. */
@@ -51,12 +55,14 @@ export interface Presentation {
   stepUp: boolean;
   /** The user's passkeys, for the recovery step. */
   passkeys?: readonly Passkey[];
+  /** The login's organization, once known. */
+  organization?: { id: string; name: string };
 }
 
 export function presentStep(
-  step: Exclude<Step, { step: 'done' | 'unmet' }>,
+  step: Exclude<Step, { step: 'done' | 'unmet' | 'not_member' }>,
   progress: Progress,
-  { pool, client, scope, stepUp, passkeys }: Presentation,
+  { pool, client, scope, stepUp, passkeys, organization }: Presentation,
 ): StepAnswer {
   const answer: StepAnswer = {
     step: step.step,
@@ -90,6 +96,8 @@ export function presentStep(
     if (step.reason === 'offer' && pool.enrollment.conditional_create && progress.passwordEntered)
       answer.conditional_create = true;
   }
+  if (organization) answer.organization = { id: organization.id, name: organization.name };
+  if (step.step === 'organization') answer.organizations = step.organizations;
   if (step.step === 'consent') answer.scopes = scope.split(' ').filter(Boolean);
   return answer;
 }

@@ -60,6 +60,16 @@ export interface Progress {
   emailProven?: boolean;
   /** A code was mailed for this interaction and not yet used: the page shows the code field. */
   codeSent?: boolean;
+  /**
+   * The organization this login is for, where the request named none: the
+   * user's only one, or the one they picked.
+   */
+  organizationId?: string;
+  /**
+   * The first factor the login's organization does not accept: the user
+   * signs in again with one it does (the page says why).
+   */
+  organizationRefused?: Method;
   /** A password was typed here (to sign in or chosen at sign-up): its password manager is at hand. */
   passwordEntered?: boolean;
 }

@@ -54,5 +54,6 @@ export const Bodies = {
       .regex(/^\d{6}$/, 'A code has 6 digits.'),
   }),
   consent: z.strictObject({ decision: z.enum(['allow', 'deny']) }),
+  organization: z.strictObject({ organization_id: z.uuid('Choose one of your organizations.') }),
   totp: z.strictObject({ code: totpCode }),
 } as const;

@@ -28,6 +28,13 @@ import type { PoolConfig } from '../config/types.ts';
 import { ACR_VALUES, acrMeets, requiredAcr } from './acr.ts';
 import { type AdapterStores, createAdapter } from './adapter.ts';
 import { type AccountLookup, accountOfFinishedLogin, findAccount } from './find-account.ts';
+import {
+  type OrganizationLookup,
+  organizationCheck,
+  organizationParameter,
+  recordGrantOrganization,
+  withOrganizationClaims,
+} from './login-organization.ts';
 import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
 import { TTL } from './ttl.ts';
@@ -42,7 +49,7 @@ export function oidcRouteOf(req: IncomingMessage): string | undefined {
 
 export type { Provider };
 
-export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'admin'] as const;
+export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'organization', 'admin'] as const;
 
 /**
  * Authorization responses go in the query or a form post. Not in the fragment:
@@ -79,6 +86,8 @@ export interface CreateProviderOptions {
   pool: PoolConfig;
   stores: AdapterStores;
   accounts: AccountLookup;
+  /** Organizations: the `organization` parameter, and the organization each grant was signed in for. */
+  organizations: OrganizationLookup;
   jwks: { keys: PrivateJwk[] };
   /** Keys that sign this pool's cookies, newest first. */
   cookieKeys: string[];
@@ -89,7 +98,13 @@ export interface CreateProviderOptions {
 
 /** The client metadata oidc-provider takes, from a pool file's client entry. */
 export function toClientMetadata(client: ClientFile): ClientMetadata {
-  const { first_party: _firstParty, default_acr_values, client_secret, ...metadata } = client;
+  const {
+    first_party: _firstParty,
+    organization: _organization,
+    default_acr_values,
+    client_secret,
+    ...metadata
+  } = client;
   const usesCode = client.grant_types.includes('authorization_code');
   return {
     ...metadata,
@@ -101,7 +116,7 @@ export function toClientMetadata(client: ClientFile): ClientMetadata {
 }
 
 export function createProvider(options: CreateProviderOptions): Provider {
-  const { pool, stores, accounts, jwks, cookieKeys, pages, onServerError } = options;
+  const { pool, stores, accounts, organizations, jwks, cookieKeys, pages, onServerError } = options;
   const mountPath = `/${pool.id}`;
   const firstParty = new Set(
     pool.clients.filter((client) => client.first_party).map((client) => client.client_id),
@@ -141,7 +156,9 @@ export function createProvider(options: CreateProviderOptions): Provider {
       openid: [...SCOPE_CLAIMS.openid],
       email: [...SCOPE_CLAIMS.email],
       profile: [...SCOPE_CLAIMS.profile],
+      organization: [...SCOPE_CLAIMS.organization],
     },
+    extraParams: { organization: organizationParameter(pool, organizations) },
     scopes: scopesOf(pool),
     acrValues: [...ACR_VALUES],
     responseTypes: ['code'],
@@ -159,16 +176,22 @@ export function createProvider(options: CreateProviderOptions): Provider {
       const authTime = AuthorizationCode?.authTime ?? RefreshToken?.authTime;
       return authTime === undefined ? undefined : { auth_time: authTime };
     },
-    loadExistingGrant: (ctx) => loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? '')),
-    findAccount: async (ctx, sub) => {
+    loadExistingGrant: (ctx) =>
+      loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? ''), (grantId, isNew) =>
+        recordGrantOrganization(ctx, organizations, pool.id, grantId, isNew),
+      ),
+    findAccount: async (ctx, sub, token) => {
       const account =
         ctx.oidc?.route === 'resume' && ctx.oidc.result?.login?.accountId === sub
           ? accountOfFinishedLogin(accounts, pool.id, sub)
           : await findAccount(accounts, pool.id, sub);
-      return account && confineAccountClaims(account);
+      const grantId = (token as { grantId?: string } | undefined)?.grantId;
+      return (
+        account && confineAccountClaims(withOrganizationClaims(account, organizations, pool.id, grantId))
+      );
     },
     interactions: {
-      policy: loginPolicy(),
+      policy: loginPolicy(organizationCheck(organizations, pool.id)),
       url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}`,
     },
     features: {
@@ -268,7 +291,12 @@ export function createProvider(options: CreateProviderOptions): Provider {
  * allows. Others keep what the user consented to (confined to its scopes);
  * anything missing sends them to the consent step.
  */
-async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
+async function loadGrant(
+  ctx: KoaContextWithOIDC,
+  firstParty: boolean,
+  /** Called with the grant a finished login lands in (the organization it was for goes with it). */
+  landed: (grantId: string, isNew: boolean) => Promise<void>,
+) {
   const { oidc } = ctx;
   const client = oidc.client;
   const accountId = oidc.session?.accountId ?? oidc.result?.login?.accountId;
@@ -278,6 +306,7 @@ async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
   if (!client || !accountId) return existing;
   if (!firstParty) {
     if (existing && widenGrant(existing)) await existing.save();
+    if (existing?.jti) await landed(existing.jti, false);
     return existing;
   }
 
@@ -289,6 +318,7 @@ async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
   });
   // Save only what changed: a returning user's login should not write the grant again.
   if (changed || !existing) await grant.save();
+  if (grant.jti) await landed(grant.jti, !existing);
   return grant;
 }
 
@@ -300,10 +330,11 @@ async function loadGrant(ctx: KoaContextWithOIDC, firstParty: boolean) {
  * signed in with a phrh passkey; this check knows phrh satisfies phr. With
  * prompt=none an unmet demand answers login_required, never a weaker token.
  */
-function loginPolicy() {
+function loginPolicy(...checks: InstanceType<typeof interactionPolicy.Check>[]) {
   const policy = interactionPolicy.base();
   const login = policy.get('login');
   if (!login) throw new Error('oidc-provider has no login prompt');
+  for (const check of checks) login.checks.add(check);
   login.checks.remove('essential_acr');
   login.checks.remove('essential_acrs');
   login.checks.add(

@@ -27,7 +27,13 @@ export function createInteractionPort(
   };
 
   return {
-    finishLogin: (login, consent) => save({ login: { ...login, remember: true }, ...consentOf(consent) }),
+    finishLogin: ({ organizationId, ...login }, consent) =>
+      save({
+        login: { ...login, remember: true },
+        ...consentOf(consent),
+        // Not oidc-provider's: read back at resume, when the grant is loaded (./organization-grants.ts).
+        ...(organizationId ? { organization: { id: organizationId } } : {}),
+      }),
     finishConsent: (consent) => save(consentOf(consent)),
     deny: (error, description) => save({ error, error_description: description }),
     async grantConsent(accountId) {

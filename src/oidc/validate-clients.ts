@@ -42,6 +42,11 @@ export async function validatePoolClients(pool: PoolConfig): Promise<ClientProbl
     pool,
     stores: { durable: { oidcModels: () => unused }, ephemeral: { oidcModels: () => unused } },
     accounts: { findById: async () => undefined },
+    organizations: {
+      find: async () => undefined,
+      organizationOfGrant: async () => undefined,
+      setGrantOrganization: async () => {},
+    },
     jwks: { keys: validationKeys() },
     cookieKeys: ['validation-only'],
     pages: { error: () => '', logout: () => '', logoutSuccess: () => '' },

@@ -23,6 +23,7 @@ export const SCOPE_CLAIMS = {
   openid: ['sub', 'acr', 'amr', 'auth_time'],
   email: ['email', 'email_verified'],
   profile: ['name'],
+  organization: ['org_id', 'org_name'],
 } as const satisfies Record<string, readonly string[]>;
 
 const KNOWN_CLAIMS = new Set<string>(Object.values(SCOPE_CLAIMS).flat());

@@ -78,6 +78,7 @@ export async function openPoolRegistry(options: OpenPoolRegistryOptions): Promis
       pool,
       stores: { durable, ephemeral },
       accounts: durable.users,
+      organizations: durable.organizations,
       jwks: openSigningKeys(records, box),
       cookieKeys: [deriveKey(secret, `cookies:${pool.id}`).toString('base64url')],
       pages: pagesFor(pool),

@@ -11,13 +11,14 @@
  *   and removing one signs the user out everywhere else: whoever holds it may
  *   be signed in with it.
  */
-import { passkeysInUse, policyOf } from '../accounts/passkey-policies.ts';
+import { policyOf } from '../accounts/passkey-policies.ts';
 import { type PasskeyView, toPasskeyView } from '../accounts/passkey-view.ts';
 import { assertPasskeysInUse, noSuchPasskey, passkeyLimit, passkeysBusy } from '../errors.ts';
 import { addPasskey } from '../factors/passkey/add-passkey.ts';
 import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { refusal } from '../factors/refusal-codes.ts';
+import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
 import type { Passkey } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import {
@@ -66,7 +67,8 @@ export function selfPasskeys(context: SelfServiceContext) {
      */
     async registerOptions(scope: SelfServiceScope) {
       const user = await writerOf(context, scope);
-      assertPasskeysInUse(passkeysInUse(scope.pool), 'self-service registration options');
+      const rules = await passkeyRulesFor(durable.users, scope.pool, user.id);
+      assertPasskeysInUse(rules.allowed, 'self-service registration options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -80,7 +82,13 @@ export function selfPasskeys(context: SelfServiceContext) {
       const options = await beginPasskeyEnrollment(
         ephemeral,
         { policy, binding: binding(scope, user.id) },
-        { webauthnUserId: user.webauthnUserId, email: user.email, name: user.name, existing },
+        {
+          webauthnUserId: user.webauthnUserId,
+          email: user.email,
+          name: user.name,
+          existing,
+          label: rules.label,
+        },
       );
       scope.audit.record({
         event: 'passkey_registration_options',
@@ -103,7 +111,10 @@ export function selfPasskeys(context: SelfServiceContext) {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
       const user = await writerOf(context, scope);
-      assertPasskeysInUse(passkeysInUse(scope.pool), 'self-service registration');
+      assertPasskeysInUse(
+        (await passkeyRulesFor(durable.users, scope.pool, user.id)).allowed,
+        'self-service registration',
+      );
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey },

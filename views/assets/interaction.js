@@ -39,6 +39,7 @@ const STEPS = [
   'totp',
   'enroll',
   'recovery-codes',
+  'organization',
   'consent',
   'expired',
 ];
@@ -169,6 +170,7 @@ function enter(name, title) {
 function titleOf(answer) {
   if (answer?.step === 'second_factor')
     return answer.reason === 'prove_email' ? 'Confirm your email' : 'Confirm it’s you';
+  if (answer?.step === 'organization') return 'Choose an organization';
   if (answer?.reason === 'step_up_enroll') return 'Confirm it’s you';
   if (answer?.reason === 'step_up') return 'Sign in with a passkey';
   if (signingUp || answer?.reason === 'signup') return 'Create your account';
@@ -214,6 +216,8 @@ function show(answer, { leaving = 'Signed in. Returning to the app…' } = {}) {
   if (answer.recovery_codes) return showCodesToSave(answer);
   if (answer.redirect_to) return leave(answer.redirect_to, leaving);
   current = answer;
+  $('organization-line').hidden = !answer.organization;
+  $('organization-name').textContent = answer.organization?.name ?? '';
   if (answer.reason === 'signup') setSignup(false);
   // A code was sent in this interaction (also after a reload): the code screen, until it is used.
   if (answer.code_sent && (answer.step === 'first_factor' || answer.step === 'second_factor'))
@@ -233,9 +237,27 @@ function showStep(answer) {
       return showFactors(answer);
     case 'enroll':
       return showEnroll(answer);
+    case 'organization':
+      return showOrganizations(answer);
     case 'consent':
       return showConsent(answer);
   }
+}
+
+function showOrganizations(answer) {
+  enter('organization', titleOf(answer));
+  $('organization-choices').replaceChildren(
+    ...answer.organizations.map((organization, index) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      if (index > 0) button.className = 'secondary';
+      button.textContent = organization.name;
+      button.addEventListener('click', () =>
+        busy(async () => show(await call('organization', { organization_id: organization.id }))),
+      );
+      return button;
+    }),
+  );
 }
 
 function leave(url, message) {
@@ -280,6 +302,8 @@ const STEP_TEXT = {
   step_up: () => `${app} asks you to sign in with a passkey.`,
   step_up_enroll: () =>
     `${app} asks you to sign in with a passkey. You have none yet: confirm it’s you, then create one.`,
+  organization: (answer) =>
+    `${answer.organization?.name ?? 'Your organization'} does not allow that way of signing in. Choose another.`,
   prove_email: (answer) =>
     `Before you add a passkey, confirm your email: we will send a code to ${answer.email || 'your email address'}.`,
 };

@@ -229,7 +229,7 @@ export const passkeyCalls = {
       return beginPasskeyEnrollment(
         ephemeral,
         target,
-        { webauthnUserId, email: signup.email, existing: [] },
+        { webauthnUserId, email: signup.email, existing: [], label: await ctx.passkeyLabel() },
         { now: ctx.kit.clock() },
       );
     }
@@ -246,7 +246,7 @@ export const passkeyCalls = {
     return beginPasskeyEnrollment(
       ephemeral,
       target,
-      { ...user, existing },
+      { ...user, existing, label: await ctx.passkeyLabel() },
       { conditional, now: ctx.kit.clock() },
     );
   },

@@ -29,6 +29,8 @@ export interface EnrollmentSubject {
   email: string;
   name?: string | null;
   existing: Pick<Passkey, 'credentialId' | 'transports'>[];
+  /** (Optional) What the passkey is for, beside the email: the organization's name. Defaults to the pool's. */
+  label?: string;
 }
 
 /**
@@ -48,14 +50,14 @@ export async function beginPasskeyEnrollment(
     now,
   }: { conditional?: boolean /** Milliseconds since the epoch. */; now?: number } = {},
 ) {
-  const { webauthnUserId } = subject;
+  const { webauthnUserId, label = policy.accountLabel } = subject;
   const options = await beginRegistration({
     policy,
     // "ada@example.com (Acme)": pickers show the name, some the display name too.
     user: {
       webauthnUserId,
-      name: `${subject.email} (${policy.accountLabel})`,
-      displayName: `${subject.name ?? subject.email} (${policy.accountLabel})`,
+      name: `${subject.email} (${label})`,
+      displayName: `${subject.name ?? subject.email} (${label})`,
     },
     existing: subject.existing,
     conditional,
