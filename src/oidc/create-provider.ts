@@ -153,10 +153,12 @@ export function createProvider(options: CreateProviderOptions): Provider {
       short: { httpOnly: true, sameSite: 'lax', secure },
     },
     claims: {
-      openid: [...SCOPE_CLAIMS.openid],
+      // org_id and org_name describe the login, like acr: in the ID token too
+      // (oidc-provider puts only openid's claims there when it issues an
+      // access token), and released only with the organization scope (find-account).
+      openid: [...SCOPE_CLAIMS.openid, ...SCOPE_CLAIMS.organization],
       email: [...SCOPE_CLAIMS.email],
       profile: [...SCOPE_CLAIMS.profile],
-      organization: [...SCOPE_CLAIMS.organization],
     },
     extraParams: { organization: organizationParameter(pool, organizations) },
     scopes: scopesOf(pool),
