@@ -59,8 +59,8 @@ export const SCOPES = ['openid', 'offline_access', 'email', 'profile', 'organiza
 const RESPONSE_MODES = ['query', 'form_post'];
 
 /**
- * The scopes a pool offers: the identity scopes always, `offline_access` and
- * `admin` only where one of its clients can use them, so discovery lists no
+ * The scopes a pool offers: the identity scopes always, `offline_access`,
+ * `organization` and `admin` only where one of its clients can use them, so discovery lists no
  * grant the pool does not serve (a refresh token needs offline_access).
  */
 function scopesOf(pool: PoolConfig): string[] {
@@ -68,7 +68,7 @@ function scopesOf(pool: PoolConfig): string[] {
   const refreshes = pool.clients.some((client) => client.grant_types.includes('refresh_token'));
   return SCOPES.filter((scope) => {
     if (scope === 'offline_access') return refreshes || requested.has(scope);
-    if (scope === 'admin') return requested.has(scope);
+    if (scope === 'admin' || scope === 'organization') return requested.has(scope);
     return true;
   });
 }
