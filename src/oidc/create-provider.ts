@@ -179,8 +179,8 @@ export function createProvider(options: CreateProviderOptions): Provider {
       return authTime === undefined ? undefined : { auth_time: authTime };
     },
     loadExistingGrant: (ctx) =>
-      loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? ''), (grantId, isNew) =>
-        recordGrantOrganization(ctx, organizations, pool.id, grantId, isNew),
+      loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? ''), (grant) =>
+        recordGrantOrganization(ctx, organizations, pool.id, grant),
       ),
     findAccount: async (ctx, sub, token) => {
       const account =
@@ -296,8 +296,8 @@ export function createProvider(options: CreateProviderOptions): Provider {
 async function loadGrant(
   ctx: KoaContextWithOIDC,
   firstParty: boolean,
-  /** Called with the grant a finished login lands in (the organization it was for goes with it). */
-  landed: (grantId: string, isNew: boolean) => Promise<void>,
+  /** Called with the grant the request runs under (the organization it is for goes with it). */
+  landed: (grant: { id: string; accountId: string; isNew: boolean }) => Promise<void>,
 ) {
   const { oidc } = ctx;
   const client = oidc.client;
@@ -308,7 +308,7 @@ async function loadGrant(
   if (!client || !accountId) return existing;
   if (!firstParty) {
     if (existing && widenGrant(existing)) await existing.save();
-    if (existing?.jti) await landed(existing.jti, false);
+    if (existing?.jti) await landed({ id: existing.jti, accountId, isNew: false });
     return existing;
   }
 
@@ -320,7 +320,7 @@ async function loadGrant(
   });
   // Save only what changed: a returning user's login should not write the grant again.
   if (changed || !existing) await grant.save();
-  if (grant.jti) await landed(grant.jti, !existing);
+  if (grant.jti) await landed({ id: grant.jti, accountId, isNew: !existing });
   return grant;
 }
 

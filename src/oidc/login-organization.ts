@@ -12,7 +12,10 @@
  *    that grant, refreshed ones too, names the same organization.
  * 3. A signed-in session is reused for a request that names an organization
  *    only when the client's grant is for that same organization; otherwise
- *    the user signs in again (prompt=none: login_required).
+ *    the user signs in again (prompt=none: login_required). A session reused
+ *    for a client it has no grant for yet gives the new grant the user's
+ *    only organization, as a login would; a user of several signs in again,
+ *    to pick one.
  * 4. `org_id` and `org_name` are released with the `organization` scope.
  */
 import { type Account, errors, interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
@@ -21,7 +24,7 @@ import type { Organization, OrganizationRepository } from '../storage/types.ts';
 
 export type OrganizationLookup = Pick<
   OrganizationRepository,
-  'find' | 'organizationOfGrant' | 'setGrantOrganization'
+  'find' | 'listForUser' | 'organizationOfGrant' | 'setGrantOrganization'
 >;
 
 /** The claims the `organization` scope releases. */
@@ -56,26 +59,39 @@ function organizationOfResult(ctx: KoaContextWithOIDC): string | undefined {
 }
 
 /**
- * At resume, records on the grant the organization its login was for (or
- * that it had none, when a grant made for one is reused by a login without).
- * `isNew`: a grant created in this request has no record to clear.
+ * Records on the grant a request runs under the organization it is for. At
+ * resume after a login: the login's (or none, when a grant made for one is
+ * reused by a login without). A grant first given without a login here (a
+ * reused session, a consent): the user's only organization. `isNew`: the
+ * grant was created in this request.
  */
 export async function recordGrantOrganization(
   ctx: KoaContextWithOIDC,
   organizations: OrganizationLookup,
   poolId: string,
-  grantId: string,
-  isNew: boolean,
+  grant: { id: string; accountId: string; isNew: boolean },
 ): Promise<void> {
-  if (!ctx.oidc.result?.login) return;
-  const organizationId = organizationOfResult(ctx);
-  if (organizationId || !isNew)
-    await organizations.setGrantOrganization(poolId, grantId, organizationId ?? null);
+  const { result } = ctx.oidc;
+  if (result?.login) {
+    const organizationId = organizationOfResult(ctx);
+    if (organizationId || !grant.isNew)
+      await organizations.setGrantOrganization(poolId, grant.id, organizationId ?? null);
+    return;
+  }
+  if (!grant.isNew && !result?.consent?.grantId) return;
+  const memberships = await organizations.listForUser(poolId, grant.accountId);
+  if (memberships.length === 1) await organizations.setGrantOrganization(poolId, grant.id, memberships[0]!.id);
+  if (memberships.length > 1) UNSETTLED.add(ctx);
 }
+
+/** Requests whose new grant needs the user to pick an organization: organizationCheck prompts. */
+const UNSETTLED = new WeakSet<object>();
 
 /**
  * The login prompt's check for (3): the request names an organization the
- * session's grant for this client was not signed in for.
+ * session's grant for this client was not signed in for; or names none, for
+ * a grant first given in this request to a user of several (oidc-provider
+ * loads the grant before it checks the prompts).
  */
 export function organizationCheck(organizations: OrganizationLookup, poolId: string) {
   return new interactionPolicy.Check(
@@ -85,9 +101,13 @@ export function organizationCheck(organizations: OrganizationLookup, poolId: str
     async (ctx) => {
       const { oidc } = ctx;
       const requested = oidc.params?.organization;
-      if (typeof requested !== 'string' || !oidc.session?.accountId || oidc.result?.login)
-        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const accountId = oidc.session?.accountId;
+      if (!accountId || oidc.result?.login) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const grantId = oidc.client ? oidc.session.grantIdFor(oidc.client.clientId) : undefined;
+      if (typeof requested !== 'string')
+        return UNSETTLED.has(ctx)
+          ? interactionPolicy.Check.REQUEST_PROMPT
+          : interactionPolicy.Check.NO_NEED_TO_PROMPT;
       const current = grantId ? await organizations.organizationOfGrant(poolId, grantId) : undefined;
       return current?.id === requested
         ? interactionPolicy.Check.NO_NEED_TO_PROMPT

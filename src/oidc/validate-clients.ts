@@ -44,6 +44,7 @@ export async function validatePoolClients(pool: PoolConfig): Promise<ClientProbl
     accounts: { findById: async () => undefined },
     organizations: {
       find: async () => undefined,
+      listForUser: async () => [],
       organizationOfGrant: async () => undefined,
       setGrantOrganization: async () => {},
     },

@@ -495,6 +495,8 @@ export interface OrganizationRepository {
     organizationId: string,
     page: { after?: string; limit: number },
   ): Promise<OrganizationMember[]>;
+  /** The organizations of the pool the user belongs to, by slug (what Account.organizations holds). */
+  listForUser(poolId: string, userId: string): Promise<Organization[]>;
   /** Records the organization a grant's login was for (replacing an earlier one); null forgets it. */
   setGrantOrganization(poolId: string, grantId: string, organizationId: string | null): Promise<void>;
   /** The organization recorded for the grant, if it still exists. */

@@ -171,6 +171,16 @@ export function createOrganizationRepository(db: Knex): OrganizationRepository {
       );
     },
 
+    async listForUser(poolId, userId) {
+      if (!isUuid(userId)) return [];
+      const rows = await db('organization_members as m')
+        .join('organizations as o', 'o.id', 'm.organization_id')
+        .where({ 'm.pool_id': poolId, 'm.user_id': userId })
+        .orderBy('o.slug')
+        .select('o.*');
+      return rows.map((row: OrganizationRow) => toOrganization(row));
+    },
+
     async setGrantOrganization(poolId, grantId, organizationId) {
       if (organizationId === null || !isUuid(organizationId)) {
         await db('grant_organizations').where({ pool_id: poolId, grant_id: grantId }).delete();

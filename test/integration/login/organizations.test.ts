@@ -40,6 +40,11 @@ clients:
     grant_types: [authorization_code, refresh_token]
     scope: openid email organization offline_access
     first_party: true
+  - client_id: other
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email organization
+    first_party: true
   - client_id: acme-app
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
@@ -342,4 +347,43 @@ test('a passkey made in a login for an organization is labelled with its name', 
   t.like(options.body, {
     user: { name: 'fa@orgs.example (Initech)', displayName: 'fa@orgs.example (Initech)' },
   });
+});
+
+/** A silent authorization (prompt=none) of `clientId` in `browser`: the ID token claims, or the error. */
+async function silently(server: TestServer, poolId: string, browser: Browserless, clientId: string) {
+  const rp = await client.discovery(new URL(server.issuer(poolId)), clientId, undefined, client.None(), {
+    execute: [client.allowInsecureRequests],
+  });
+  const verifier = client.randomPKCECodeVerifier();
+  const url = client.buildAuthorizationUrl(rp, {
+    redirect_uri: REDIRECT,
+    scope: SCOPE,
+    prompt: 'none',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  });
+  const response = await browser.follow(url, { origin: new URL(server.url).origin });
+  const callback = new URL(response.headers.get('location') ?? '');
+  if (callback.searchParams.get('error')) return { error: callback.searchParams.get('error') };
+  const tokens = await client.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: verifier });
+  return { claims: tokens.claims() };
+}
+
+test('a session reused for another app keeps the only organization of its user; a user of several signs in again to pick', async (t) => {
+  const { login, acme, initech } = await start(t, 'orgs-sso');
+  const { server } = login;
+  const single = await signedUpMember(t, login, 'orgs-sso', 'si@orgs.example', [acme.id]);
+  const first = await begin(server, 'orgs-sso');
+  await first.finish(String((await passkeyAnswer(first, single.authenticator)).body.redirect_to));
+  const reused = await silently(server, 'orgs-sso', first.browser, 'other');
+  t.like(reused.claims, { org_id: acme.id, org_name: 'Acme Corp' });
+
+  const several = await signedUpMember(t, login, 'orgs-sso', 'se@orgs.example', [acme.id, initech.id]);
+  const picked = await begin(server, 'orgs-sso');
+  await passkeyAnswer(picked, several.authenticator);
+  const chosen = await picked.post('/organization', { organization_id: initech.id });
+  await picked.finish(String(chosen.body.redirect_to));
+  t.deepEqual(await silently(server, 'orgs-sso', picked.browser, 'other'), { error: 'login_required' });
+  // The app that signed in keeps its organization silently.
+  t.like((await silently(server, 'orgs-sso', picked.browser, 'web')).claims, { org_id: initech.id });
 });
