@@ -80,7 +80,8 @@ export async function recordGrantOrganization(
   }
   if (!grant.isNew && !result?.consent?.grantId) return;
   const memberships = await organizations.listForUser(poolId, grant.accountId);
-  if (memberships.length === 1) await organizations.setGrantOrganization(poolId, grant.id, memberships[0]!.id);
+  if (memberships.length === 1)
+    await organizations.setGrantOrganization(poolId, grant.id, memberships[0]!.id);
   if (memberships.length > 1) UNSETTLED.add(ctx);
 }
 
