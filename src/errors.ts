@@ -97,6 +97,10 @@ export const ERROR_CODES = {
   /** A passkey registration in a pool that does not use passkeys (`passkeys.enabled: false`, or passkey in no factor). */
   passkeys_disabled: { status: 403, description: 'This service does not use passkeys.' },
 
+  // ------------------------------------------------------------ admin API
+  /** An organization slug another organization of the pool already has (src/organizations/). */
+  slug_taken: { status: 409, description: 'Another organization of this pool already has this slug.' },
+
   // ------------------------------------------------------ enrolment links
   /** An enrolment link that is unknown or replaced (404), or used or expired (410). */
   enrollment_link_invalid: { status: 404, otherStatuses: [410] },

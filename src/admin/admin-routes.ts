@@ -21,6 +21,7 @@ import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { authenticateMachineToken } from '../oidc/bearer-token.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { RateLimitRule } from '../storage/types.ts';
+import { addOrganizationRoutes } from './admin-organizations.ts';
 import { PAGE_LIMIT } from './admin-scope.ts';
 import type { AdminScope, AdminService } from './admin-service.ts';
 
@@ -164,4 +165,10 @@ export function addAdminRoutes(router: Router, { registry, service }: AdminRoute
     `${base}/users/:user_id/passkeys/:id`,
     answering(async (scope, ctx) => service.deletePasskey(scope, userId(ctx), ctx.params.id ?? '')),
   );
+  addOrganizationRoutes(router, {
+    base,
+    answering,
+    pageQuery: Queries.page,
+    organizations: service.organizations,
+  });
 }

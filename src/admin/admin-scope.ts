@@ -55,10 +55,13 @@ export async function userOf({ durable }: AdminContext, scope: AdminScope, id: s
 /** What signing out did, as admin answers say it. */
 export type SignedOutView = Pick<SignedOut, 'sessions' | 'apps'>;
 
-/** Signs the user out everywhere (every session, grant and token) and audits it with `reason`. */
+/**
+ * Signs the user out everywhere (every session, grant and token) and audits it with `reason`.
+ * Also for the command line (src/organizations/organization-service.ts), hence the narrower types.
+ */
 export async function signOutEverywhere(
-  { durable, ephemeral }: AdminContext,
-  scope: AdminScope,
+  { durable, ephemeral }: Pick<AdminContext, 'durable' | 'ephemeral'>,
+  scope: Pick<AdminScope, 'pool' | 'audit' | 'log'>,
   userId: string,
   reason: string,
 ): Promise<SignedOutView> {

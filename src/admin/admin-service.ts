@@ -1,7 +1,8 @@
 /**
  * The admin use cases behind `/{pool}/api/admin/…` (CONTRACT.md, "Self-service
- * and admin APIs"): operators manage a pool's users and their passkeys with a
- * machine client's client-credentials token. One module per resource,
+ * and admin APIs"): operators manage a pool's users, their passkeys and the
+ * pool's organizations with a machine client's client-credentials token.
+ * One module per resource,
  * composed here over one context; what they share is in ./admin-scope.ts.
  * The routes (./admin-routes.ts) authenticate the token, open the request's
  * scope (`scopeFor`) and flush its audit trail when the request ends.
@@ -9,6 +10,7 @@
 import { createAuditTrail } from '../accounts/audit-trail.ts';
 import { createLimits } from '../accounts/limits.ts';
 import type { EnrollmentLinks } from '../enrollment/enrollment-links.ts';
+import { createOrganizationService } from '../organizations/organization-service.ts';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 import { adminEnrollment } from './admin-enrollment.ts';
 import { adminPasskeys } from './admin-passkeys.ts';
@@ -44,6 +46,8 @@ export function createAdminService({ durable, ephemeral, links }: AdminServiceDe
     ...adminPasskeys(context),
     ...adminEnrollment(context),
     ...adminTotp(context),
+    /** Organizations, through the service `postern orgs` shares (./admin-organizations.ts has the routes). */
+    organizations: createOrganizationService({ durable, ephemeral }),
   };
 }
 

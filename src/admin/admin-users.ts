@@ -1,8 +1,8 @@
 /**
  * Users through `/{pool}/api/admin/users…`: find one by email or page
  * through all, create one (who then enrols through an enrolment link), read
- * one with every credential, sign one out everywhere, erase one, read one's
- * audit trail.
+ * one with every credential and their organizations, sign one out
+ * everywhere, erase one, read one's audit trail.
  *
  * Erasing signs the user out first (sessions in the ephemeral store, grants
  * and every token they issued), then deletes the user with their passkeys,
@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { normaliseEmail } from '../accounts/email.ts';
 import { errorOf } from '../errors.ts';
+import { type OrganizationRef, toOrganizationRef } from '../organizations/organization-service.ts';
 import { UniqueViolationError } from '../storage/errors.ts';
 import type { StoredAuditEvent } from '../storage/types.ts';
 import {
@@ -37,6 +38,8 @@ export interface UserDetail extends UserView {
   password: { set: boolean };
   recovery_codes: { unused: number };
   totp: { set: boolean };
+  /** The organizations of the pool they belong to, by slug. */
+  organizations: OrganizationRef[];
 }
 
 export interface EventView {
@@ -122,6 +125,7 @@ export function adminUsers(context: AdminContext) {
         password: { set: account.hasPassword },
         recovery_codes: { unused: account.unusedRecoveryCodes },
         totp: { set: account.hasTotp },
+        organizations: account.organizations.map(toOrganizationRef),
       };
     },
 
