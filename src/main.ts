@@ -13,6 +13,7 @@
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CommandError, EXIT } from './cli/exit-codes.ts';
+import type { OrgsCommand, OrgsOptions } from './cli/orgs.ts';
 
 const out = (line: string) => console.log(line);
 
@@ -124,6 +125,90 @@ program
     const { createLogger } = await import('./logging/create-logger.ts');
     process.exitCode = await usersCreate(options.config, options, createLogger({ level: 'warn' }), out);
   });
+
+const orgs = program
+  .command('orgs')
+  .description("manage a pool's organizations and their members (the admin API's organizations routes)");
+
+/** Runs `orgs <command>`, loading it only then. */
+const orgsAction = (command: OrgsCommand) => async (options: OrgsOptions & { config?: string }) => {
+  const { orgs: runOrgs } = await import('./cli/orgs.ts');
+  const { createLogger } = await import('./logging/create-logger.ts');
+  process.exitCode = await runOrgs(options.config, command, options, createLogger({ level: 'warn' }), out);
+};
+
+/** The login settings `orgs create` and `orgs update` take. */
+const withSettings = (command: Command) =>
+  command
+    .option('--passkey-login <on|off>', 'off: members sign in and enrol without passkeys (default on)')
+    .option('--require-mfa', 'members always complete two factors')
+    .option('--no-require-mfa', 'members complete two factors where the pool asks (the default)')
+    .option('--allowed-first-factors <list>', "comma-separated: the pool's first factors members may use")
+    .option('--no-allowed-first-factors', 'members may use every first factor of the pool (the default)');
+
+withSettings(
+  orgs
+    .command('create')
+    .description('create an organization; prints it')
+    .requiredOption('--pool <id>', 'the pool id')
+    .requiredOption('--slug <slug>', 'its handle: lowercase letters, digits and hyphens')
+    .requiredOption('--name <name>', 'its name, as sign-in pages show it'),
+)
+  .addOption(configOption())
+  .action(orgsAction('create'));
+
+orgs
+  .command('list')
+  .description("print the pool's organizations, one a line")
+  .requiredOption('--pool <id>', 'the pool id')
+  .addOption(configOption())
+  .action(orgsAction('list'));
+
+withSettings(
+  orgs
+    .command('update')
+    .description('change an organization; prints it')
+    .requiredOption('--pool <id>', 'the pool id')
+    .requiredOption('--org <id_or_slug>', 'the organization')
+    .option('--slug <slug>', 'a new slug')
+    .option('--name <name>', 'a new name'),
+)
+  .addOption(configOption())
+  .action(orgsAction('update'));
+
+orgs
+  .command('delete')
+  .description('sign its members out everywhere, then delete the organization (the users stay)')
+  .requiredOption('--pool <id>', 'the pool id')
+  .requiredOption('--org <id_or_slug>', 'the organization')
+  .addOption(configOption())
+  .action(orgsAction('delete'));
+
+orgs
+  .command('add-member')
+  .description('make a user of the pool a member')
+  .requiredOption('--pool <id>', 'the pool id')
+  .requiredOption('--org <id_or_slug>', 'the organization')
+  .requiredOption('--email <email>', "the user's email")
+  .addOption(configOption())
+  .action(orgsAction('add-member'));
+
+orgs
+  .command('remove-member')
+  .description('remove a member, signing them out everywhere')
+  .requiredOption('--pool <id>', 'the pool id')
+  .requiredOption('--org <id_or_slug>', 'the organization')
+  .requiredOption('--email <email>', "the user's email")
+  .addOption(configOption())
+  .action(orgsAction('remove-member'));
+
+orgs
+  .command('members')
+  .description("print the organization's members, one a line")
+  .requiredOption('--pool <id>', 'the pool id')
+  .requiredOption('--org <id_or_slug>', 'the organization')
+  .addOption(configOption())
+  .action(orgsAction('members'));
 
 try {
   await program.parseAsync(process.argv);

@@ -10,8 +10,9 @@ import type { AuditEvent, AuditEventRepository } from '../storage/types.ts';
 /** What every event of one request shares. */
 export interface AuditSource {
   poolId: string;
-  ip: string;
-  userAgent: string;
+  /** null where there is no request (the command line). */
+  ip: string | null;
+  userAgent: string | null;
   /** Detail every event carries, e.g. the client and interaction, or `via: 'self_service'`. */
   detail: Record<string, unknown>;
   /** (Optional) The user of every event that names none (a self-service token's subject). */
