@@ -4,9 +4,9 @@
  * and answered to the operator (src/enrollment/enrollment-links.ts). A new
  * link replaces the user's previous one.
  */
-import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import type { IssuedLink } from '../enrollment/enrollment-links.ts';
 import { assertPasskeysInUse } from '../errors.ts';
+import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
 import { type AdminContext, type AdminScope, noSuchUser, userOf } from './admin-scope.ts';
 
 export function adminEnrollment(context: AdminContext) {
@@ -14,7 +14,9 @@ export function adminEnrollment(context: AdminContext) {
     /** @throws {PosternError} 404 for an unknown user. */
     async enrollmentLink(scope: AdminScope, userId: string): Promise<IssuedLink> {
       const user = await userOf(context, scope, userId);
-      assertPasskeysInUse(passkeysInUse(scope.pool), 'an enrolment link in a pool without passkeys');
+      // Not for a pool without passkeys, nor a member of an organization that switched them off.
+      const { allowed } = await passkeyRulesFor(context.durable.users, scope.pool, user.id);
+      assertPasskeysInUse(allowed, 'an enrolment link for a user who may not register passkeys');
       const link = await context.links.issue(scope.pool, user, { createdBy: `admin:${scope.clientId}` });
       if (!link) throw noSuchUser();
       scope.audit.record({

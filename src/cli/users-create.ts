@@ -11,6 +11,7 @@ import { createMailer } from '../email/mailer.ts';
 import { createEnrollmentLinks } from '../enrollment/enrollment-links.ts';
 import { emailField, personNameField } from '../http/api-fields.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
 import { UniqueViolationError } from '../storage/errors.ts';
 import type { DurableStore, User } from '../storage/types.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
@@ -53,6 +54,11 @@ export async function usersCreate(
       );
     await assertMigrated(runtime.durable);
     const { user, created } = await findOrCreateUser(runtime.durable, pool.id, email.data, name?.data);
+    if (!(await passkeyRulesFor(runtime.durable.users, pool, user.id)).allowed)
+      throw new CommandError(
+        `${user.email} belongs to an organization with passkey login off: an enrolment link would have nothing to enrol`,
+        EXIT.invalid,
+      );
     const links = createEnrollmentLinks({
       durable: runtime.durable,
       mailer,

@@ -11,6 +11,7 @@ import type { Browserless } from '../../support/browserless.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import type { TestServer } from '../../support/postern-server.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
+import { adminCall, machineToken } from '../admin/admin-client.ts';
 import {
   type LoginFixture,
   type LoginServer,
@@ -45,6 +46,11 @@ clients:
     redirect_uris: ["${REDIRECT}"]
     scope: openid email organization
     first_party: true
+  - client_id: ops
+    client_secret: ${'o'.repeat(40)}
+    grant_types: [client_credentials]
+    redirect_uris: []
+    scope: admin
   - client_id: acme-app
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
@@ -386,4 +392,28 @@ test('a session reused for another app keeps the only organization of its user; 
   t.deepEqual(await silently(server, 'orgs-sso', picked.browser, 'other'), { error: 'login_required' });
   // The app that signed in keeps its organization silently.
   t.like((await silently(server, 'orgs-sso', picked.browser, 'web')).claims, { org_id: initech.id });
+});
+
+test('no enrolment link for a member of an organization with passkey login off; one for a member of another', async (t) => {
+  const { login, acme, globex } = await start(t, 'orgs-links');
+  const { server } = login;
+  const { durable } = server.runtime;
+  const token = await machineToken(server, 'orgs-links', { clientId: 'ops', secret: 'o'.repeat(40) });
+  const gil = await durable.users.create({
+    poolId: 'orgs-links',
+    email: 'lou@orgs.example',
+    emailVerified: true,
+  });
+  const ada = await durable.users.create({
+    poolId: 'orgs-links',
+    email: 'liv@orgs.example',
+    emailVerified: true,
+  });
+  await durable.organizations.addMember('orgs-links', globex.id, gil.id);
+  await durable.organizations.addMember('orgs-links', acme.id, ada.id);
+  const refused = await adminCall(server, 'orgs-links', token, 'POST', `users/${gil.id}/enrollment-link`, {});
+  t.is(refused.status, 403);
+  t.is(refused.body.error, 'passkeys_disabled');
+  const issued = await adminCall(server, 'orgs-links', token, 'POST', `users/${ada.id}/enrollment-link`, {});
+  t.is(issued.status, 201);
 });
