@@ -1259,7 +1259,7 @@ export function registerDurableConformance(
     t.deepEqual(await s.organizations.listMembers(poolId, 'not-a-uuid', { limit: 10 }), []);
   });
 
-  test(`${name}: an account lists its organizations by slug, read with it (findAccount, findWithOwner)`, async (t) => {
+  test(`${name}: an account lists its organizations by slug, read with it (findAccount, findWithOwner) and alone (listForUser)`, async (t) => {
     const s = await store();
     const poolId = unique('pool');
     const user = await newUser(poolId);
@@ -1275,8 +1275,12 @@ export function registerDurableConformance(
       alpha,
       zeta,
     ]);
+    t.deepEqual(await s.organizations.listForUser(poolId, user.id), [alpha, zeta], 'the same, on its own');
     await s.organizations.removeMember(poolId, zeta.id, user.id);
     t.deepEqual((await s.users.findAccount(poolId, user.id))?.organizations, [alpha]);
+    t.deepEqual(await s.organizations.listForUser(poolId, user.id), [alpha]);
+    t.deepEqual(await s.organizations.listForUser(unique('pool'), user.id), [], 'not in another pool');
+    t.deepEqual(await s.organizations.listForUser(poolId, 'not-a-uuid'), []);
   });
 
   test(`${name}: deleting an organization removes its memberships and grant records, and keeps the users`, async (t) => {
