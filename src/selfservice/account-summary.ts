@@ -3,13 +3,16 @@
  * sign-in methods this pool lets them manage on the account page. Reading
  * needs no recent authentication.
  */
-import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import { poolUsesRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
+import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
 import { type SelfServiceContext, type SelfServiceScope, userOf } from './self-service-scope.ts';
 
 export interface AccountSummary {
   email: string;
-  /** Whether the pool uses passkeys: where not, the stored ones are listed, none can be added. */
+  /**
+   * Whether the user may add passkeys (the pool uses them, and none of their
+   * organizations switched them off): where not, the stored ones are listed, none can be added.
+   */
   passkeys: { enabled: boolean };
   password: { enabled: boolean; set: boolean; min_length: number };
   recovery_codes: { enabled: boolean; remaining: number };
@@ -26,14 +29,15 @@ export function accountSummary(context: SelfServiceContext) {
     async summary(scope: SelfServiceScope): Promise<AccountSummary> {
       const user = await userOf(context, scope);
       const { pool } = scope;
-      const [passwordHash, remaining, totp] = await Promise.all([
+      const [passwordHash, remaining, totp, passkeyRules] = await Promise.all([
         durable.users.getPasswordHash(pool.id, user.id),
         durable.recoveryCodes.countUnused(pool.id, user.id),
         durable.totp.find(pool.id, user.id),
+        passkeyRulesFor(durable.users, pool, user.id),
       ]);
       return {
         email: user.email,
-        passkeys: { enabled: passkeysInUse(pool) },
+        passkeys: { enabled: passkeyRules.allowed },
         password: {
           enabled: pool.authentication.first_factor.includes('password'),
           set: passwordHash !== undefined,

@@ -149,6 +149,10 @@ test('a member of an organization with passkeys off is asked for another factor 
       headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
       body: '{}',
     });
+  const summary = await fetch(`${server.url}/orgs-switch/api/self`, {
+    headers: { authorization: `Bearer ${offTokens.access_token}` },
+  });
+  t.like(await summary.json(), { passkeys: { enabled: false } }, 'the account page offers no passkey');
   const forbidden = await registerOptions(offTokens.access_token);
   t.is(forbidden.status, 403);
   t.like(await forbidden.json(), { error: 'passkeys_disabled' });
