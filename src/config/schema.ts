@@ -313,6 +313,9 @@ const EnrollmentSchema = z
   })
   .prefault({});
 
+/** An organization's slug: DNS-label shaped (URLs, the `organization` parameter, pool files). */
+export const ORGANIZATION_SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
 const ClientSchema = z.strictObject({
   client_id: z
     .string()
@@ -353,7 +356,7 @@ const ClientSchema = z.strictObject({
     ),
   organization: z
     .string()
-    .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be an organization slug')
+    .regex(ORGANIZATION_SLUG, 'must be an organization slug')
     .optional()
     .describe(
       'Postern extension: the slug of the organization every sign-in of this client is for (its members only, its login settings); a request may then name no other.',

@@ -12,7 +12,7 @@ export const emailField = z
   .pipe(z.email({ error: 'Enter a valid email address.' }));
 
 /** No control characters: names end up in pages, logs and authenticators' account pickers. */
-const printable = /^[^\p{Cc}]*$/u;
+export const PRINTABLE = /^[^\p{Cc}]*$/u;
 
 /** A passkey's name, as a user or an operator gives it. */
 export const passkeyNameField = z
@@ -20,7 +20,7 @@ export const passkeyNameField = z
   .trim()
   .min(1, 'Give the passkey a name.')
   .max(64, 'A passkey name has at most 64 characters.')
-  .regex(printable, 'A passkey name cannot contain control characters.');
+  .regex(PRINTABLE, 'A passkey name cannot contain control characters.');
 
 /** A user's display name. */
 export const personNameField = z
@@ -28,4 +28,4 @@ export const personNameField = z
   .trim()
   .min(1, 'A name cannot be empty.')
   .max(128, 'A name has at most 128 characters.')
-  .regex(printable, 'A name cannot contain control characters.');
+  .regex(PRINTABLE, 'A name cannot contain control characters.');

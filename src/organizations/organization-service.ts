@@ -29,8 +29,10 @@ import {
   type SignedOutView,
   signOutEverywhere,
 } from '../admin/admin-scope.ts';
+import { ORGANIZATION_SLUG } from '../config/schema.ts';
 import type { PoolConfig } from '../config/types.ts';
 import { errorOf, invalidRequest, notFound } from '../errors.ts';
+import { PRINTABLE } from '../http/api-fields.ts';
 import { parseBody } from '../http/json-body.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { UniqueViolationError } from '../storage/errors.ts';
@@ -116,16 +118,10 @@ function toMemberView(member: OrganizationMember): MemberView {
 
 // ---------------------------------------------------------------- input
 
-/** DNS-label shaped: it goes into URLs, the `organization` authorization parameter and pool files. */
-const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** No control characters: the name is shown on sign-in pages and in authenticators' account pickers (org-policy.ts `accountLabelFor`), as src/http/api-fields.ts refuses them in other names. */
-const PRINTABLE = /^[^\p{Cc}]*$/u;
-
 const slugField = z
   .string({ error: 'Give the organization a slug.' })
   .regex(
-    SLUG,
+    ORGANIZATION_SLUG,
     'A slug is 1 to 63 lowercase letters, digits and hyphens, and starts and ends with a letter or digit.',
   )
   // The repository reads an id-shaped handle as an id (OrganizationRepository.find).
@@ -182,7 +178,7 @@ function toChanges(body: ChangesBody): OrganizationChanges {
   return changes;
 }
 
-type Settings = Pick<Organization, 'passkeyLogin' | 'allowedFirstFactors'>;
+type Settings = Pick<Organization, 'passkeyLogin' | 'allowedFirstFactors' | 'requireMfa'>;
 
 /**
  * The pool's first factors a member of the organization can sign in with:
@@ -192,7 +188,7 @@ type Settings = Pick<Organization, 'passkeyLogin' | 'allowedFirstFactors'>;
  */
 export function usableFirstFactors(
   pool: PoolConfig,
-  { passkeyLogin, allowedFirstFactors }: Settings,
+  { passkeyLogin, allowedFirstFactors }: Pick<Settings, 'passkeyLogin' | 'allowedFirstFactors'>,
 ): string[] {
   const passkeys = passkeysInUse(pool) && passkeyLogin;
   return pool.authentication.first_factor.filter(
@@ -220,6 +216,29 @@ function assertSettingsFit(pool: PoolConfig, settings: Settings): void {
         : 'These settings leave the members no way to sign in: with passkey_login off, allow a first factor other than passkey.',
       `pool ${pool.id} first_factor: ${poolFactors.join(', ')}; passkeys in use: ${passkeysInUse(pool)}`,
     );
+  // A required second factor needs one a member can have: a passkey where they may use one, or TOTP
+  // (recovery codes are only a passkey's fallback).
+  const secondFactors = pool.authentication.second_factor.filter(
+    (factor) => factor === 'totp' || (factor === 'passkey' && passkeysInUse(pool) && settings.passkeyLogin),
+  );
+  if (settings.requireMfa && secondFactors.length === 0)
+    throw invalidRequest(
+      'require_mfa needs a second factor the members can use: with passkeys off, this pool offers none (add totp to its second factors).',
+      `pool ${pool.id} second_factor: ${pool.authentication.second_factor.join(', ')}`,
+    );
+}
+
+/**
+ * The pool file's client bound to this organization, if any: renaming or
+ * deleting the organization would break that client's sign-ins.
+ * @throws {PosternError} 409 conflict naming the client.
+ */
+function assertUnbound(pool: PoolConfig, organization: Organization, what: string): void {
+  const bound = pool.clients.find((client) => client.organization === organization.slug);
+  if (bound)
+    throw errorOf('conflict', {
+      description: `The client ${bound.client_id} is bound to this organization in the pool file: ${what} would break its sign-ins. Change the pool file first.`,
+    });
 }
 
 const noSuchOrganization = () => notFound('There is no such organization.');
@@ -348,8 +367,11 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
     ): Promise<OrganizationView> {
       const changes = toChanges(parseBody(OrganizationChangesBody, body));
       const current = await organizationOf(scope, idOrSlug);
+      if (changes.slug !== undefined && changes.slug !== current.slug)
+        assertUnbound(scope.pool, current, 'a new slug');
       assertSettingsFit(scope.pool, {
         passkeyLogin: changes.passkeyLogin ?? current.passkeyLogin,
+        requireMfa: changes.requireMfa ?? current.requireMfa,
         allowedFirstFactors:
           changes.allowedFirstFactors === undefined
             ? current.allowedFirstFactors
@@ -396,6 +418,7 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
       idOrSlug: string,
     ): Promise<{ id: string; members_signed_out: number }> {
       const organization = await organizationOf(scope, idOrSlug);
+      assertUnbound(scope.pool, organization, 'deleting it');
       let members = 0;
       for await (const member of everyMember(scope, organization.id)) {
         await signOutEverywhere(stores, scope, member.userId, 'organization_deleted');

@@ -1345,6 +1345,14 @@ export function registerDurableConformance(
       undefined,
       "not another pool's",
     );
+    // Another pool's organization is never recorded for this pool's grant.
+    const foreign = await newOrganization();
+    await s.organizations.setGrantOrganization(poolId, 'grant-2', foreign.id);
+    t.is(
+      await s.organizations.organizationOfGrant(poolId, 'grant-2'),
+      undefined,
+      "another pool's organization",
+    );
     await s.organizations.setGrantOrganization(poolId, 'grant-1', null);
     t.is(await s.organizations.organizationOfGrant(poolId, 'grant-1'), undefined, 'forgotten');
     await s.organizations.setGrantOrganization(poolId, 'grant-1', null);

@@ -6,16 +6,15 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
     pool.authentication;
   const findings: Finding[] = [];
   // A second factor listed in the file that no sign-in will ever ask for
-  // promises users a way in (or a fallback) that does not exist.
+  // promises users a way in (or a fallback) that does not exist. In a pool
+  // that never asks, the list is what organizations that require MFA ask for.
   const listed = (file as { authentication?: { second_factor?: unknown } } | null)?.authentication
     ?.second_factor;
   if (Array.isArray(listed) && listed.length > 0 && !secondFactorAsked(pool)) {
     findings.push({
       path: ['authentication', 'second_factor'],
       message:
-        second_factor_required === 'never'
-          ? 'lists methods no sign-in will ever ask for: second_factor_required is never (remove second_factor, or require a second factor)'
-          : 'lists methods no sign-in will ever ask for: every first factor is a passkey with user verification, which counts as two factors (add email_otp or password to first_factor, or set passkey_counts_as_two_factors: false)',
+        'lists methods no sign-in will ever ask for: every first factor is a passkey with user verification, which counts as two factors (add email_otp or password to first_factor, or set passkey_counts_as_two_factors: false)',
     });
   }
   // Recovery codes stand in for a lost passkey; they are no second factor of
@@ -75,8 +74,7 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
  * with user verification counts as both, where the pool says so).
  */
 function secondFactorAsked(pool: Parameters<PoolCheck>[0]): boolean {
-  const { first_factor, second_factor_required, passkey_counts_as_two_factors } = pool.authentication;
-  if (second_factor_required === 'never') return false;
+  const { first_factor, passkey_counts_as_two_factors } = pool.authentication;
   const passkeyIsBoth = passkey_counts_as_two_factors && pool.passkeys.user_verification === 'required';
   return first_factor.some((method) => method !== 'passkey') || !passkeyIsBoth;
 }

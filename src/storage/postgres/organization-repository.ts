@@ -186,15 +186,22 @@ export function createOrganizationRepository(db: Knex): OrganizationRepository {
         await db('grant_organizations').where({ pool_id: poolId, grant_id: grantId }).delete();
         return;
       }
-      await db('grant_organizations')
-        .insert({ pool_id: poolId, grant_id: grantId, organization_id: organizationId })
+      // Selected from the pool's organizations: another pool's id records nothing.
+      const ofPool = db('organizations')
+        .where({ pool_id: poolId, id: organizationId })
+        .select('pool_id', db.raw('?::text', [grantId]), 'id');
+      await db
+        .into(db.raw('?? (??, ??, ??)', ['grant_organizations', 'pool_id', 'grant_id', 'organization_id']))
+        .insert(ofPool)
         .onConflict(['pool_id', 'grant_id'])
-        .merge({ organization_id: organizationId });
+        .merge({ organization_id: db.raw('excluded.organization_id') });
     },
 
     async organizationOfGrant(poolId, grantId) {
       const row = await db('grant_organizations as g')
-        .join('organizations as o', 'o.id', 'g.organization_id')
+        .join('organizations as o', (on) =>
+          on.on('o.id', 'g.organization_id').andOn('o.pool_id', 'g.pool_id'),
+        )
         .where({ 'g.pool_id': poolId, 'g.grant_id': grantId })
         .first('o.*');
       return row ? toOrganization(row as OrganizationRow) : undefined;

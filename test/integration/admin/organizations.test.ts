@@ -28,7 +28,7 @@ const ADMIN_SECRET = 'admin-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const OTHER_SECRET = 'other-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 /** A smart pool with first-party `web`, the admin client `ops`, and `mailer` without admin. */
-const pool = (firstFactor = '[passkey, email_otp]') => `
+const pool = (firstFactor = '[passkey, email_otp]', secondFactor = '[passkey, recovery_code, totp]') => `
 passkeys:
   mode: smart
   rp:
@@ -36,7 +36,7 @@ passkeys:
     origins: ["\${PUBLIC_URL}"]
 authentication:
   first_factor: ${firstFactor}
-clients:
+${secondFactor ? `  second_factor: ${secondFactor}\n` : ''}clients:
   - client_id: web
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
@@ -69,7 +69,7 @@ async function serve(t: ExecutionContext<{ fixture: LoginFixture }>, tag: string
   const { server } = await t.context.fixture.start(t, {
     [acme]: pool(),
     [other]: pool(),
-    [passkeyOnly]: pool('[passkey]'),
+    [passkeyOnly]: pool('[passkey]', ''),
   });
   return { server, acme, other, passkeyOnly, token: await machineToken(server, acme) };
 }
@@ -604,4 +604,54 @@ test('removing a member signs them out everywhere, leaves their other organizati
     via: 'admin',
     client_id: 'ops',
   });
+});
+
+test('refuses to rename or delete an organization a client of the pool file is bound to, and require_mfa that no member could meet', async (t) => {
+  const boundPool = `${pool('[passkey, email_otp]', '[passkey, recovery_code]')}
+  - client_id: bound-app
+    token_endpoint_auth_method: none
+    redirect_uris: ["${REDIRECT}"]
+    scope: openid email organization
+    first_party: true
+    organization: bound-org
+`;
+  const { server } = await t.context.fixture.start(t, { 'org-bound': boundPool });
+  const pools = {
+    server,
+    acme: 'org-bound',
+    other: '',
+    passkeyOnly: '',
+    token: await machineToken(server, 'org-bound'),
+  };
+  const call = api(pools);
+  t.is((await call('POST', 'organizations', { slug: 'bound-org', name: 'Bound' })).status, 201);
+
+  const renamed = await call('PATCH', 'organizations/bound-org', { slug: 'renamed' });
+  t.is(renamed.status, 409);
+  t.regex(renamed.body.error_description, /bound-app is bound to this organization/);
+  t.is((await call('DELETE', 'organizations/bound-org')).status, 409);
+  t.is(
+    (await call('PATCH', 'organizations/bound-org', { name: 'Still bound' })).status,
+    200,
+    'its name may change',
+  );
+  t.deepEqual(
+    (await organizationsOf(pools)).map((organization) => [organization.slug, organization.name]),
+    [['bound-org', 'Still bound']],
+  );
+
+  // This pool's second factors are passkey and recovery codes: with passkeys off, no member could meet MFA.
+  const unmeetable = await call('POST', 'organizations', {
+    slug: 'strict',
+    name: 'Strict',
+    passkey_login: 'off',
+    require_mfa: true,
+  });
+  t.is(unmeetable.status, 400);
+  t.regex(unmeetable.body.error_description, /require_mfa needs a second factor/);
+  t.is(
+    (await call('POST', 'organizations', { slug: 'strict', name: 'Strict', require_mfa: true })).status,
+    201,
+  );
+  t.is((await call('PATCH', 'organizations/strict', { passkey_login: 'off' })).status, 400);
 });

@@ -32,7 +32,10 @@ async function setup(t: ExecutionContext) {
   const publicUrl = 'http://localhost:3999';
   const config = await writeConfigDir({
     server: `redis:\n  key_prefix: "${prefix}"\n`,
-    pools: { acme: minimalPool(publicUrl) },
+    // TOTP among the second factors: an organization with passkeys off may still require MFA.
+    pools: {
+      acme: `${minimalPool(publicUrl)}authentication:\n  second_factor: [passkey, recovery_code, totp]\n`,
+    },
   });
   t.teardown(() => config.remove());
   const env = {
