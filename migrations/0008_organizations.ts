@@ -11,8 +11,11 @@
  *   their pool; rows go with the user or the organization (cascade).
  * - `grant_organizations`: the organization a grant's login was for, so a
  *   refresh token's ID token and userinfo name the same organization as the
- *   first ID token. Grants live in `oidc_models` (no foreign key: their ids
- *   are oidc-provider's); the sweep removes rows whose grant is gone.
+ *   first ID token. It references the membership (organization and user):
+ *   a member removed, or an organization deleted, takes the record along,
+ *   and no record names a non-member. Grants live in `oidc_models` (no
+ *   foreign key: their ids are oidc-provider's); the sweep removes rows
+ *   whose grant is gone.
  */
 import type { Knex } from 'knex';
 
@@ -42,8 +45,14 @@ export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable('grant_organizations', (table) => {
     table.text('pool_id').notNullable();
     table.text('grant_id').notNullable();
-    table.uuid('organization_id').notNullable().references('id').inTable('organizations').onDelete('CASCADE');
+    table.uuid('organization_id').notNullable();
+    table.uuid('user_id').notNullable();
     table.primary(['pool_id', 'grant_id']);
+    table
+      .foreign(['organization_id', 'user_id'])
+      .references(['organization_id', 'user_id'])
+      .inTable('organization_members')
+      .onDelete('CASCADE');
   });
 }
 

@@ -28,6 +28,7 @@ import { refusal } from '../factors/refusal-codes.ts';
 import { limitRule as rule } from '../interactions/rate-limits.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
+import { passkeysAllowedFor } from '../organizations/org-policy.ts';
 import type { DurableStore, EnrollmentLink, EphemeralStore, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { LINK_TOKEN, tokenHashOf } from './enrollment-links.ts';
@@ -153,9 +154,14 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
     if (!link) throw linkRefused('not_found');
     if (link.usedAt) throw linkRefused('used');
     if (link.expiresAt.getTime() <= clock()) throw linkRefused('expired');
-    const user = await durable.users.findById(pool.id, link.userId);
-    if (!user) throw linkRefused('not_found');
-    return { link, user };
+    const account = await durable.users.findAccount(pool.id, link.userId);
+    if (!account) throw linkRefused('not_found');
+    // Nor for a user who joined an organization with passkey login off since it was issued.
+    assertPasskeysInUse(
+      passkeysAllowedFor(pool, account),
+      'an enrolment link for a user who may not register passkeys',
+    );
+    return { link, user: account.user };
   }
 
   async function state(scope: EnrollmentScope): Promise<EnrollmentState> {

@@ -37,8 +37,15 @@ export const flowCalls = {
     await ctx.limit('identify_ip', ctx.scope.ip);
     const { progress } = ctx;
     if (progress.userId || progress.signup) throw notNow('Changing the email');
-    // Another email starts over: no code sent to it yet, and no step-up user behind it.
-    const { codeSent: _code, sessionUserId: _stepUp, ...rest } = progress;
+    // Another email starts over: no code sent to it yet, no step-up user behind it, and
+    // no organization the previous one settled.
+    const {
+      codeSent: _code,
+      sessionUserId: _stepUp,
+      organizationId: _organization,
+      organizationRefused: _refused,
+      ...rest
+    } = progress;
     return ctx.advance({ ...rest, email: normaliseEmail(email), factors: [] });
   },
 
@@ -86,8 +93,9 @@ export const flowCalls = {
       ctx.audit('consent', 'failure', { userId: accountId, detail: { decision } });
       return ctx.deny('End-User denied access');
     }
-    // Exactly what the screen listed: the requested scopes, and claims only within them.
-    const grantId = await scope.oidc.grantConsent(accountId);
+    // Exactly what the screen listed: the requested scopes, and claims only within them;
+    // in a grant of its own where the client's is for another organization than this login.
+    const grantId = await scope.oidc.grantConsent(accountId, { fresh: await ctx.needsFreshGrant() });
     ctx.audit('consent', 'success', {
       userId: accountId,
       detail: { decision, scope: scope.interaction.params.scope },

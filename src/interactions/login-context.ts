@@ -18,7 +18,7 @@ import type { Method } from '../factors/methods.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
-import { accountLabelFor, tightenFlow } from '../organizations/org-policy.ts';
+import { accountLabelFor, passkeysAllowedFor, tightenFlow } from '../organizations/org-policy.ts';
 import type { Account, Organization, RateLimitRule } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { assessAssurance } from './assurance.ts';
@@ -221,6 +221,22 @@ export class LoginContext {
     return {};
   }
 
+  /**
+   * Whether a consent given in this login needs a grant of its own: the
+   * client's existing grant was made for another organization (or for one,
+   * where this login has none), whose tokens must keep naming it.
+   */
+  async needsFreshGrant(): Promise<boolean> {
+    const { grantId, prompt } = this.scope.interaction;
+    if (!grantId || prompt.name === 'consent') return false;
+    const account = await this.account(this.progress.userId);
+    const [{ organization }, recorded] = await Promise.all([
+      this.organizationOf(this.progress, account),
+      this.kit.deps.durable.organizations.organizationOfGrant(this.pool.id, grantId),
+    ]);
+    return recorded?.id !== organization?.id;
+  }
+
   /** The name a passkey made in this login is stored under beside the email (WebAuthn user.name). */
   async passkeyLabel(): Promise<string> {
     const account = await this.account(this.progress.userId);
@@ -235,12 +251,16 @@ export class LoginContext {
    * with one it does (same email, nothing proven).
    */
   async #settleOrganization(next: Progress): Promise<Progress> {
-    if (!next.userId || this.requestedOrganizationId) return next;
+    if (!next.userId) return next;
     const account = await this.account(next.userId);
     const { organization } = await this.organizationOf(next, account);
     if (!organization || !account) return next;
+    const requested = this.requestedOrganizationId !== undefined;
     const [first] = next.factors;
-    if (first && !this.#flowOf(account, organization).firstFactors.includes(first.method)) {
+    const flow = this.#flowOf(account, organization);
+    // A step-up signs in with a passkey whatever the first factors (where the organization accepts one).
+    const stepUpPasskey = flow.requiredAcr && flow.passkeyStepUp !== false && first?.method === 'passkey';
+    if (first && !stepUpPasskey && !flow.firstFactors.includes(first.method)) {
       this.audit('sign_in', 'failure', {
         userId: account.user.id,
         detail: {
@@ -252,13 +272,14 @@ export class LoginContext {
       return {
         email: account.user.email,
         factors: [],
-        organizationId: organization.id,
+        ...(requested ? {} : { organizationId: organization.id }),
         organizationRefused: first.method,
         ...(grantId ? { grantId } : {}),
         ...(enrollDeclined ? { enrollDeclined } : {}),
       };
     }
-    return next.organizationId === organization.id ? next : { ...next, organizationId: organization.id };
+    if (requested || next.organizationId === organization.id) return next;
+    return { ...next, organizationId: organization.id };
   }
 
   // ------------------------------------------------------------------ limits
@@ -348,6 +369,8 @@ export class LoginContext {
       secondFactorRequired: authentication.second_factor_required,
       passkeyCountsAsTwoFactors: authentication.passkey_counts_as_two_factors,
       passkeySupersedesTotp: authentication.passkey_supersedes_totp,
+      // Creating one also answers to every organization of the user (as outside a login).
+      ...(account && !passkeysAllowedFor(this.pool, account) ? { enrollPasskeys: false } : {}),
       offerPasskey:
         inUse &&
         enrollment.offer_passkey &&

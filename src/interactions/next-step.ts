@@ -59,6 +59,17 @@ export interface FlowPolicy {
   passkeySupersedesTotp: boolean;
   /** Offer a passkey after a sign-in without one: the pool's setting, and the user not asked recently. */
   offerPasskey: boolean;
+  /**
+   * (Optional) false: this user may not create a passkey (an organization of
+   * theirs switched passkey login off), though the login may accept one.
+   * Defaults to `passkeys`.
+   */
+  enrollPasskeys?: boolean;
+  /**
+   * (Optional) false: a step-up cannot be met, since the login's organization
+   * does not accept a passkey as the first factor. Defaults to true.
+   */
+  passkeyStepUp?: boolean;
   /** What this request demands (acr_values, an essential acr claim, the client's default): only passkeys meet it. */
   requiredAcr?: Exclude<Acr, '0'>;
   /**
@@ -108,7 +119,8 @@ export function nextStep(
   const [first] = progress.factors;
   if (policy.organization && 'outsider' in policy.organization) return { step: 'not_member' };
   // Only a passkey meets a requested acr: without passkeys, nothing here can.
-  if (policy.requiredAcr && !policy.passkeys) return { step: 'unmet' };
+  if (policy.requiredAcr && (!policy.passkeys || policy.passkeyStepUp === false)) return { step: 'unmet' };
+  const enrollPasskeys = policy.passkeys && policy.enrollPasskeys !== false;
   const firstFactors = policy.requiredAcr ? (['passkey'] as Method[]) : [...policy.firstFactors];
 
   if (progress.signup && !progress.userId) {
@@ -116,7 +128,7 @@ export function nextStep(
     // No method at all (email codes only, no passkeys): the account is made as it is.
     const methods = policy.firstFactors.filter((method) => FACTOR_TRAITS[method].signUpCredential);
     const emailSuffices = policy.firstFactors.includes('email_otp');
-    const fallback: Method[] = policy.passkeys ? ['passkey'] : [];
+    const fallback: Method[] = enrollPasskeys ? ['passkey'] : [];
     return {
       step: 'enroll',
       methods: methods.length > 0 ? methods : fallback,
@@ -151,12 +163,13 @@ export function nextStep(
   if (second) return second.step === 'enroll' ? proveEmailBefore(second, progress) : second;
 
   // Before any step-up: a user who recovered may first make the passkey that step-up then asks for.
-  if (progress.recovered && !progress.recoveryHandled) {
+  if (progress.recovered && !progress.recoveryHandled && enrollPasskeys) {
     return { step: 'enroll', methods: ['passkey'], optional: true, reason: 'recovery' };
   }
 
   if (policy.requiredAcr && !acrMeets(assessAssurance(progress.factors).acr, policy.requiredAcr)) {
     if (account.passkeys > 0) return { step: 'first_factor', methods: ['passkey'], reason: 'step_up' };
+    if (!enrollPasskeys) return { step: 'unmet' };
     return proveEmailBefore(
       { step: 'enroll', methods: ['passkey'], optional: false, reason: 'step_up' },
       progress,
@@ -170,6 +183,7 @@ export function nextStep(
   const usedPasskey = progress.factors.some((factor) => factor.method === 'passkey');
   if (
     policy.offerPasskey &&
+    enrollPasskeys &&
     usesPasskeys &&
     account.passkeys === 0 &&
     !usedPasskey &&
@@ -226,6 +240,6 @@ function secondFactorStep(
     (policy.secondFactorRequired === 'when_enrolled' && enrolled.length > 0);
   if (!required) return undefined;
   if (enrolled.length > 0) return { step: 'second_factor', methods: enrolled };
-  if (!policy.passkeys) return { step: 'unmet', reason: 'second_factor' };
+  if (!policy.passkeys || policy.enrollPasskeys === false) return { step: 'unmet', reason: 'second_factor' };
   return { step: 'enroll', methods: ['passkey'], optional: false, reason: 'second_factor' };
 }

@@ -42,8 +42,9 @@ export interface OidcPort {
   deny(error: 'access_denied' | 'unmet_authentication_requirements', description: string): Promise<string>;
   /**
    * Grants the account exactly what this request asks for, within what the
-   * client may ask (the client's existing grant is widened, never replaced).
-   * Returns the grant's id.
+   * client may ask (the client's existing grant is widened, never replaced;
+   * `fresh`: a new grant instead, for a login of another organization than
+   * the existing grant's). Returns the grant's id.
    */
-  grantConsent(accountId: string): Promise<string>;
+  grantConsent(accountId: string, options?: { fresh?: boolean }): Promise<string>;
 }

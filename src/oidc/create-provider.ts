@@ -29,6 +29,8 @@ import { ACR_VALUES, acrMeets, requiredAcr } from './acr.ts';
 import { type AdapterStores, createAdapter } from './adapter.ts';
 import { type AccountLookup, accountOfFinishedLogin, findAccount } from './find-account.ts';
 import {
+  grantFitsLogin,
+  type LoginOrganizations,
   type OrganizationLookup,
   organizationCheck,
   organizationParameter,
@@ -88,6 +90,8 @@ export interface CreateProviderOptions {
   accounts: AccountLookup;
   /** Organizations: the `organization` parameter, and the organization each grant was signed in for. */
   organizations: OrganizationLookup;
+  /** Where each session's latest login organization is kept. */
+  sessions: LoginOrganizations['sessions'];
   jwks: { keys: PrivateJwk[] };
   /** Keys that sign this pool's cookies, newest first. */
   cookieKeys: string[];
@@ -116,7 +120,8 @@ export function toClientMetadata(client: ClientFile): ClientMetadata {
 }
 
 export function createProvider(options: CreateProviderOptions): Provider {
-  const { pool, stores, accounts, organizations, jwks, cookieKeys, pages, onServerError } = options;
+  const { pool, stores, accounts, organizations, sessions, jwks, cookieKeys, pages, onServerError } = options;
+  const loginOrganizations: LoginOrganizations = { poolId: pool.id, organizations, sessions };
   const mountPath = `/${pool.id}`;
   const firstParty = new Set(
     pool.clients.filter((client) => client.first_party).map((client) => client.client_id),
@@ -179,9 +184,10 @@ export function createProvider(options: CreateProviderOptions): Provider {
       return authTime === undefined ? undefined : { auth_time: authTime };
     },
     loadExistingGrant: (ctx) =>
-      loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? ''), (grant) =>
-        recordGrantOrganization(ctx, organizations, pool.id, grant),
-      ),
+      loadGrant(ctx, firstParty.has(ctx.oidc.client?.clientId ?? ''), {
+        fits: (grantId) => grantFitsLogin(ctx, loginOrganizations, grantId),
+        landed: (grant) => recordGrantOrganization(ctx, loginOrganizations, grant),
+      }),
     findAccount: async (ctx, sub, token) => {
       const account =
         ctx.oidc?.route === 'resume' && ctx.oidc.result?.login?.accountId === sub
@@ -193,7 +199,7 @@ export function createProvider(options: CreateProviderOptions): Provider {
       );
     },
     interactions: {
-      policy: loginPolicy(organizationCheck(organizations, pool.id)),
+      policy: loginPolicy(organizationCheck(loginOrganizations)),
       url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}`,
     },
     features: {
@@ -296,8 +302,12 @@ export function createProvider(options: CreateProviderOptions): Provider {
 async function loadGrant(
   ctx: KoaContextWithOIDC,
   firstParty: boolean,
-  /** Called with the grant the request runs under (the organization it is for goes with it). */
-  landed: (grant: { id: string; accountId: string; isNew: boolean }) => Promise<void>,
+  organization: {
+    /** Whether the login at resume may land in this existing grant (made for its organization). */
+    fits: (grantId: string) => Promise<boolean>;
+    /** Called with the grant the request runs under (the organization it is for goes with it). */
+    landed: (grant: { id: string; accountId: string; isNew: boolean }) => Promise<void>;
+  },
 ) {
   const { oidc } = ctx;
   const client = oidc.client;
@@ -308,19 +318,21 @@ async function loadGrant(
   if (!client || !accountId) return existing;
   if (!firstParty) {
     if (existing && widenGrant(existing)) await existing.save();
-    if (existing?.jti) await landed({ id: existing.jti, accountId, isNew: false });
+    if (existing?.jti) await organization.landed({ id: existing.jti, accountId, isNew: false });
     return existing;
   }
 
-  const grant = existing ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
+  // A login for another organization than the grant's gets a grant of its own.
+  const reusable = existing?.jti && (await organization.fits(existing.jti)) ? existing : undefined;
+  const grant = reusable ?? new oidc.provider.Grant({ clientId: client.clientId, accountId });
   const changed = widenGrant(grant, {
     scope: oidc.params?.scope,
     claims: oidc.params?.claims,
     allowedScope: client.scope,
   });
   // Save only what changed: a returning user's login should not write the grant again.
-  if (changed || !existing) await grant.save();
-  if (grant.jti) await landed({ id: grant.jti, accountId, isNew: !existing });
+  if (changed || !reusable) await grant.save();
+  if (grant.jti) await organization.landed({ id: grant.jti, accountId, isNew: !reusable });
   return grant;
 }
 

@@ -36,9 +36,9 @@ export function createInteractionPort(
       }),
     finishConsent: (consent) => save(consentOf(consent)),
     deny: (error, description) => save({ error, error_description: description }),
-    async grantConsent(accountId) {
+    async grantConsent(accountId, { fresh = false } = {}) {
       const { Grant } = provider;
-      const existing = interaction.grantId ? await Grant.find(interaction.grantId) : undefined;
+      const existing = interaction.grantId && !fresh ? await Grant.find(interaction.grantId) : undefined;
       const grant = existing ?? new Grant({ accountId, clientId: String(interaction.params.client_id) });
       widenGrant(grant, {
         scope: interaction.params.scope,

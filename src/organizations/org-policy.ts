@@ -30,6 +30,8 @@ export function tightenFlow(flow: FlowPolicy, organization: OrganizationSettings
     secondFactors: usable(flow.secondFactors),
     secondFactorRequired: organization.requireMfa ? 'always' : flow.secondFactorRequired,
     offerPasskey: flow.offerPasskey && passkeys,
+    // A step-up signs in with a passkey: not where the organization's first factors leave it out.
+    ...(allowed && !allowed.includes('passkey') ? { passkeyStepUp: false } : {}),
   };
 }
 

@@ -241,6 +241,16 @@ function assertUnbound(pool: PoolConfig, organization: Organization, what: strin
     });
 }
 
+/** Whether `after` asks more of the members than `before`: passkeys switched off, MFA on, fewer first factors. */
+function tightens(pool: PoolConfig, before: Organization, after: Organization): boolean {
+  const firstFactorsBefore = usableFirstFactors(pool, before);
+  return (
+    (before.passkeyLogin && !after.passkeyLogin) ||
+    (!before.requireMfa && after.requireMfa) ||
+    firstFactorsBefore.some((factor) => !usableFirstFactors(pool, after).includes(factor))
+  );
+}
+
 const noSuchOrganization = () => notFound('There is no such organization.');
 
 const slugTaken = (slug: string) =>
@@ -293,6 +303,16 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
       if (page.length < PAGE_LIMIT.max) return;
       after = page.at(-1)!.userId;
     }
+  }
+
+  /** Signs every member out everywhere; returns how many there were. */
+  async function signOutMembers(scope: OrganizationScope, organizationId: string, reason: string) {
+    let members = 0;
+    for await (const member of everyMember(scope, organizationId)) {
+      await signOutEverywhere(stores, scope, member.userId, reason);
+      members++;
+    }
+    return members;
   }
 
   return {
@@ -390,6 +410,10 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
         throw slugTaken(changes.slug);
       }
       if (!updated) throw noSuchOrganization();
+      // Sessions made under looser settings would still answer for the organization: they end.
+      const members = tightens(scope.pool, current, updated)
+        ? await signOutMembers(scope, updated.id, 'organization_tightened')
+        : 0;
       const view = toOrganizationView(updated);
       scope.audit.record({
         event: 'organization_updated',
@@ -398,6 +422,7 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
           organization_id: updated.id,
           slug: updated.slug,
           changed: changedFields(toOrganizationView(current), view),
+          members_signed_out: members,
         },
       });
       return view;
@@ -419,11 +444,7 @@ export function createOrganizationService({ durable, ephemeral }: OrganizationSe
     ): Promise<{ id: string; members_signed_out: number }> {
       const organization = await organizationOf(scope, idOrSlug);
       assertUnbound(scope.pool, organization, 'deleting it');
-      let members = 0;
-      for await (const member of everyMember(scope, organization.id)) {
-        await signOutEverywhere(stores, scope, member.userId, 'organization_deleted');
-        members++;
-      }
+      const members = await signOutMembers(scope, organization.id, 'organization_deleted');
       if (!(await durable.organizations.delete(scope.pool.id, organization.id))) throw noSuchOrganization();
       scope.audit.record({
         event: 'organization_deleted',

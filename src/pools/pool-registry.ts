@@ -79,6 +79,7 @@ export async function openPoolRegistry(options: OpenPoolRegistryOptions): Promis
       stores: { durable, ephemeral },
       accounts: durable.users,
       organizations: durable.organizations,
+      sessions: ephemeral,
       jwks: openSigningKeys(records, box),
       cookieKeys: [deriveKey(secret, `cookies:${pool.id}`).toString('base64url')],
       pages: pagesFor(pool),

@@ -497,8 +497,17 @@ export interface OrganizationRepository {
   ): Promise<OrganizationMember[]>;
   /** The organizations of the pool the user belongs to, by slug (what Account.organizations holds). */
   listForUser(poolId: string, userId: string): Promise<Organization[]>;
-  /** Records the organization a grant's login was for (replacing an earlier one); null forgets it. */
-  setGrantOrganization(poolId: string, grantId: string, organizationId: string | null): Promise<void>;
+  /**
+   * Records the organization a grant's login was for, replacing an earlier
+   * one, in one transaction; null forgets it. Only for a member of the
+   * organization (of this pool): otherwise the grant keeps no record and the
+   * answer is false.
+   */
+  setGrantOrganization(
+    poolId: string,
+    grantId: string,
+    membership: { organizationId: string; userId: string } | null,
+  ): Promise<boolean>;
   /** The organization recorded for the grant, if it still exists. */
   organizationOfGrant(poolId: string, grantId: string): Promise<Organization | undefined>;
 }

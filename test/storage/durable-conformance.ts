@@ -1294,8 +1294,14 @@ export function registerDurableConformance(
     const models = s.oidcModels(poolId);
     await models.upsert('Grant', 'grant-of-deleted', { accountId: user.id }, 3600);
     await models.upsert('Grant', 'grant-of-kept', { accountId: user.id }, 3600);
-    await s.organizations.setGrantOrganization(poolId, 'grant-of-deleted', id);
-    await s.organizations.setGrantOrganization(poolId, 'grant-of-kept', kept.id);
+    await s.organizations.setGrantOrganization(poolId, 'grant-of-deleted', {
+      organizationId: id,
+      userId: user.id,
+    });
+    await s.organizations.setGrantOrganization(poolId, 'grant-of-kept', {
+      organizationId: kept.id,
+      userId: user.id,
+    });
 
     t.false(await s.organizations.delete(unique('pool'), id), "another pool's");
     t.false(await s.organizations.delete(poolId, 'not-a-uuid'));
@@ -1327,35 +1333,47 @@ export function registerDurableConformance(
     t.false(await s.organizations.removeMember(poolId, id, gone.id));
   });
 
-  test(`${name}: a grant's organization is recorded, replaced and forgotten, per pool`, async (t) => {
+  test(`${name}: a grant's organization is recorded for members only, replaced and forgotten, per pool`, async (t) => {
     const s = await store();
     const first = await newOrganization();
     const { poolId } = first;
     const second = await newOrganization(poolId);
+    const user = await newUser(poolId);
+    const outsider = await newUser(poolId);
+    await s.organizations.addMember(poolId, first.id, user.id);
+    await s.organizations.addMember(poolId, second.id, user.id);
+    const of = (organizationId: string, userId = user.id) => ({ organizationId, userId });
     // Live grants: the sweep (another test's too) keeps a grant's record while the grant lives.
     const models = s.oidcModels(poolId);
-    await models.upsert('Grant', 'grant-1', { accountId: 'someone' }, 3600);
+    await models.upsert('Grant', 'grant-1', { accountId: user.id }, 3600);
     t.is(await s.organizations.organizationOfGrant(poolId, 'grant-1'), undefined);
-    await s.organizations.setGrantOrganization(poolId, 'grant-1', first.id);
+    t.true(await s.organizations.setGrantOrganization(poolId, 'grant-1', of(first.id)));
     t.deepEqual(await s.organizations.organizationOfGrant(poolId, 'grant-1'), first);
-    await s.organizations.setGrantOrganization(poolId, 'grant-1', second.id);
+    t.true(await s.organizations.setGrantOrganization(poolId, 'grant-1', of(second.id)));
     t.deepEqual(await s.organizations.organizationOfGrant(poolId, 'grant-1'), second, 'replaced');
     t.is(
       await s.organizations.organizationOfGrant(unique('pool'), 'grant-1'),
       undefined,
       "not another pool's",
     );
+    // A non-member records nothing, and the grant keeps no earlier record (fails closed).
+    t.false(await s.organizations.setGrantOrganization(poolId, 'grant-1', of(first.id, outsider.id)));
+    t.is(await s.organizations.organizationOfGrant(poolId, 'grant-1'), undefined, 'not for a non-member');
     // Another pool's organization is never recorded for this pool's grant.
     const foreign = await newOrganization();
-    await s.organizations.setGrantOrganization(poolId, 'grant-2', foreign.id);
+    t.false(await s.organizations.setGrantOrganization(poolId, 'grant-2', of(foreign.id)));
     t.is(
       await s.organizations.organizationOfGrant(poolId, 'grant-2'),
       undefined,
       "another pool's organization",
     );
-    await s.organizations.setGrantOrganization(poolId, 'grant-1', null);
+    // A member removed takes the record along.
+    t.true(await s.organizations.setGrantOrganization(poolId, 'grant-1', of(first.id)));
+    t.true(await s.organizations.removeMember(poolId, first.id, user.id));
+    t.is(await s.organizations.organizationOfGrant(poolId, 'grant-1'), undefined, 'gone with the membership');
+    t.true(await s.organizations.setGrantOrganization(poolId, 'grant-1', of(second.id)));
+    t.false(await s.organizations.setGrantOrganization(poolId, 'grant-1', null));
     t.is(await s.organizations.organizationOfGrant(poolId, 'grant-1'), undefined, 'forgotten');
-    await s.organizations.setGrantOrganization(poolId, 'grant-1', null);
     t.is(await s.organizations.organizationOfGrant(poolId, 'no-such-grant'), undefined);
   });
 
@@ -1371,10 +1389,13 @@ export function registerDurableConformance(
     await models.upsert('RefreshToken', 'expired-1', { grantId: 'g' }, 0.1);
     await models.upsert('RefreshToken', 'expired-2', { grantId: 'g' }, 0.1);
     await models.upsert('RefreshToken', 'live', { grantId: 'g' }, 60);
-    await models.upsert('Grant', 'g', { accountId: 'a' }, undefined);
-    await models.upsert('Grant', 'expiring', { accountId: 'a' }, 0.1);
-    await s.organizations.setGrantOrganization(organization.poolId, 'g', organization.id);
-    await s.organizations.setGrantOrganization(organization.poolId, 'expiring', organization.id);
+    const user = await newUser(organization.poolId);
+    await s.organizations.addMember(organization.poolId, organization.id, user.id);
+    await models.upsert('Grant', 'g', { accountId: user.id }, undefined);
+    await models.upsert('Grant', 'expiring', { accountId: user.id }, 0.1);
+    const membership = { organizationId: organization.id, userId: user.id };
+    await s.organizations.setGrantOrganization(organization.poolId, 'g', membership);
+    await s.organizations.setGrantOrganization(organization.poolId, 'expiring', membership);
     t.is(await s.sweepExpired(new Date(0)), 0, 'nothing had expired by then');
     await sleep(300);
     t.true((await s.sweepExpired()) >= 3, 'other tests may have expired rows too');

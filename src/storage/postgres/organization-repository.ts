@@ -181,20 +181,32 @@ export function createOrganizationRepository(db: Knex): OrganizationRepository {
       return rows.map((row: OrganizationRow) => toOrganization(row));
     },
 
-    async setGrantOrganization(poolId, grantId, organizationId) {
-      if (organizationId === null || !isUuid(organizationId)) {
-        await db('grant_organizations').where({ pool_id: poolId, grant_id: grantId }).delete();
-        return;
-      }
-      // Selected from the pool's organizations: another pool's id records nothing.
-      const ofPool = db('organizations')
-        .where({ pool_id: poolId, id: organizationId })
-        .select('pool_id', db.raw('?::text', [grantId]), 'id');
-      await db
-        .into(db.raw('?? (??, ??, ??)', ['grant_organizations', 'pool_id', 'grant_id', 'organization_id']))
-        .insert(ofPool)
-        .onConflict(['pool_id', 'grant_id'])
-        .merge({ organization_id: db.raw('excluded.organization_id') });
+    async setGrantOrganization(poolId, grantId, membership) {
+      return db.transaction(async (trx) => {
+        await trx('grant_organizations').where({ pool_id: poolId, grant_id: grantId }).delete();
+        if (!membership || !isUuid(membership.organizationId) || !isUuid(membership.userId)) return false;
+        // Selected from the memberships of the pool: a non-member, or another pool's organization, records nothing.
+        const member = trx('organization_members')
+          .where({
+            pool_id: poolId,
+            organization_id: membership.organizationId,
+            user_id: membership.userId,
+          })
+          .select('pool_id', trx.raw('?::text', [grantId]), 'organization_id', 'user_id');
+        const inserted = await trx
+          .into(
+            trx.raw('?? (??, ??, ??, ??)', [
+              'grant_organizations',
+              'pool_id',
+              'grant_id',
+              'organization_id',
+              'user_id',
+            ]),
+          )
+          .insert(member)
+          .returning('grant_id');
+        return inserted.length === 1;
+      });
     },
 
     async organizationOfGrant(poolId, grantId) {

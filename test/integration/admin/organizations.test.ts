@@ -655,3 +655,32 @@ test('refuses to rename or delete an organization a client of the pool file is b
   );
   t.is((await call('PATCH', 'organizations/strict', { passkey_login: 'off' })).status, 400);
 });
+
+test('a change that asks more of the members signs them out everywhere; one that asks less, or renames, does not', async (t) => {
+  const pools = await serve(t, 'org-tighten');
+  const { server, acme } = pools;
+  const call = api(pools);
+  await call('POST', 'organizations', { slug: 'acme-inc', name: 'Acme Inc.' });
+  const member = await signedUp(pools, t.context.fixture.mail, `ada@${acme}.example`);
+  t.is((await call('PUT', `organizations/acme-inc/members/${member.userId}`)).status, 201);
+  const session = await signedInAgain(pools, member.authenticator);
+
+  t.is((await call('PATCH', 'organizations/acme-inc', { name: 'Acme Incorporated' })).status, 200);
+  t.deepEqual(await whatStillWorks(server, acme, session), SIGNED_IN, 'a new name asks nothing more');
+
+  t.is((await call('PATCH', 'organizations/acme-inc', { require_mfa: true })).status, 200);
+  t.deepEqual(await whatStillWorks(server, acme, session), SIGNED_OUT, 'MFA switched on');
+
+  const again = await signedInAgain(pools, member.authenticator);
+  t.is((await call('PATCH', 'organizations/acme-inc', { require_mfa: false })).status, 200);
+  t.deepEqual(await whatStillWorks(server, acme, again), SIGNED_IN, 'asking less signs no one out');
+  t.is((await call('PATCH', 'organizations/acme-inc', { allowed_first_factors: ['email_otp'] })).status, 200);
+  t.deepEqual(await whatStillWorks(server, acme, again), SIGNED_OUT, 'fewer first factors');
+
+  const events = await server.runtime.durable.auditEvents.list(acme, { userId: member.userId });
+  t.true(
+    events.some(
+      (event) => event.event === 'signed_out_everywhere' && event.detail?.reason === 'organization_tightened',
+    ),
+  );
+});

@@ -379,7 +379,7 @@ async function silently(server: TestServer, poolId: string, browser: Browserless
   return { claims: tokens.claims() };
 }
 
-test('a session reused for another app keeps the only organization of its user; a user of several signs in again to pick', async (t) => {
+test('a session reused for another app keeps the organization of its login; one signed in for none signs in again once its user joined one', async (t) => {
   const { login, acme, initech } = await start(t, 'orgs-sso');
   const { server } = login;
   const single = await signedUpMember(t, login, 'orgs-sso', 'si@orgs.example', [acme.id]);
@@ -393,9 +393,72 @@ test('a session reused for another app keeps the only organization of its user; 
   await passkeyAnswer(picked, several.authenticator);
   const chosen = await picked.post('/organization', { organization_id: initech.id });
   await picked.finish(String(chosen.body.redirect_to));
-  t.deepEqual(await silently(server, 'orgs-sso', picked.browser, 'other'), { error: 'login_required' });
-  // The app that signed in keeps its organization silently.
+  t.like((await silently(server, 'orgs-sso', picked.browser, 'other')).claims, { org_id: initech.id });
   t.like((await silently(server, 'orgs-sso', picked.browser, 'web')).claims, { org_id: initech.id });
+
+  // Signed in for no organization, then added to one: its policy was never met, so a new sign-in.
+  const { login: joinerLogin, answer } = await signUp(
+    server,
+    t.context.fixture.mail,
+    'orgs-sso',
+    'jo@orgs.example',
+    new SoftAuthenticator(),
+  );
+  await joinerLogin.finish(String(answer.body.redirect_to));
+  const joiner = await server.runtime.durable.users.findByEmail('orgs-sso', 'jo@orgs.example');
+  await server.runtime.durable.organizations.addMember('orgs-sso', initech.id, joiner!.id);
+  t.deepEqual(await silently(server, 'orgs-sso', joinerLogin.browser, 'other'), { error: 'login_required' });
+});
+
+test('a login for another organization in the same browser gets a grant of its own: earlier tokens keep naming theirs', async (t) => {
+  const { login, acme, initech } = await start(t, 'orgs-regrant');
+  const { server } = login;
+  const user = await signedUpMember(t, login, 'orgs-regrant', 'rg@orgs.example', [acme.id, initech.id]);
+  const offline = { scope: `${SCOPE} offline_access`, prompt: 'consent' };
+  const forAcme = await begin(server, 'orgs-regrant', { params: { organization: 'acme', ...offline } });
+  const acmeTokens = await forAcme.finish(
+    String((await passkeyAnswer(forAcme, user.authenticator)).body.redirect_to),
+  );
+  t.like(acmeTokens.claims, { org_id: acme.id });
+
+  // The same browser, for Initech: a new sign-in (the session was for Acme), then its own grant.
+  const forInitech = await InteractionClient.start(server, {
+    poolId: 'orgs-regrant',
+    clientId: 'web',
+    redirectUri: REDIRECT,
+    browser: forAcme.browser,
+    scope: offline.scope,
+    params: { organization: 'initech', prompt: 'consent' },
+  });
+  const initechTokens = await forInitech.finish(
+    String((await passkeyAnswer(forInitech, user.authenticator)).body.redirect_to),
+  );
+  t.like(initechTokens.claims, { org_id: initech.id });
+
+  const rp = await client.discovery(new URL(server.issuer('orgs-regrant')), 'web', undefined, client.None(), {
+    execute: [client.allowInsecureRequests],
+  });
+  const refreshedAcme = await client.refreshTokenGrant(rp, acmeTokens.tokens.refresh_token!);
+  t.like(
+    refreshedAcme.claims(),
+    { org_id: acme.id, org_name: 'Acme Corp' },
+    'the Acme grant still names Acme',
+  );
+  const refreshedInitech = await client.refreshTokenGrant(rp, initechTokens.tokens.refresh_token!);
+  t.like(refreshedInitech.claims(), { org_id: initech.id });
+});
+
+test('a member removed between the sign-in and the return to the app gets no tokens for the organization', async (t) => {
+  const { login, acme } = await start(t, 'orgs-removed');
+  const { server } = login;
+  const user = await signedUpMember(t, login, 'orgs-removed', 'rm@orgs.example', [acme.id]);
+  const started = await begin(server, 'orgs-removed', { params: { organization: 'acme' } });
+  const answer = await passkeyAnswer(started, user.authenticator);
+  t.truthy(answer.body.redirect_to);
+  t.true(await server.runtime.durable.organizations.removeMember('orgs-removed', acme.id, user.user.id));
+  const callback = await started.followToApp(String(answer.body.redirect_to));
+  t.is(callback.searchParams.get('error'), 'access_denied');
+  t.is(callback.searchParams.get('code'), null);
 });
 
 test('no enrolment link for a member of an organization with passkey login off; one for a member of another', async (t) => {
@@ -420,4 +483,8 @@ test('no enrolment link for a member of an organization with passkey login off; 
   t.is(refused.body.error, 'passkeys_disabled');
   const issued = await adminCall(server, 'orgs-links', token, 'POST', `users/${ada.id}/enrollment-link`, {});
   t.is(issued.status, 201);
+  // Joining a passkey-off organization afterwards: the link opens no more.
+  t.is((await fetch(issued.body.url, { headers: { accept: 'text/html' } })).status, 200);
+  await durable.organizations.addMember('orgs-links', globex.id, ada.id);
+  t.is((await fetch(issued.body.url, { headers: { accept: 'text/html' } })).status, 403);
 });

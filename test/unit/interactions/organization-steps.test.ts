@@ -235,6 +235,39 @@ const rows: Row[] = [
     { step: 'unmet', reason: 'second_factor' },
   ],
 
+  [
+    'a step-up where the organization accepts no passkey as first factor cannot be met',
+    pool({ requiredAcr: 'phr' }),
+    org({ allowedFirstFactors: ['email_otp', 'password'] }),
+    identified,
+    undefined,
+    { step: 'unmet' },
+  ],
+  [
+    'a member of a passkey-off organization, signing in to another: no offer to create a passkey',
+    pool({ enrollPasskeys: false }),
+    org(),
+    signedIn(otp),
+    facts(),
+    { step: 'done' },
+  ],
+  [
+    'a member of a passkey-off organization, MFA required elsewhere, nothing enrolled: cannot be met',
+    pool({ enrollPasskeys: false }),
+    org({ requireMfa: true }),
+    signedIn(otp),
+    facts(),
+    { step: 'unmet', reason: 'second_factor' },
+  ],
+  [
+    'a member of a passkey-off organization still uses the passkey they have where the login accepts one',
+    pool({ enrollPasskeys: false }),
+    org({ requireMfa: true }),
+    signedIn(password),
+    facts({ passkeys: 1 }),
+    { step: 'second_factor', methods: ['passkey'] },
+  ],
+
   // allowed_first_factors
   [
     'allowed_first_factors narrows the pool’s',
