@@ -55,10 +55,13 @@ export async function startMailSink(): Promise<MailSink> {
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no mail to ${to} within ${timeoutMs} ms`);
+      // The timer goes once mail arrives: a pending one would keep the test process alive.
+      let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         waiters.push(resolve);
-        setTimeout(resolve, left);
+        timer = setTimeout(resolve, left);
       });
+      clearTimeout(timer);
     }
   }
 

@@ -62,10 +62,10 @@ export async function redeemCode(
 ): Promise<CodeCheck> {
   const tries = await store.increment(triesKey(poolId, uid), CODE_TTL_SECONDS);
   const triesLeft = Math.max(0, MAX_TRIES - tries);
-  if (tries > MAX_TRIES) {
-    await store.delete(codeKey(poolId, uid));
-    return { ok: false, reason: 'too_many_tries', triesLeft: 0 };
-  }
+  // Past the tries, refused without touching the code: the fifth wrong try destroyed it
+  // already, and deleting it here could beat one of the first five tries (the right code,
+  // sent from several clients at once) to it, so that none would sign in.
+  if (tries > MAX_TRIES) return { ok: false, reason: 'too_many_tries', triesLeft: 0 };
   const raw = await store.get(codeKey(poolId, uid));
   if (raw === undefined) return { ok: false, reason: 'no_code', triesLeft };
   const stored = JSON.parse(raw) as StoredCode;
