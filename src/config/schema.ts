@@ -272,7 +272,7 @@ const AuthenticationSchema = z
         max_failures: integer(3, 100)
           .default(10)
           .describe(
-            'Wrong passwords for one account (from any address) before its password sign-in pauses for failure_window.',
+            'Password attempts for one account (from any address) before its password sign-in pauses for failure_window. Each attempt counts before it is checked, so guesses sent at once cannot exceed it; a right password clears the count.',
           ),
         failure_window: duration(60, 86_400)
           .prefault('15m')
