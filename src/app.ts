@@ -58,6 +58,8 @@ export interface AppDeps {
   admin?: AdminService;
   /** (Optional) The enrolment page's use cases (`/{pool}/enroll/{token}`). Defaults to none: not mounted. */
   enrollment?: EnrollmentFlow;
+  /** (Optional) Whether the process is shutting down (/readyz then answers 503). Defaults to never. */
+  shuttingDown?: () => boolean;
 }
 
 export type AppState = RequestState & { route?: string };
@@ -76,7 +78,7 @@ export function createApp(deps: AppDeps): Koa<AppState> {
   app.silent = true; // each request's log line says why it failed (src/http/request-log.ts); Koa must not print
 
   const router = new Router<AppState>();
-  addHealthRoutes(router, { durable, ephemeral });
+  addHealthRoutes(router, { durable, ephemeral, shuttingDown: deps.shuttingDown });
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.exposition();

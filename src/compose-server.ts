@@ -40,6 +40,8 @@ export interface ServerDeps {
   clock?: () => number;
   /** (Optional) Seconds between signing key checks. Defaults to 30. */
   keyRefreshSeconds?: number;
+  /** (Optional) Whether the process is shutting down (/readyz then answers 503). Defaults to never. */
+  shuttingDown?: () => boolean;
 }
 
 export interface ComposedServer {
@@ -97,6 +99,7 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     login,
     cookieKeys: [deriveKey(secret, 'cookies:postern').toString('base64url')],
     metrics,
+    shuttingDown: deps.shuttingDown,
     selfService: createSelfService({
       durable,
       ephemeral,

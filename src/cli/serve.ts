@@ -4,15 +4,19 @@
  * other step; against PostgreSQL it refuses to start on a schema that is
  * behind (migrations are the operator's explicit step).
  *
- * Shutdown on SIGTERM/SIGINT is graceful: stop accepting, let in-flight
- * requests finish (idle keep-alive sockets close at once), then close the
- * stores. A second signal, or 10 s, forces the exit.
+ * Shutdown on SIGTERM/SIGINT is graceful (src/http/drainable-server.ts):
+ * /readyz answers 503 shutting_down at once; after server.shutdown_delay
+ * (default 0) new connections are refused; every request already sent is
+ * answered with `Connection: close`, idle connections close, and only once
+ * the last connection has closed do the stores. A second signal, or 10 s
+ * after the delay, forces the exit.
  */
 
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ComposedServer, composeServer } from '../compose-server.ts';
 import type { Config } from '../config/types.ts';
+import { createDrainableServer } from '../http/drainable-server.ts';
 import type { Metrics } from '../http/metrics.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
@@ -53,6 +57,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const { config, logger } = options;
   const runtime = await openRuntime(config.server.config_dir, logger, { config });
   let composed: ComposedServer | undefined;
+  let closing: Promise<void> | undefined;
   try {
     await prepareDatabase(runtime, logger);
     warnAboutRelaxedDefaults(runtime, logger);
@@ -68,9 +73,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
       keyRefreshSeconds: options.keyRefreshSeconds,
+      shuttingDown: () => closing !== undefined,
     });
     const { app, registry } = composed;
-    const server = createServer(app.callback());
+    const { server, drain, destroyConnections } = createDrainableServer(app.callback());
     server.keepAliveTimeout = 65_000; // outlive typical load balancer idle timeouts
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -84,12 +90,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     }, SWEEP_INTERVAL_MS).unref();
 
     const { port } = server.address() as AddressInfo;
-    let closing: Promise<void> | undefined;
     const close = () => {
       closing ??= (async () => {
         clearInterval(sweep);
         registry.close();
-        await stopAccepting(server);
+        // In-flight requests use the stores: they close only after the last answer.
+        const delayMs = config.server.shutdown_delay * 1000;
+        const forced = setTimeout(destroyConnections, delayMs + SHUTDOWN_GRACE_MS - 1000).unref();
+        await drain({ delayMs });
+        clearTimeout(forced);
         composed?.mailer.close();
         await runtime.close();
       })();
@@ -121,7 +130,7 @@ export async function serve(options: StartServerOptions): Promise<void> {
     signals += 1;
     if (signals > 1) process.exit(1);
     logger.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
+    setTimeout(() => process.exit(1), config.server.shutdown_delay * 1000 + SHUTDOWN_GRACE_MS).unref();
     running.close().then(
       () => process.exit(0),
       (error) => {
@@ -173,12 +182,4 @@ function warnAboutRelaxedDefaults(runtime: Runtime, logger: Logger): void {
       logger.warn({ pool: pool.id }, `pool ${pool.id}: RP ID localhost, usable only on this machine`);
     }
   }
-}
-
-function stopAccepting(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-    setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS - 1000).unref();
-  });
 }

@@ -128,6 +128,14 @@ export const ServerFileSchema = z.strictObject({
     .describe(
       'Processes to run (node:cluster); one per core saturates the machine. Needs Redis and PostgreSQL when > 1.',
     ),
+  shutdown_delay: duration(0, 60)
+    .prefault(0)
+    .describe(
+      'On SIGTERM, how long to go on serving, new connections included, while /readyz answers 503 ' +
+        'shutting_down, before the listener closes and the last requests drain (0s to 1m). Set it to a few ' +
+        'of your load balancer’s health-check intervals, so that it stops sending here first: a connection ' +
+        'it opens just as the listener closes is reset, with its request.',
+    ),
   log_level: z.enum(LOG_LEVELS).default('info').describe('Least severe log level written. Env: LOG_LEVEL.'),
 });
 

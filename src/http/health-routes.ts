@@ -1,16 +1,29 @@
 /**
  * `/healthz`: the process answers. `/readyz`: it can serve logins, i.e. the
  * database and Redis both answer within a second; a 503 names the one that
- * does not, so a load balancer stops sending traffic until it is back.
+ * does not, so a load balancer stops sending traffic until it is back. From
+ * SIGTERM on it answers 503 `shutting_down`, for the load balancer to stop
+ * sending here before the listener closes (server.shutdown_delay).
  */
 import type Router from '@koa/router';
 import type { DurableStore, EphemeralStore } from '../storage/types.ts';
 
 const PROBE_TIMEOUT_MS = 1000;
 
+/**
+ * @param deps.shuttingDown (Optional) Whether the process is shutting down. Defaults to never.
+ */
 export function addHealthRoutes(
   router: Router,
-  { durable, ephemeral }: { durable: Pick<DurableStore, 'ping'>; ephemeral: Pick<EphemeralStore, 'ping'> },
+  {
+    durable,
+    ephemeral,
+    shuttingDown,
+  }: {
+    durable: Pick<DurableStore, 'ping'>;
+    ephemeral: Pick<EphemeralStore, 'ping'>;
+    shuttingDown?: () => boolean;
+  },
 ): void {
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
@@ -18,6 +31,12 @@ export function addHealthRoutes(
   });
 
   router.get('/readyz', async (ctx) => {
+    if (shuttingDown?.()) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.status = 503;
+      ctx.body = { status: 'shutting_down' };
+      return;
+    }
     const [database, redis] = await Promise.all([probe(() => durable.ping()), probe(() => ephemeral.ping())]);
     const unavailable = [...(database ? [] : ['database']), ...(redis ? [] : ['redis'])];
     ctx.set('Cache-Control', 'no-store');
