@@ -43,9 +43,13 @@ export function addInteractionRoutes(
   // From public_url, not the request: behind a TLS proxy Koa may see http (app.ts lets Koa set it).
   const secureCookies = publicUrl.startsWith('https:');
 
-  async function scopeOf(ctx: Context): Promise<LoginScope> {
+  /** The request's scope; `withProgress`: its progress read alongside the interaction (API calls, not the page). */
+  async function scopeOf(ctx: Context, { withProgress = false } = {}): Promise<LoginScope> {
     const runtime = registry.get(ctx.params.pool ?? '');
     if (!runtime) throw new PosternError(404, 'not_found', 'There is no such sign-in page.');
+    const storedProgress = withProgress
+      ? service.prefetchProgress(runtime.config.id, ctx.params.uid ?? '')
+      : undefined;
     let interaction: Awaited<ReturnType<typeof runtime.provider.interactionDetails>>;
     try {
       interaction = await runtime.provider.interactionDetails(ctx.req, ctx.res);
@@ -64,6 +68,7 @@ export function addInteractionRoutes(
       ip: ctx.ip,
       userAgent: ctx.get('user-agent').slice(0, 512),
       log: ctx.state.log,
+      ...(storedProgress ? { storedProgress } : {}),
       knownDevice: {
         read: () => ctx.cookies.get(KNOWN_DEVICE_COOKIE),
         write: (value) =>
@@ -99,12 +104,12 @@ export function addInteractionRoutes(
     });
   });
   router.get(`${base}/state`, async (ctx) => {
-    ctx.body = await service.state(await scopeOf(ctx));
+    ctx.body = await service.state(await scopeOf(ctx, { withProgress: true }));
   });
   for (const call of service.calls) {
     router.post(`${base}/${call.path}`, requireJson, async (ctx) => {
       const body = parseBody(call.body, (ctx.request as { body?: unknown }).body);
-      ctx.body = await call.run(await scopeOf(ctx), body);
+      ctx.body = await call.run(await scopeOf(ctx, { withProgress: true }), body);
     });
   }
 }

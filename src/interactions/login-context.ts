@@ -28,7 +28,7 @@ import type { LoginKit } from './login-kit.ts';
 import { type FlowPolicy, nextStep, type Step } from './next-step.ts';
 import type { InteractionView, OidcPort } from './oidc-port.ts';
 import { type Answer, type AnswerExtras, presentStep } from './present-step.ts';
-import { loadProgressRecord, type Progress, saveProgress } from './progress.ts';
+import { loadProgressRecord, type Progress, type ProgressRecord, saveProgress } from './progress.ts';
 import { limitRule, RATE_LIMITS } from './rate-limits.ts';
 
 /** One interaction of one pool, as a request presents it. */
@@ -41,6 +41,12 @@ export interface LoginScope {
   log: Logger;
   /** This browser's known-device cookie for the pool (./known-devices.ts). */
   knownDevice: KnownDeviceCookie;
+  /**
+   * (Optional) The interaction's progress, its read begun before the
+   * interaction was looked up (the uid is in the URL), so both reads share
+   * one round trip to Redis. Read here when absent.
+   */
+  storedProgress?: Promise<ProgressRecord>;
 }
 
 export class LoginContext {
@@ -68,11 +74,8 @@ export class LoginContext {
   }
 
   static async open(kit: LoginKit, scope: LoginScope): Promise<LoginContext> {
-    const { raw, progress } = await loadProgressRecord(
-      kit.deps.ephemeral,
-      scope.pool.id,
-      scope.interaction.uid,
-    );
+    const { raw, progress } = await (scope.storedProgress ??
+      loadProgressRecord(kit.deps.ephemeral, scope.pool.id, scope.interaction.uid));
     return new LoginContext(kit, scope, raw, progress);
   }
 

@@ -24,6 +24,7 @@ import { FLOW_CALLS } from './flow-routes.ts';
 import { LoginContext, type LoginScope } from './login-context.ts';
 import { createLoginKit, type LoginKit, type LoginServiceDeps } from './login-kit.ts';
 import type { Answer } from './present-step.ts';
+import { loadProgressRecord, type ProgressRecord } from './progress.ts';
 
 export type { LoginScope } from './login-context.ts';
 export type { LoginServiceDeps } from './login-kit.ts';
@@ -61,6 +62,16 @@ export function createLoginService(deps: LoginServiceDeps) {
   const scoped = (call: LoginCall): ScopedCall => ({ ...call, run: inContext(kit, call.run) });
   const state = inContext(kit, (ctx: LoginContext) => flowCalls.state(ctx));
   return {
+    /**
+     * Begins reading the progress of interaction `uid` of `poolId`, for the
+     * scope's `storedProgress`: the read runs while the interaction is looked
+     * up. Its failure is handled where it is awaited.
+     */
+    prefetchProgress(poolId: string, uid: string): Promise<ProgressRecord> {
+      const read = loadProgressRecord(kit.deps.ephemeral, poolId, uid);
+      read.catch(() => {}); // awaited by LoginContext.open, or dropped with a refused lookup
+      return read;
+    },
     /** `GET …/state`: where the login stands. */
     state: (scope: LoginScope) => state(scope, undefined),
     /** Every `POST …/{path}` of the interaction API. */

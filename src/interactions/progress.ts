@@ -78,12 +78,18 @@ export const emptyProgress = (): Progress => ({ factors: [] });
 
 const keyOf = (poolId: string, uid: string) => `login:${poolId}:${uid}`;
 
+/** Progress as loaded, with its JSON as stored (undefined when there is none yet). */
+export interface ProgressRecord {
+  raw: string | undefined;
+  progress: Progress;
+}
+
 /** The stored progress, and its JSON as stored (undefined when there is none yet). */
 export async function loadProgressRecord(
   store: Pick<EphemeralStore, 'get'>,
   poolId: string,
   uid: string,
-): Promise<{ raw: string | undefined; progress: Progress }> {
+): Promise<ProgressRecord> {
   const raw = await store.get(keyOf(poolId, uid));
   return { raw: raw ?? undefined, progress: raw ? (JSON.parse(raw) as Progress) : emptyProgress() };
 }

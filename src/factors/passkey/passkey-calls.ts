@@ -129,8 +129,11 @@ export const passkeyCalls = {
   },
 
   async passkeyVerify(ctx: LoginContext, { response }: { response?: unknown }): Promise<Answer> {
-    const challenge = await takeSignInChallenge(signInDeps(ctx), ctx.binding('authentication'));
-    await ctx.limit('passkey_ip', ctx.scope.ip);
+    // Together (one round trip): the challenge is spent whatever the limit says.
+    const [challenge] = await Promise.all([
+      takeSignInChallenge(signInDeps(ctx), ctx.binding('authentication')),
+      ctx.limit('passkey_ip', ctx.scope.ip),
+    ]);
     const step = await ctx.require(acceptsPasskey, 'A passkey sign-in');
     const { progress } = ctx;
     const [first] = progress.factors;

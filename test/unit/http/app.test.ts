@@ -34,6 +34,7 @@ async function serve(
     logger: testLogger(),
     render: createRenderer(),
     login: {
+      prefetchProgress: () => Promise.reject(new Error('no login in this test')),
       state: () => Promise.reject(new Error('no login in this test')),
       calls: [],
     } satisfies LoginService,

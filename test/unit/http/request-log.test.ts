@@ -72,6 +72,7 @@ function serve(t: ExecutionContext, logger: Logger) {
     logger,
     render: createRenderer(),
     login: {
+      prefetchProgress: () => Promise.reject(new Error('no login in this test')),
       state: () => Promise.reject(new Error('no login in this test')),
       calls: [],
     } satisfies LoginService,
