@@ -6,17 +6,21 @@
  */
 import type { IssuedLink } from '../enrollment/enrollment-links.ts';
 import { assertPasskeysInUse } from '../errors.ts';
-import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
-import { type AdminContext, type AdminScope, noSuchUser, userOf } from './admin-scope.ts';
+import { passkeysAllowedFor } from '../organizations/org-policy.ts';
+import { type AdminContext, type AdminScope, noSuchUser } from './admin-scope.ts';
 
 export function adminEnrollment(context: AdminContext) {
   return {
     /** @throws {PosternError} 404 for an unknown user. */
     async enrollmentLink(scope: AdminScope, userId: string): Promise<IssuedLink> {
-      const user = await userOf(context, scope, userId);
+      const account = await context.durable.users.findAccount(scope.pool.id, userId);
+      if (!account) throw noSuchUser();
+      const { user } = account;
       // Not for a pool without passkeys, nor a member of an organization that switched them off.
-      const { allowed } = await passkeyRulesFor(context.durable.users, scope.pool, user.id);
-      assertPasskeysInUse(allowed, 'an enrolment link for a user who may not register passkeys');
+      assertPasskeysInUse(
+        passkeysAllowedFor(scope.pool, account),
+        'an enrolment link for a user who may not register passkeys',
+      );
       const link = await context.links.issue(scope.pool, user, { createdBy: `admin:${scope.clientId}` });
       if (!link) throw noSuchUser();
       scope.audit.record({

@@ -10,8 +10,8 @@ import {
   rotateSigningKeys,
 } from '../oidc/signing-keys.ts';
 import { signingKeyBox } from '../secrets/signing-key-box.ts';
-import { CommandError, EXIT } from './exit-codes.ts';
-import { assertMigrated, openRuntime } from './open-runtime.ts';
+import { EXIT } from './exit-codes.ts';
+import { assertMigrated, noSuchPool, openRuntime } from './open-runtime.ts';
 
 export async function rotateKeys(
   configDir: string | undefined,
@@ -21,10 +21,7 @@ export async function rotateKeys(
 ): Promise<number> {
   const runtime = await openRuntime(configDir, logger);
   try {
-    if (!runtime.config.pools.some((pool) => pool.id === poolId)) {
-      const known = runtime.config.pools.map((pool) => pool.id).join(', ');
-      throw new CommandError(`no pool "${poolId}" (pools: ${known})`, EXIT.invalid);
-    }
+    if (!runtime.config.pools.some((pool) => pool.id === poolId)) throw noSuchPool(runtime.config, poolId);
     await assertMigrated(runtime.durable);
     const { kids, signsFrom } = await rotateSigningKeys(
       runtime.durable.signingKeys,

@@ -69,6 +69,12 @@ function describeCause(error: Error): string {
 }
 
 /** Refuses to work on a schema that is behind: migrations are the operator's explicit step. */
+/** The error for a `--pool` the configuration does not have, listing the pools it has. */
+export function noSuchPool(config: Config, poolId: string): CommandError {
+  const known = config.pools.map((pool) => pool.id).join(', ');
+  return new CommandError(`no pool "${poolId}" (pools: ${known})`, EXIT.invalid);
+}
+
 export async function assertMigrated(durable: { pendingMigrations(): Promise<string[]> }): Promise<void> {
   const pending = await durable.pendingMigrations();
   if (pending.length > 0) {

@@ -25,7 +25,7 @@ import {
 } from '../organizations/organization-service.ts';
 import { StoreUnavailableError } from '../storage/errors.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
-import { assertMigrated, openRuntime, type Runtime } from './open-runtime.ts';
+import { assertMigrated, noSuchPool, openRuntime, type Runtime } from './open-runtime.ts';
 
 export type OrgsCommand =
   | 'create'
@@ -55,7 +55,7 @@ export interface OrgsOptions {
 const PAGE = 200;
 
 /** An organization as one line. */
-export function organizationLine(organization: OrganizationView): string {
+function organizationLine(organization: OrganizationView): string {
   return [
     organization.id,
     organization.slug,
@@ -113,10 +113,7 @@ export async function orgs(
     }),
   };
   try {
-    if (!scope) {
-      const known = runtime.config.pools.map((candidate) => candidate.id).join(', ');
-      throw new CommandError(`no pool "${options.pool}" (pools: ${known})`, EXIT.invalid);
-    }
+    if (!scope) throw noSuchPool(runtime.config, options.pool);
     await assertMigrated(runtime.durable);
     await run(runtime, scope, command, { ...options, email: email?.data }, out);
     return EXIT.ok;

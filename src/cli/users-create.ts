@@ -11,11 +11,11 @@ import { createMailer } from '../email/mailer.ts';
 import { createEnrollmentLinks } from '../enrollment/enrollment-links.ts';
 import { emailField, personNameField } from '../http/api-fields.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
+import { passkeysAllowedFor } from '../organizations/org-policy.ts';
 import { UniqueViolationError } from '../storage/errors.ts';
 import type { DurableStore, User } from '../storage/types.ts';
 import { CommandError, EXIT } from './exit-codes.ts';
-import { assertMigrated, openRuntime } from './open-runtime.ts';
+import { assertMigrated, noSuchPool, openRuntime } from './open-runtime.ts';
 
 export interface UsersCreateOptions {
   pool: string;
@@ -43,10 +43,7 @@ export async function usersCreate(
   });
   try {
     const pool = runtime.config.pools.find((candidate) => candidate.id === options.pool);
-    if (!pool) {
-      const known = runtime.config.pools.map((candidate) => candidate.id).join(', ');
-      throw new CommandError(`no pool "${options.pool}" (pools: ${known})`, EXIT.invalid);
-    }
+    if (!pool) throw noSuchPool(runtime.config, options.pool);
     if (!passkeysInUse(pool))
       throw new CommandError(
         `pool ${pool.id} does not use passkeys: an enrolment link would have nothing to enrol`,
@@ -54,7 +51,8 @@ export async function usersCreate(
       );
     await assertMigrated(runtime.durable);
     const { user, created } = await findOrCreateUser(runtime.durable, pool.id, email.data, name?.data);
-    if (!(await passkeyRulesFor(runtime.durable.users, pool, user.id)).allowed)
+    const account = await runtime.durable.users.findAccount(pool.id, user.id);
+    if (account && !passkeysAllowedFor(pool, account))
       throw new CommandError(
         `${user.email} belongs to an organization with passkey login off: an enrolment link would have nothing to enrol`,
         EXIT.invalid,

@@ -27,8 +27,7 @@ import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/pass
 import { refusal } from '../factors/refusal-codes.ts';
 import { limitRule as rule } from '../interactions/rate-limits.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
-import { passkeysAllowedFor } from '../organizations/org-policy.ts';
+import { accountLabelFor, passkeysAllowedFor } from '../organizations/org-policy.ts';
 import type { DurableStore, EnrollmentLink, EphemeralStore, User } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { LINK_TOKEN, tokenHashOf } from './enrollment-links.ts';
@@ -71,6 +70,8 @@ export interface EnrollmentRequest {
 export interface EnrollmentScope extends EnrollmentRequest {
   link: EnrollmentLink;
   user: User;
+  /** What the new passkey is for beside the email, in authenticators' pickers (the user's organization, or the pool). */
+  passkeyLabel: string;
   audit: AuditTrail;
 }
 
@@ -146,7 +147,10 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
    * The usable link behind `token`, with its user.
    * @throws {PosternError} enrollment_link_invalid (404 unknown or replaced, 410 used or expired).
    */
-  async function linkOf(pool: PoolConfig, token: string): Promise<{ link: EnrollmentLink; user: User }> {
+  async function linkOf(
+    pool: PoolConfig,
+    token: string,
+  ): Promise<{ link: EnrollmentLink; user: User; passkeyLabel: string }> {
     if (!LINK_TOKEN.test(token)) throw linkRefused('not_found');
     // A link issued before the pool switched passkeys off: nothing to enrol, and no code to mail.
     assertPasskeysInUse(passkeysInUse(pool), 'an enrolment link in a pool without passkeys');
@@ -161,7 +165,7 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       passkeysAllowedFor(pool, account),
       'an enrolment link for a user who may not register passkeys',
     );
-    return { link, user: account.user };
+    return { link, user: account.user, passkeyLabel: accountLabelFor(policyOf(pool).accountLabel, account) };
   }
 
   async function state(scope: EnrollmentScope): Promise<EnrollmentState> {
@@ -258,8 +262,6 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
      */
     async passkeyOptions(scope: EnrollmentScope) {
       await requireProof(scope);
-      const rules = await passkeyRulesFor(durable.users, scope.pool, scope.user.id);
-      assertPasskeysInUse(rules.allowed, 'enrolment link options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, scope.user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -280,7 +282,7 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
           email: user.email,
           name: user.name,
           existing,
-          label: rules.label,
+          label: scope.passkeyLabel,
         },
         { now: clock() },
       );
@@ -299,10 +301,6 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope), clock());
       await requireProof(scope);
-      assertPasskeysInUse(
-        (await passkeyRulesFor(durable.users, scope.pool, scope.user.id)).allowed,
-        'enrolment link registration',
-      );
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey: deps.recoveryCodeKey },

@@ -34,7 +34,7 @@ import { Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** How long a connection that has sent nothing yet may take to send its first request once draining began. */
-export const FIRST_REQUEST_MS = 1000;
+const FIRST_REQUEST_MS = 1000;
 
 export interface DrainableServer {
   server: Server;

@@ -14,11 +14,15 @@ import { type AuditTrail, createAuditTrail } from '../accounts/audit-trail.ts';
 import { passkeysInUse } from '../accounts/passkey-policies.ts';
 import type { PoolConfig } from '../config/types.ts';
 import { accountFactsOf } from '../factors/factor.ts';
-import type { Method } from '../factors/methods.ts';
 import { refusal } from '../factors/refusal-codes.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type AcrRequestSources, acrClaimFor, requestedAcrValues, requiredAcr } from '../oidc/acr.ts';
-import { accountLabelFor, passkeysAllowedFor, tightenFlow } from '../organizations/org-policy.ts';
+import {
+  accountLabelFor,
+  narrowFactors,
+  passkeysAllowedFor,
+  tightenFlow,
+} from '../organizations/org-policy.ts';
 import type { Account, Organization, RateLimitRule } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import { assessAssurance } from './assurance.ts';
@@ -363,12 +367,11 @@ export class LoginContext {
     const lastPrompt = account?.user.enrollPromptedAt?.getTime();
     const required = this.requiredAcr;
     const inUse = passkeysInUse(this.pool);
-    const usable = (methods: readonly Method[]) => (inUse ? methods : methods.filter((m) => m !== 'passkey'));
     return {
       mode: passkeys.mode,
       passkeys: inUse,
-      firstFactors: usable(authentication.first_factor),
-      secondFactors: usable(authentication.second_factor),
+      firstFactors: narrowFactors(authentication.first_factor, inUse),
+      secondFactors: narrowFactors(authentication.second_factor, inUse),
       secondFactorRequired: authentication.second_factor_required,
       passkeyCountsAsTwoFactors: authentication.passkey_counts_as_two_factors,
       passkeySupersedesTotp: authentication.passkey_supersedes_totp,

@@ -53,11 +53,9 @@ export function organizationParameter(pool: PoolConfig, organizations: Organizat
     if (!handle) return;
     const organization = await organizations.find(pool.id, handle);
     if (!organization) throw new errors.InvalidRequest('unknown organization');
-    if (bound && named) {
-      const binding = await organizations.find(pool.id, bound);
-      if (binding?.id !== organization.id)
-        throw new errors.InvalidRequest('this client signs users in to another organization');
-    }
+    // A binding is a slug (the pool file's schema), unique in the pool.
+    if (bound && named && organization.slug !== bound)
+      throw new errors.InvalidRequest('this client signs users in to another organization');
     (ctx.oidc.params as Record<string, unknown>).organization = organization.id;
   };
 }

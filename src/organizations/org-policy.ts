@@ -17,17 +17,26 @@ import type { Organization } from '../storage/types.ts';
 
 export type OrganizationSettings = Pick<Organization, 'passkeyLogin' | 'requireMfa' | 'allowedFirstFactors'>;
 
+/** `methods` without passkeys unless `passkeys`, and within `allowed` (null: all), in their order. */
+export function narrowFactors<T extends string>(
+  methods: readonly T[],
+  passkeys: boolean,
+  allowed: readonly string[] | null = null,
+): T[] {
+  return methods.filter(
+    (method) => (passkeys || method !== 'passkey') && (allowed?.includes(method) ?? true),
+  );
+}
+
 /** The pool's flow policy as the organization tightens it. */
 export function tightenFlow(flow: FlowPolicy, organization: OrganizationSettings): FlowPolicy {
   const passkeys = flow.passkeys && organization.passkeyLogin;
   const allowed = organization.allowedFirstFactors;
-  const usable = <T extends string>(methods: readonly T[]) =>
-    passkeys ? methods : methods.filter((method) => method !== 'passkey');
   return {
     ...flow,
     passkeys,
-    firstFactors: usable(flow.firstFactors).filter((method) => allowed?.includes(method) ?? true),
-    secondFactors: usable(flow.secondFactors),
+    firstFactors: narrowFactors(flow.firstFactors, passkeys, allowed),
+    secondFactors: narrowFactors(flow.secondFactors, passkeys),
     secondFactorRequired: organization.requireMfa ? 'always' : flow.secondFactorRequired,
     offerPasskey: flow.offerPasskey && passkeys,
     // A step-up signs in with a passkey: not where the organization's first factors leave it out.

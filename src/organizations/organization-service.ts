@@ -43,6 +43,7 @@ import type {
   OrganizationChanges,
   OrganizationMember,
 } from '../storage/types.ts';
+import { narrowFactors, type OrganizationSettings } from './org-policy.ts';
 
 /** Who acts, as the admin API's request scope or the command line gives it. */
 export interface OrganizationScope {
@@ -157,10 +158,10 @@ const settings = {
 };
 
 /** The body of a creation: `{ slug, name, passkey_login?, require_mfa?, allowed_first_factors? }`. */
-export const NewOrganizationBody = z.strictObject({ slug: slugField, name: nameField, ...settings });
+const NewOrganizationBody = z.strictObject({ slug: slugField, name: nameField, ...settings });
 
 /** A change: any of the creation's fields, at least one. */
-export const OrganizationChangesBody = z
+const OrganizationChangesBody = z
   .strictObject({ slug: slugField.optional(), name: nameField.optional(), ...settings })
   .refine((body) => Object.values(body).some((value) => value !== undefined), {
     error: 'Say what to change: slug, name, passkey_login, require_mfa or allowed_first_factors.',
@@ -178,21 +179,20 @@ function toChanges(body: ChangesBody): OrganizationChanges {
   return changes;
 }
 
-type Settings = Pick<Organization, 'passkeyLogin' | 'allowedFirstFactors' | 'requireMfa'>;
-
 /**
  * The pool's first factors a member of the organization can sign in with:
  * the pool's, without passkeys where the pool does not use them or the
  * organization switched passkey login off, narrowed to its allowed ones.
- * The same narrowing as the login's (org-policy.ts `tightenFlow`).
+ * The login's own narrowing (org-policy.ts).
  */
 export function usableFirstFactors(
   pool: PoolConfig,
-  { passkeyLogin, allowedFirstFactors }: Pick<Settings, 'passkeyLogin' | 'allowedFirstFactors'>,
+  { passkeyLogin, allowedFirstFactors }: Pick<OrganizationSettings, 'passkeyLogin' | 'allowedFirstFactors'>,
 ): string[] {
-  const passkeys = passkeysInUse(pool) && passkeyLogin;
-  return pool.authentication.first_factor.filter(
-    (factor) => (passkeys || factor !== 'passkey') && (allowedFirstFactors?.includes(factor) ?? true),
+  return narrowFactors(
+    pool.authentication.first_factor,
+    passkeysInUse(pool) && passkeyLogin,
+    allowedFirstFactors,
   );
 }
 
@@ -201,7 +201,7 @@ export function usableFirstFactors(
  * one usable first factor left, or the members could not sign in at all.
  * @throws {PosternError} 400 invalid_request naming the factor, or saying why no way in is left.
  */
-function assertSettingsFit(pool: PoolConfig, settings: Settings): void {
+function assertSettingsFit(pool: PoolConfig, settings: OrganizationSettings): void {
   const poolFactors: readonly string[] = pool.authentication.first_factor;
   const foreign = settings.allowedFirstFactors?.find((factor) => !poolFactors.includes(factor));
   if (foreign !== undefined)
@@ -218,9 +218,10 @@ function assertSettingsFit(pool: PoolConfig, settings: Settings): void {
     );
   // A required second factor needs one a member can have: a passkey where they may use one, or TOTP
   // (recovery codes are only a passkey's fallback).
-  const secondFactors = pool.authentication.second_factor.filter(
-    (factor) => factor === 'totp' || (factor === 'passkey' && passkeysInUse(pool) && settings.passkeyLogin),
-  );
+  const secondFactors = narrowFactors(
+    pool.authentication.second_factor,
+    passkeysInUse(pool) && settings.passkeyLogin,
+  ).filter((factor) => factor === 'totp' || factor === 'passkey');
   if (settings.requireMfa && secondFactors.length === 0)
     throw invalidRequest(
       'require_mfa needs a second factor the members can use: with passkeys off, this pool offers none (add totp to its second factors).',
@@ -243,11 +244,11 @@ function assertUnbound(pool: PoolConfig, organization: Organization, what: strin
 
 /** Whether `after` asks more of the members than `before`: passkeys switched off, MFA on, fewer first factors. */
 function tightens(pool: PoolConfig, before: Organization, after: Organization): boolean {
-  const firstFactorsBefore = usableFirstFactors(pool, before);
+  const firstFactorsAfter = usableFirstFactors(pool, after);
   return (
     (before.passkeyLogin && !after.passkeyLogin) ||
     (!before.requireMfa && after.requireMfa) ||
-    firstFactorsBefore.some((factor) => !usableFirstFactors(pool, after).includes(factor))
+    usableFirstFactors(pool, before).some((factor) => !firstFactorsAfter.includes(factor))
   );
 }
 

@@ -4,8 +4,8 @@
  * needs no recent authentication.
  */
 import { poolUsesRecoveryCodes } from '../factors/recovery-code/issue-recovery-codes.ts';
-import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
-import { type SelfServiceContext, type SelfServiceScope, userOf } from './self-service-scope.ts';
+import { passkeysAllowedFor } from '../organizations/org-policy.ts';
+import { accountOf, type SelfServiceContext, type SelfServiceScope } from './self-service-scope.ts';
 
 export interface AccountSummary {
   email: string;
@@ -23,28 +23,24 @@ export interface AccountSummary {
 }
 
 export function accountSummary(context: SelfServiceContext) {
-  const { durable } = context;
   return {
-    /** Who the token speaks for and what they can manage here. */
+    /** Who the token speaks for and what they can manage here: one query (users.findAccount). */
     async summary(scope: SelfServiceScope): Promise<AccountSummary> {
-      const user = await userOf(context, scope);
+      const account = await accountOf(context, scope);
       const { pool } = scope;
-      const [passwordHash, remaining, totp, passkeyRules] = await Promise.all([
-        durable.users.getPasswordHash(pool.id, user.id),
-        durable.recoveryCodes.countUnused(pool.id, user.id),
-        durable.totp.find(pool.id, user.id),
-        passkeyRulesFor(durable.users, pool, user.id),
-      ]);
       return {
-        email: user.email,
-        passkeys: { enabled: passkeyRules.allowed },
+        email: account.user.email,
+        passkeys: { enabled: passkeysAllowedFor(pool, account) },
         password: {
           enabled: pool.authentication.first_factor.includes('password'),
-          set: passwordHash !== undefined,
+          set: account.hasPassword,
           min_length: pool.authentication.password.min_length,
         },
-        recovery_codes: { enabled: poolUsesRecoveryCodes(pool.authentication), remaining },
-        totp: { enabled: pool.authentication.second_factor.includes('totp'), set: totp !== undefined },
+        recovery_codes: {
+          enabled: poolUsesRecoveryCodes(pool.authentication),
+          remaining: account.unusedRecoveryCodes,
+        },
+        totp: { enabled: pool.authentication.second_factor.includes('totp'), set: account.hasTotp },
         recent_auth: pool.self_service.recent_auth,
       };
     },

@@ -18,7 +18,7 @@ import { addPasskey } from '../factors/passkey/add-passkey.ts';
 import { beginPasskeyEnrollment, takeEnrollmentChallenge } from '../factors/passkey/passkey-enrollment.ts';
 import { removalRefused, removePasskey } from '../factors/passkey/remove-passkey.ts';
 import { refusal } from '../factors/refusal-codes.ts';
-import { passkeyRulesFor } from '../organizations/member-passkeys.ts';
+import { accountLabelFor, passkeysAllowedFor } from '../organizations/org-policy.ts';
 import type { Passkey } from '../storage/types.ts';
 import type { ChallengeBinding } from '../webauthn/challenge-store.ts';
 import {
@@ -27,6 +27,7 @@ import {
   type SignedOutView,
   signOutOthers,
   userOf,
+  writerAccountOf,
   writerOf,
 } from './self-service-scope.ts';
 
@@ -66,9 +67,9 @@ export function selfPasskeys(context: SelfServiceContext) {
      * @throws {PosternError} passkey_limit when the user has `max_per_user` passkeys.
      */
     async registerOptions(scope: SelfServiceScope) {
-      const user = await writerOf(context, scope);
-      const rules = await passkeyRulesFor(durable.users, scope.pool, user.id);
-      assertPasskeysInUse(rules.allowed, 'self-service registration options');
+      const account = await writerAccountOf(context, scope);
+      const { user } = account;
+      assertPasskeysInUse(passkeysAllowedFor(scope.pool, account), 'self-service registration options');
       const policy = policyOf(scope.pool);
       const existing = await durable.passkeys.listByUser(scope.pool.id, user.id);
       if (existing.length >= policy.maxPerUser) {
@@ -87,7 +88,7 @@ export function selfPasskeys(context: SelfServiceContext) {
           email: user.email,
           name: user.name,
           existing,
-          label: rules.label,
+          label: accountLabelFor(policy.accountLabel, account),
         },
       );
       scope.audit.record({
@@ -110,11 +111,9 @@ export function selfPasskeys(context: SelfServiceContext) {
     ): Promise<PasskeyView & { recovery_codes?: string[] }> {
       // Taken first: whatever refuses this verification, the challenge is spent.
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
-      const user = await writerOf(context, scope);
-      assertPasskeysInUse(
-        (await passkeyRulesFor(durable.users, scope.pool, user.id)).allowed,
-        'self-service registration',
-      );
+      const account = await writerAccountOf(context, scope);
+      const { user } = account;
+      assertPasskeysInUse(passkeysAllowedFor(scope.pool, account), 'self-service registration');
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(
         { recoveryCodes: durable.recoveryCodes, recoveryCodeKey },

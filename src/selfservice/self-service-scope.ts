@@ -21,7 +21,7 @@ import { errorOf, invalidToken } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type SignedOut, signOutElsewhere } from '../oidc/sign-out-elsewhere.ts';
 import type { SecretBox } from '../secrets/secret-box.ts';
-import type { DurableStore, EphemeralStore, User } from '../storage/types.ts';
+import type { Account, DurableStore, EphemeralStore, User } from '../storage/types.ts';
 
 /** One authenticated request, as the routes know it: the pool, the token's user and client, where it came from. */
 export interface SelfServiceRequest {
@@ -87,16 +87,37 @@ export const notFirstParty = (clientId: string) =>
     headers: { 'WWW-Authenticate': 'Bearer error="insufficient_scope"' },
   });
 
+/** The token's subject, loaded by `load`, if the token may manage credentials at all. */
+async function subjectOf<T>(
+  scope: SelfServiceScope,
+  load: (poolId: string, id: string) => Promise<T | undefined>,
+): Promise<T> {
+  const client = scope.pool.clients.find((candidate) => candidate.client_id === scope.clientId);
+  if (!client?.first_party) throw notFirstParty(scope.clientId);
+  const subject = await load(scope.pool.id, scope.accountId);
+  if (!subject) throw invalidToken(`token of user ${scope.accountId}, who no longer exists`);
+  return subject;
+}
+
 /**
  * The token's user, if the token may manage credentials at all. Enough for reading.
  * @throws {PosternError} 403 insufficient_scope for a third-party client; 401 invalid_token when the user is gone.
  */
-export async function userOf({ durable }: SelfServiceContext, scope: SelfServiceScope): Promise<User> {
-  const client = scope.pool.clients.find((candidate) => candidate.client_id === scope.clientId);
-  if (!client?.first_party) throw notFirstParty(scope.clientId);
-  const user = await durable.users.findById(scope.pool.id, scope.accountId);
-  if (!user) throw invalidToken(`token of user ${scope.accountId}, who no longer exists`);
-  return user;
+export function userOf({ durable }: SelfServiceContext, scope: SelfServiceScope): Promise<User> {
+  return subjectOf(scope, (poolId, id) => durable.users.findById(poolId, id));
+}
+
+/** As `userOf`, with what the user enrolled and their organizations (one query). @throws {PosternError} as `userOf`. */
+export function accountOf({ durable }: SelfServiceContext, scope: SelfServiceScope): Promise<Account> {
+  return subjectOf(scope, (poolId, id) => durable.users.findAccount(poolId, id));
+}
+
+/** @throws {PosternError} 401 login_required when the sign-in is older than `recent_auth`. */
+function assertRecentAuth(context: SelfServiceContext, scope: SelfServiceScope): void {
+  const window = scope.pool.self_service.recent_auth;
+  if (scope.authTime === undefined) throw loginRequired(window, 'token carries no auth_time');
+  const age = context.now() - scope.authTime;
+  if (age > window) throw loginRequired(window, `authenticated ${age} s ago, window ${window} s`);
 }
 
 /**
@@ -105,11 +126,18 @@ export async function userOf({ durable }: SelfServiceContext, scope: SelfService
  */
 export async function writerOf(context: SelfServiceContext, scope: SelfServiceScope): Promise<User> {
   const user = await userOf(context, scope);
-  const window = scope.pool.self_service.recent_auth;
-  if (scope.authTime === undefined) throw loginRequired(window, 'token carries no auth_time');
-  const age = context.now() - scope.authTime;
-  if (age > window) throw loginRequired(window, `authenticated ${age} s ago, window ${window} s`);
+  assertRecentAuth(context, scope);
   return user;
+}
+
+/** As `writerOf`, with the whole account (`accountOf`). @throws {PosternError} as `writerOf`. */
+export async function writerAccountOf(
+  context: SelfServiceContext,
+  scope: SelfServiceScope,
+): Promise<Account> {
+  const account = await accountOf(context, scope);
+  assertRecentAuth(context, scope);
+  return account;
 }
 
 /** Signs the user out everywhere but this request's browser, and audits it. */

@@ -89,7 +89,7 @@ const LINK_SUBJECTS: Record<Exclude<Purpose, 'account_exists'>, (name: string) =
  * which no server sees. Opened in the browser that asked, it enters the code
  * there; anywhere else it only shows the code (src/interactions/email-link-page.ts).
  */
-export const emailLinkOf = (publicUrl: string, poolId: string, uid: string, code: string) =>
+const emailLinkOf = (publicUrl: string, poolId: string, uid: string, code: string) =>
   `${publicUrl}/${poolId}/interaction/${uid}/email-link#code=${code}`;
 
 function mailFor(
