@@ -104,7 +104,8 @@ test('at the ceiling a self-service registration is refused with passkey_pool_fu
     server,
     t.context.fixture.mail,
     poolId,
-    'ada@acme.example',
+    // Not another test's address: the file's tests share one mailbox and run at once.
+    'cy@acme.example',
     authenticator,
   );
   const { tokens, claims } = await login.finish(String(answer.body.redirect_to));
