@@ -12,6 +12,7 @@
  * name would send it.
  */
 import { Agent, type IncomingHttpHeaders, request } from 'node:http';
+import { performance } from 'node:perf_hooks';
 
 export interface BenchResponse {
   status: number;
@@ -39,6 +40,27 @@ export function nextSourceAddress(): string {
   const third = Math.floor(index / 254) % 256;
   const fourth = 1 + (index % 254);
   return `127.${second}.${third}.${fourth}`;
+}
+
+/** One request as the fault runs (test/chaos) see it: what was asked, how it was answered, and when. */
+export interface RequestRecord {
+  method: string;
+  path: string;
+  /** 0 when no answer came (the connection failed or timed out). */
+  status: number;
+  /** performance.now() when it was sent, and how long the answer took, in milliseconds. */
+  startedAt: number;
+  durationMs: number;
+  contentType: string;
+  /** The start of a 5xx answer's body (or the connection error), to judge it; empty otherwise. */
+  failure: string;
+}
+
+let requestObserver: ((record: RequestRecord) => void) | undefined;
+
+/** Calls `observer` with every request any BenchBrowser completes; `undefined` stops. */
+export function observeRequests(observer: ((record: RequestRecord) => void) | undefined): void {
+  requestObserver = observer;
 }
 
 /** A stuck request fails its flow instead of stalling the closed loop. */
@@ -80,6 +102,38 @@ export class BenchBrowser {
     const allHeaders: Record<string, string> = { host: url.host, 'user-agent': 'postern-bench', ...headers };
     if (cookie) allHeaders.cookie = cookie;
     if (body !== undefined) allHeaders['content-length'] = String(Buffer.byteLength(body));
+    const observer = requestObserver;
+    if (!observer) return this.#send(url, method, allHeaders, body);
+    const startedAt = performance.now();
+    const record = (status: number, contentType: string, failure: string) =>
+      observer({
+        method,
+        path: url.pathname,
+        status,
+        startedAt,
+        durationMs: performance.now() - startedAt,
+        contentType,
+        failure: failure.slice(0, 600),
+      });
+    return this.#send(url, method, allHeaders, body).then(
+      (response) => {
+        const contentType = String(response.headers['content-type'] ?? '');
+        record(response.status, contentType, response.status >= 500 ? response.body : '');
+        return response;
+      },
+      (error: Error) => {
+        record(0, '', error.message);
+        throw error;
+      },
+    );
+  }
+
+  #send(
+    url: URL,
+    method: string,
+    allHeaders: Record<string, string>,
+    body: string | undefined,
+  ): Promise<BenchResponse> {
     return new Promise((resolve, reject) => {
       const outgoing = request(
         {
