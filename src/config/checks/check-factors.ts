@@ -17,6 +17,17 @@ export const checkFactors: PoolCheck = (pool, _server, file) => {
         'lists methods no sign-in will ever ask for: every first factor is a passkey with user verification, which counts as two factors (add email_otp or password to first_factor, or set passkey_counts_as_two_factors: false)',
     });
   }
+  // Recovery codes are issued and accepted only where sign-ins may ask for a
+  // second factor (issue-recovery-codes.ts): in a pool that never asks, an
+  // organization's require_mfa enrols its members a passkey, but no codes.
+  // (The default list names them; only a file's own list promises them.)
+  if (second_factor_required === 'never' && Array.isArray(listed) && listed.includes('recovery_code')) {
+    findings.push({
+      path: ['authentication', 'second_factor'],
+      message:
+        'lists recovery_code, which no user of this pool ever gets: second_factor_required is never (remove recovery_code, or set second_factor_required to when_enrolled or always)',
+    });
+  }
   // Recovery codes stand in for a lost passkey; they are no second factor of
   // their own. `always` makes a user without a second factor enrol one in
   // the login, which is a passkey; `when_enrolled` can rest on TOTP, which

@@ -224,13 +224,20 @@ test('passkeys switched off must leave a first factor and require no second fact
 test('refuses second factors no sign-in will ever ask for', async (t) => {
   const pool = (authentication: string) =>
     acmePool('    id: acme.example', `authentication:\n${authentication}`);
-  // A pool that never asks lists what its organizations that require MFA ask for.
+  // A pool that never asks lists what its organizations that require MFA ask for,
+  // which are never recovery codes: they are issued only where sign-ins ask.
   t.deepEqual(
-    await problemsOf(
-      pool('  second_factor: [passkey, recovery_code, totp]\n  second_factor_required: never'),
-    ),
+    await problemsOf(pool('  second_factor: [passkey, totp]\n  second_factor_required: never')),
     [],
   );
+  const neverCodes = await problemsOf(
+    pool('  second_factor: [passkey, recovery_code, totp]\n  second_factor_required: never'),
+  );
+  t.deepEqual(
+    neverCodes.map((p) => p.path),
+    ['authentication.second_factor'],
+  );
+  t.regex(neverCodes[0]?.message ?? '', /recovery_code, which no user of this pool ever gets/);
 
   // A passkey-only pool whose passkeys count as two factors never reaches a second step.
   const passkeyOnly = await problemsOf(
