@@ -2,8 +2,8 @@
  * Outgoing mail. With SMTP_URL, messages go out through nodemailer; without
  * it (the embedded demo), each message is one line in the log, which is how a
  * newcomer reads their sign-in code: `Email code for ada@example.com: 123456`,
- * marked as a notice so the pretty console shows it in bold
- * (src/logging/create-logger.ts). The whole message is logged at debug.
+ * marked as a notice so the pretty console sets it apart, also without
+ * colors (src/logging/create-logger.ts). The whole message is logged at debug.
  */
 import nodemailer from 'nodemailer';
 import { type Logger, NOTICE } from '../logging/create-logger.ts';

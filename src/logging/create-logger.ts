@@ -6,7 +6,7 @@
  * Pretty output is for a newcomer reading the console: one line per event
  * (a request is `GET /path 200 3ms`, its request id and fields stay in the
  * JSON), and a line marked as a notice (the email code when no SMTP server is
- * set, src/email/mailer.ts) stands out in bold.
+ * set, src/email/mailer.ts) stands out: bold, marked `>>>`, between blank lines.
  */
 import { type Logger, pino } from 'pino';
 import pinoPretty from 'pino-pretty';
@@ -72,9 +72,15 @@ export function createLogger({
     messageFormat: (log, messageKey, _levelLabel, { colors }) => {
       // A function's result is not cleaned by pino-pretty: no control character reaches the terminal.
       const message = String(log[messageKey] ?? '').replace(CONTROL, ' ');
-      return log[NOTICE] ? colors.bold(message) : message;
+      return log[NOTICE] ? colors.bold(`>>> ${message}`) : message;
     },
   });
   const out = destination ?? process.stdout;
-  return pino(options, { write: (line: string) => out.write(format(line)) });
+  // Bold alone is lost without colors (NO_COLOR, a pipe, a CI log): a notice
+  // also gets a `>>>` mark and a blank line either side. Only a key is written
+  // `"notice":` in a JSON line; a string value would have its quotes escaped.
+  const noticeKey = `"${NOTICE}":`;
+  return pino(options, {
+    write: (line: string) => out.write(line.includes(noticeKey) ? `\n${format(line)}\n` : format(line)),
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * Without SMTP_URL, a newcomer reads their code in the console (issue 8, item
  * 19): each message is one line that says it, `Email code for …: 123456`, a
- * notice the pretty console shows in bold, not a JSON blob or a paragraph.
+ * notice the pretty console sets apart (bold, `>>>`, blank lines either side),
+ * not a JSON blob or a paragraph.
  */
 import { Writable } from 'node:stream';
 import test from 'ava';
@@ -16,7 +17,11 @@ function capture(options: { level: string; pretty: boolean }) {
       done();
     },
   });
-  return { logger: createLogger({ ...options, destination }), lines: () => text.split('\n').filter(Boolean) };
+  return {
+    logger: createLogger({ ...options, destination }),
+    lines: () => text.split('\n').filter(Boolean),
+    text: () => text,
+  };
 }
 
 const message = {
@@ -34,11 +39,17 @@ test('without SMTP, an email code is one info line that says it, also in JSON', 
   t.like(line, { level: 30, notice: 'email', msg: 'Email code for ada@example.com: 123456' });
 });
 
-test('the pretty console prints it as one line, and the whole message only at debug', async (t) => {
+test('the pretty console sets it apart without colors, and prints the whole message only at debug', async (t) => {
   const info = capture({ level: 'info', pretty: true });
-  await createMailer({ from: 'id@example.com', logger: info.logger }).send(message);
-  t.is(info.lines().length, 1, info.lines().join('\n'));
-  t.regex(info.lines()[0] ?? '', /^\[[\d:.]+\] INFO: Email code for ada@example\.com: 123456$/);
+  const mailer = createMailer({ from: 'id@example.com', logger: info.logger });
+  info.logger.info('GET /demo/auth 303 2ms');
+  await mailer.send(message);
+  info.logger.info('POST /demo/interaction/x/email-otp/send 200 4ms');
+  // The test's stream is never colored, as with NO_COLOR: a mark and blank lines either side.
+  t.regex(
+    info.text(),
+    /INFO: GET \/demo\/auth 303 2ms\n\n\[[\d:.]+\] INFO: >>> Email code for ada@example\.com: 123456\n\n\[[\d:.]+\] INFO: POST /,
+  );
 
   const debug = capture({ level: 'debug', pretty: true });
   await createMailer({ from: 'id@example.com', logger: debug.logger }).send(message);
