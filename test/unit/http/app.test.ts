@@ -124,3 +124,13 @@ test('static assets are served with a validator and answer 304 when unchanged', 
   t.is(second.status, 304);
   t.is((await fetch(`${url}/assets/../package.json`)).status, 404);
 });
+
+test('every page names an icon that is served, so browsers do not ask for a missing /favicon.ico', async (t) => {
+  const url = await serve(t, {});
+  const page = await (await fetch(`${url}/nope`, { headers: { accept: 'text/html' } })).text();
+  const icon = /<link rel="icon" href="([^"]+)"/.exec(page)?.[1];
+  t.truthy(icon, page);
+  const response = await fetch(`${url}${icon}`);
+  t.is(response.status, 200);
+  t.is(response.headers.get('content-type'), 'image/svg+xml');
+});
