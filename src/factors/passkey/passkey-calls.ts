@@ -1,7 +1,9 @@
 /**
  * Passkey calls: sign-in (first factor, second factor, step-up), creating a
  * passkey (sign-up, required second factor, the offer, recovery) and, after a
- * recovery-code sign-in, removing a lost one.
+ * recovery-code sign-in, removing a lost one (which signs the user out
+ * everywhere else, as the recovery sign-in did: whoever holds it may have
+ * signed in with it since; src/factors/sign-out-others.ts).
  *
  * - A passkey as second factor must be the user's, and another credential
  *   than the first factor's.
@@ -38,6 +40,7 @@ import {
 import { removalRefused, removePasskey } from '../passkey/remove-passkey.ts';
 import { issueFirstRecoveryCodes } from '../recovery-code/recovery-code-calls.ts';
 import { refusal } from '../refusal-codes.ts';
+import { signOutOthers, withSignedOut } from '../sign-out-others.ts';
 
 /** The factor a verified passkey assertion (or registration) completes. */
 export function passkeyFactor(
@@ -381,7 +384,11 @@ export const passkeyCalls = {
     );
   },
 
-  /** After a recovery-code sign-in: remove a passkey the user lost, if they keep a way in. */
+  /**
+   * After a recovery-code sign-in: remove a passkey the user lost, if they
+   * keep a way in, then sign them out everywhere else (this browser's session
+   * stays if it is theirs). The answer is the step, with `signed_out`.
+   */
   async removePasskey(ctx: LoginContext, { id }: { id: string }): Promise<Answer> {
     const step = await ctx.require(
       (candidate) => candidate.step === 'enroll' && candidate.reason === 'recovery',
@@ -408,6 +415,8 @@ export const passkeyCalls = {
       credentialId: removal.passkey.credentialId,
       detail: { reason: 'recovery' },
     });
-    return ctx.advance(progress);
+    // After the removal: a sign-in that starts later needs the passkeys as they are now.
+    const signedOut = await signOutOthers(ctx, userId, 'passkey_removed');
+    return withSignedOut(await ctx.advance(progress), signedOut);
   },
 };

@@ -5,7 +5,7 @@
  * and is offered to replace the lost passkey.
  *
  * A recovery sign-in also signs the user out everywhere else, the moment the
- * code is accepted (src/oidc/sign-out-elsewhere.ts): whoever has the lost
+ * code is accepted (src/factors/sign-out-others.ts): whoever has the lost
  * passkey must not stay signed in with it. This browser's own session, if it
  * already was the user's, is kept. The answer says what was signed out
  * (`signed_out: { sessions, apps }`).
@@ -14,20 +14,10 @@ import { PosternError } from '../../errors.ts';
 import type { LoginContext } from '../../interactions/login-context.ts';
 import { notNow } from '../../interactions/login-errors.ts';
 import type { Answer } from '../../interactions/present-step.ts';
-import { signOutElsewhere } from '../../oidc/sign-out-elsewhere.ts';
 import { issueFirstRecoveryCodes as issueFirstCodes } from '../recovery-code/issue-recovery-codes.ts';
 import { hashRecoveryCode } from '../recovery-code/recovery-codes.ts';
 import { refusal } from '../refusal-codes.ts';
-
-/** What a recovery sign-in signed out, as its answer says it. */
-interface SignedOutAnswer {
-  signed_out: { sessions: number; apps: number };
-}
-
-/** `answer` with what was signed out elsewhere. */
-function withSignedOut<A extends Answer>(answer: A, signedOut: SignedOutAnswer['signed_out']) {
-  return { ...answer, signed_out: signedOut };
-}
+import { signOutOthers, withSignedOut } from '../sign-out-others.ts';
 
 /**
  * The first time a user gets a second factor they get ten codes
@@ -45,23 +35,6 @@ export async function issueFirstRecoveryCodes(ctx: LoginContext, userId: string)
     ctx.audit('recovery_codes_issued', 'success', { userId, detail: { count: codes.length } });
   }
   return codes;
-}
-
-/** Ends the user's other sessions and grants; this browser's session stays if it is the user's. */
-async function signOutOthers(ctx: LoginContext, userId: string) {
-  const session = ctx.scope.interaction.session;
-  const sessionUid = session?.accountId === userId ? session.uid : undefined;
-  const { durable, ephemeral } = ctx.kit.deps;
-  const signedOut = await signOutElsewhere(
-    { durable, ephemeral },
-    { poolId: ctx.pool.id, accountId: userId, keep: sessionUid === undefined ? {} : { sessionUid } },
-  );
-  ctx.audit('signed_out_elsewhere', 'success', {
-    userId,
-    detail: { reason: 'recovery_sign_in', ...signedOut },
-  });
-  ctx.log.info({ user: userId, ...signedOut }, 'signed out elsewhere after a recovery sign-in');
-  return { sessions: signedOut.sessions, apps: signedOut.apps };
 }
 
 export const recoveryCodeCalls = {
@@ -91,7 +64,7 @@ export const recoveryCodeCalls = {
     ctx.accountChanged(userId);
     ctx.audit('recovery_code_used', 'success', { userId, detail: { remaining } });
     ctx.log.info({ user: userId, remaining }, 'recovery sign-in');
-    const signedOut = await signOutOthers(ctx, userId);
+    const signedOut = await signOutOthers(ctx, userId, 'recovery_sign_in');
     const factor = { method: 'recovery_code' as const, amr: ['otp'], multiFactor: false, at: ctx.now() };
     const answer = await ctx.advance(
       { ...progress, factors: [...progress.factors, factor], recovered: true },

@@ -564,3 +564,59 @@ test('a recovery sign-in signs the user out everywhere else; a browser already s
     ],
   );
 });
+
+test('removing the lost passkey at the recovery step signs out whoever signed in with it since; this browser stays', async (t) => {
+  const login = await serve(t);
+  const email = 'ora@acme.example';
+  const stolen = new SoftAuthenticator();
+  const laptopBrowser = newBrowser();
+  const { codes, tokens } = await signUp(t, login, email, stolen, laptopBrowser, { offline: true });
+  const laptop: BrowserSignIn = {
+    browser: laptopBrowser,
+    access: tokens.access_token,
+    refresh: tokens.refresh_token ?? '',
+  };
+
+  // The user recovers on the laptop, already signed in there: it stays signed in.
+  const client = await startOffline(login.server, 'acme', laptopBrowser, { prompt: 'login consent' });
+  await client.identify(email);
+  t.like((await client.post('/password', { password: PASSWORD })).body, { step: 'second_factor' });
+  const recovered = await client.post('/recovery-code', { code: codes[0] });
+  t.like(recovered.body, { step: 'enroll', reason: 'recovery', signed_out: { sessions: 0, apps: 0 } });
+  const [lost] = recovered.body.passkeys as Array<{ id: string }>;
+
+  // Meanwhile, whoever has the passkey and the password signs in again elsewhere.
+  const thiefBrowser = newBrowser();
+  const { client: thief } = await passwordFirst(login, email, thiefBrowser, { offline: true });
+  const options = await thief.passkeyOptions();
+  const signedIn = await thief.passkeyVerify(stolen.authenticate(options.body as never, login.server.url));
+  const thiefs = await tokensOf(thief, signedIn.body.redirect_to, thiefBrowser);
+  t.deepEqual(await whatStillWorks(login.server, 'acme', thiefs), SIGNED_IN);
+
+  // A new passkey (the pool always asks for a second factor), then the lost one goes, and the thief with it.
+  const replacement = new SoftAuthenticator();
+  const creation = await client.registerOptions();
+  const added = await client.registerVerify(replacement.register(creation.body as never, login.server.url));
+  t.like(added.body, { step: 'enroll', reason: 'recovery' }, JSON.stringify(added.body));
+  const removed = await client.post('/passkey/remove', { id: lost?.id });
+  t.is(removed.status, 200, JSON.stringify(removed.body));
+  t.like(removed.body, { step: 'enroll', reason: 'recovery', signed_out: { sessions: 1, apps: 1 } });
+  t.deepEqual(
+    await whatStillWorks(login.server, 'acme', thiefs),
+    SIGNED_OUT,
+    'refresh, userinfo, prompt=none',
+  );
+  t.deepEqual(await whatStillWorks(login.server, 'acme', laptop), SIGNED_IN, 'this browser is kept');
+
+  // The interaction completes, and what it gives works.
+  const done = await client.skipEnroll();
+  const now = await tokensOf(client, done.body.redirect_to, laptopBrowser);
+  t.deepEqual(await whatStillWorks(login.server, 'acme', now), SIGNED_IN);
+
+  const ora = await login.server.runtime.durable.users.findByEmail('acme', email);
+  const events = await login.server.runtime.durable.auditEvents.list('acme', {
+    userId: ora?.id ?? '',
+    event: 'signed_out_elsewhere',
+  });
+  t.like(events[0], { outcome: 'success', detail: { reason: 'passkey_removed', sessions: 1, grants: 1 } });
+});
