@@ -15,12 +15,13 @@
 import type { Middleware } from 'koa';
 import { createLimits } from '../accounts/limits.ts';
 import { oidcRouteOf } from '../oidc/create-provider.ts';
+import { providerRouteOf } from '../oidc/provider-routes.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { EphemeralStore } from '../storage/types.ts';
 import type { RequestState } from './request-context.ts';
 
 /**
- * Authorization requests (`/auth`, GET or POST) per client address and
+ * Authorization requests (`/auth`, GET or HEAD) per client address and
  * minute, across pools. Each may store a 30-minute interaction, so a script
  * must not make them without end; a person starts a handful of sign-ins a
  * minute, and sixty leaves room for an office behind one NAT. Not the PAR
@@ -29,7 +30,7 @@ import type { RequestState } from './request-context.ts';
  */
 export const AUTHORIZATION_LIMIT = { points: 60, windowSeconds: 60 } as const;
 
-/** Logout requests (`/session/end`, GET or POST) per client address and minute, across pools: as generous. */
+/** Logout requests (`/session/end`, GET or HEAD) per client address and minute, across pools: as generous. */
 export const END_SESSION_LIMIT = { points: 60, windowSeconds: 60 } as const;
 
 export interface DispatchOptions {
@@ -45,10 +46,10 @@ export function dispatchToProviders(
 ): Middleware<RequestState & { route?: string }> {
   const { host, protocol } = new URL(publicUrl);
   const proto = protocol.slice(0, -1);
-  // Keyed by the path under the pool; a Map, so no request path can name a prototype property.
-  const limitedPaths = new Map([
-    ['/auth', { name: 'authorization', rule: { name: 'authorization-ip', ...AUTHORIZATION_LIMIT } }],
-    ['/session/end', { name: 'end_session', rule: { name: 'end-session-ip', ...END_SESSION_LIMIT } }],
+  // Keyed by oidc-provider's route name; a Map, so no request can name a prototype property.
+  const limitedRoutes = new Map([
+    ['authorization', { rule: { name: 'authorization-ip', ...AUTHORIZATION_LIMIT } }],
+    ['end_session', { rule: { name: 'end-session-ip', ...END_SESSION_LIMIT } }],
   ]);
   const limits = createLimits(ephemeral);
 
@@ -57,12 +58,15 @@ export function dispatchToProviders(
     const runtime = poolId ? registry.get(poolId) : undefined;
     if (!runtime || !poolId) return next();
 
-    const limit = limitedPaths.get(ctx.path.slice(poolId.length + 1).replace(/(.)\/$/, '$1'));
-    if (limit && (ctx.method === 'GET' || ctx.method === 'POST')) {
+    // The endpoint oidc-provider will run, found as its router finds it: `/AUTH` and
+    // `/auth/` are the authorization endpoint too, and a GET route answers HEAD.
+    const route = providerRouteOf(ctx.path.slice(poolId.length + 1) || '/');
+    const limit = route && limitedRoutes.get(route.name);
+    if (route && limit && route.methods.includes(ctx.method)) {
       // The route a refusal is logged and counted under; oidc-provider's own, below, replaces it.
-      ctx.state.route = `/:pool/oidc/${limit.name}`;
+      ctx.state.route = `/:pool/oidc/${route.name}`;
       await limits.enforce(limit.rule, ctx.ip, () =>
-        ctx.state.log.warn({ limit: `${limit.name}_ip` }, 'rate limit reached'),
+        ctx.state.log.warn({ limit: `${route.name}_ip` }, 'rate limit reached'),
       );
     }
 

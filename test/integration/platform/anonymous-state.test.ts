@@ -125,16 +125,40 @@ test('authorization requests past the limit for one address answer 429 with Retr
   t.regex(page.headers.get('content-type') ?? '', /html/);
   t.true(Number(page.headers.get('retry-after')) >= 1);
 
-  // A POST to the authorization endpoint counts the same.
-  const posted = await fetch(`${server.issuer('flood')}/auth`, {
-    ...from('198.51.100.7'),
-    method: 'POST',
-    headers: { ...from('198.51.100.7').headers, 'content-type': 'application/x-www-form-urlencoded' },
-    body: url.searchParams.toString(),
-  });
-  t.is(posted.status, 429);
-
   t.is((await fetch(url, from('198.51.100.8'))).status, 303, 'another address is not held back');
+});
+
+test('the limits count an endpoint however its path is spelt, and HEAD as GET: oidc-provider routes them all', async (t) => {
+  const { fixture } = t.context;
+  const { server } = await fixture.start(t, { flood: poolFile() }, { server: 'trust_proxy: true\n' });
+  const from = (address: string, method = 'GET') => ({
+    method,
+    redirect: 'manual' as const,
+    headers: { 'x-forwarded-for': address, accept: 'application/json' },
+  });
+  const query = authorizeUrl(server.issuer('flood')).search;
+  const spellings = ['/AUTH', '/Auth/', '/auth'];
+  for (let i = 0; i < AUTHORIZATION_LIMIT.points; i++) {
+    const method = i % 4 === 3 ? 'HEAD' : 'GET';
+    const path = spellings[i % spellings.length];
+    const response = await fetch(`${server.issuer('flood')}${path}${query}`, from('198.51.100.9', method));
+    t.is(response.status, 303, `${method} ${path}: oidc-provider starts an interaction`);
+  }
+  for (const path of spellings) {
+    const refused = await fetch(`${server.issuer('flood')}${path}${query}`, from('198.51.100.9'));
+    t.is(refused.status, 429, path);
+  }
+  t.is((await fetch(`${server.issuer('flood')}/auth${query}`, from('198.51.100.9', 'HEAD'))).status, 429);
+
+  const logout = ['/Session/End', '/SESSION/END/', '/session/end'];
+  for (let i = 0; i < END_SESSION_LIMIT.points; i++) {
+    const method = i % 4 === 3 ? 'HEAD' : 'GET';
+    const path = logout[i % logout.length];
+    const response = await fetch(`${server.issuer('flood')}${path}`, from('198.51.100.9', method));
+    t.is(response.status, 200, `${method} ${path}`);
+  }
+  for (const path of logout)
+    t.is((await fetch(`${server.issuer('flood')}${path}`, from('198.51.100.9'))).status, 429, path);
 });
 
 test('logout requests past the limit for one address answer 429', async (t) => {
