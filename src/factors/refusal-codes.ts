@@ -37,7 +37,8 @@ export const REFUSAL_CODES = {
   passkey_limit: 'The user already has the pool’s `max_per_user` passkeys.',
   passkey_pool_full: 'The pool already stores its `max_per_pool` passkeys, all users together.',
   last_way_in: 'Removing the passkey would leave the user no way to sign in.',
-  last_second_factor: 'The pool always asks for a second factor, and this is the user’s last passkey.',
+  last_second_factor:
+    'A second factor is required (the pool always asks for one, or an organization of the user’s requires MFA), and removing this passkey or authenticator app would leave the user none.',
 
   // ------------------------------------------------------------- email codes
   no_code: 'No code for this interaction: never sent, replaced by a newer one, or expired.',

@@ -7,12 +7,17 @@
  * - `confirm` with a code from the app enrols it (replacing an earlier one),
  *   recording the code's time step so that code is spent;
  * - `remove` deletes it and signs the user out everywhere else, as removing
- *   a passkey does.
+ *   a passkey does; not when it is the user's last second factor where one
+ *   is required (src/factors/leaves-no-second-factor.ts), decided under the
+ *   lock a passkey removal takes, so that removing both at once cannot pass.
  *
  * Every one is a write: it needs a recent sign-in (./self-service-scope.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { errorOf, invalidRequest, notFound } from '../errors.ts';
+import { FACTORS_BUSY, withFactorLock } from '../factors/factor-lock.ts';
+import { leavesNoSecondFactor } from '../factors/leaves-no-second-factor.ts';
+import { refusal } from '../factors/refusal-codes.ts';
 import { matchTotp, newTotpSecret, totpQrSvg, totpUri } from '../factors/totp/totp-codes.ts';
 import { openTotpSecret, sealTotpSecret } from '../factors/totp/totp-secrets.ts';
 import { limitRule } from '../interactions/rate-limits.ts';
@@ -29,6 +34,16 @@ import {
 const SETUP_SECONDS = 10 * 60;
 
 const setupKey = (poolId: string, userId: string) => `totp-setup:${poolId}:${userId}`;
+
+const factorsBusy = () =>
+  errorOf('conflict', { description: 'Another change to your sign-in methods is under way. Try again.' });
+
+/** The passkey's `last_second_factor`, in words about the app. */
+const lastAppNeeded = () =>
+  errorOf('last_second_factor', {
+    description:
+      'This service asks for a second step at every sign-in, and this authenticator app is the only one you have. Add a passkey before removing it, or set up a new app to replace it.',
+  });
 
 export interface TotpSetup {
   /** Base32, for typing into an app that cannot scan. */
@@ -100,11 +115,36 @@ export function selfTotp(context: SelfServiceContext) {
       return { enabled: true };
     },
 
-    /** Removes the user's authenticator app and signs them out elsewhere. @throws {PosternError} 404 when none. */
+    /**
+     * Removes the user's authenticator app and signs them out elsewhere.
+     * @throws {PosternError} 404 when none; 409 last_second_factor when it is
+     *   the last second factor where one is required; 409 conflict while
+     *   another change to the user's second factors runs.
+     */
     async removeTotp(scope: SelfServiceScope): Promise<{ signed_out: SignedOutView }> {
       const user = await writerOf(context, scope);
-      if (!(await durable.totp.delete(scope.pool.id, user.id)))
-        throw notFound('There is no authenticator app on this account.');
+      const outcome = await withFactorLock(
+        ephemeral,
+        { poolId: scope.pool.id, userId: user.id },
+        async () => {
+          const account = await durable.users.findAccount(scope.pool.id, user.id);
+          if (!account?.hasTotp) return 'not_found' as const;
+          if (leavesNoSecondFactor(scope.pool, account, 'totp')) return 'last_second_factor' as const;
+          return (await durable.totp.delete(scope.pool.id, user.id))
+            ? ('removed' as const)
+            : ('not_found' as const);
+        },
+      );
+      if (outcome === FACTORS_BUSY) throw factorsBusy();
+      if (outcome === 'not_found') throw notFound('There is no authenticator app on this account.');
+      if (outcome === 'last_second_factor') {
+        scope.audit.record({
+          event: 'totp_removed',
+          outcome: 'failure',
+          detail: refusal('last_second_factor'),
+        });
+        throw lastAppNeeded();
+      }
       scope.audit.record({ event: 'totp_removed', outcome: 'success' });
       return { signed_out: await signOutOthers(context, scope, 'totp_removed') };
     },
