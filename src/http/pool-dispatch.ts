@@ -9,7 +9,8 @@
  * Requests anyone can make without signing in, and that make oidc-provider
  * store something, are limited per client address first: an authorization
  * request stores an interaction, a logout request a session holding the
- * logout form's secret. A refusal is a PosternError, answered by the app's
+ * logout form's secret (an IPv6 client is counted by its /64, see
+ * ./address-key.ts). A refusal is a PosternError, answered by the app's
  * error handler (429, Retry-After, HTML or JSON).
  */
 import type { Middleware } from 'koa';
@@ -18,6 +19,7 @@ import { oidcRouteOf } from '../oidc/create-provider.ts';
 import { providerRouteOf } from '../oidc/provider-routes.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { EphemeralStore } from '../storage/types.ts';
+import { addressKey } from './address-key.ts';
 import type { RequestState } from './request-context.ts';
 
 /**
@@ -65,7 +67,8 @@ export function dispatchToProviders(
     if (route && limit && route.methods.includes(ctx.method)) {
       // The route a refusal is logged and counted under; oidc-provider's own, below, replaces it.
       ctx.state.route = `/:pool/oidc/${route.name}`;
-      await limits.enforce(limit.rule, ctx.ip, () =>
+      // An IPv6 client counts by its /64, which one attacker typically holds whole.
+      await limits.enforce(limit.rule, addressKey(ctx.ip), () =>
         ctx.state.log.warn({ limit: `${route.name}_ip` }, 'rate limit reached'),
       );
     }

@@ -171,3 +171,20 @@ test('logout requests past the limit for one address answer 429', async (t) => {
   t.true(Number(refused.headers.get('retry-after')) >= 1);
   t.like(await refused.json(), { error: 'rate_limited' });
 });
+
+test('IPv6 clients are limited by their /64: new addresses inside it get no new allowance', async (t) => {
+  const { fixture } = t.context;
+  const { server } = await fixture.start(t, { flood: poolFile() }, { server: 'trust_proxy: true\n' });
+  const url = authorizeUrl(server.issuer('flood'));
+  const from = (address: string) => ({
+    redirect: 'manual' as const,
+    headers: { 'x-forwarded-for': address, accept: 'application/json' },
+  });
+  for (let i = 1; i <= AUTHORIZATION_LIMIT.points; i++) {
+    const response = await fetch(url, from(`2001:db8:1:2::${i.toString(16)}`));
+    t.is(response.status, 303, `address ${i} of the /64`);
+  }
+  const refused = await fetch(url, from('2001:db8:1:2:8000:aaaa:bbbb:1'));
+  t.is(refused.status, 429, 'another address of the same /64');
+  t.is((await fetch(url, from('2001:db8:1:3::1'))).status, 303, 'the next /64 is not held back');
+});
