@@ -7,10 +7,11 @@
  * hop that proxy appended.
  *
  * Requests anyone can make without signing in, and that make oidc-provider
- * store something, are limited per client address first: an authorization
- * request stores an interaction, a logout request a session holding the
- * logout form's secret (an IPv6 client is counted by its /64, see
- * ./address-key.ts). A refusal is a PosternError, answered by the app's
+ * store or look up something, are limited per client address first: an
+ * authorization request stores an interaction, a logout request looks up the
+ * browser's session (src/oidc/anonymous-logout.ts answers one signed in to
+ * nothing without storing anything). An IPv6 client is counted by its /64
+ * (./address-key.ts). A refusal is a PosternError, answered by the app's
  * error handler (429, Retry-After, HTML or JSON).
  */
 import type { Middleware } from 'koa';

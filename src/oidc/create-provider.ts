@@ -13,7 +13,8 @@
  * - `acr`, `amr` and `auth_time` declared as claims; `phr`/`phrh` advertised.
  *
  * Cookies get per-pool names and keys, so pools on one host never read each
- * other's sessions. Pages oidc-provider renders (errors, logout) come from
+ * other's sessions. A logout request from a browser that is signed in to
+ * nothing never reaches oidc-provider, which would store a session for it. Pages oidc-provider renders (errors, logout) come from
  * the http layer through `pages`.
  */
 import type { IncomingMessage } from 'node:http';
@@ -27,6 +28,7 @@ import type { ClientFile } from '../config/schema.ts';
 import type { PoolConfig } from '../config/types.ts';
 import { ACR_VALUES, acrMeets, requiredAcr } from './acr.ts';
 import { type AdapterStores, createAdapter } from './adapter.ts';
+import { answerAnonymousLogout } from './anonymous-logout.ts';
 import { type AccountLookup, accountOfFinishedLogin, findAccount } from './find-account.ts';
 import {
   grantFitsLogin,
@@ -37,6 +39,7 @@ import {
   recordGrantOrganization,
   withOrganizationClaims,
 } from './login-organization.ts';
+import { providerRouteOf } from './provider-routes.ts';
 import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
 import { TTL } from './ttl.ts';
@@ -270,6 +273,18 @@ export function createProvider(options: CreateProviderOptions): Provider {
   provider.use(async (ctx, next) => {
     // Mounted by dispatch with the prefix stripped; this tells urlFor the prefix.
     (ctx as unknown as { mountPath: string }).mountPath = mountPath;
+    // A logout from a browser signed in to nothing is answered here, storing nothing (./anonymous-logout.ts).
+    const route = providerRouteOf(ctx.path);
+    if (
+      route?.name === 'end_session' &&
+      route.methods.includes(ctx.method) &&
+      (await answerAnonymousLogout(provider, ctx, {
+        signedOut: (clientName) => pages.logoutSuccess(ctx.req, clientName ? { clientName } : {}),
+      }))
+    ) {
+      ROUTES.set(ctx.req, route.name);
+      return;
+    }
     await next();
     if (ctx.oidc?.route) ROUTES.set(ctx.req, ctx.oidc.route);
     // oidc-provider lists every mode it implements; clients here may use only these.

@@ -1,14 +1,12 @@
 /**
  * What a visitor who never signs in can make Postern store (issue 8, item 5),
- * against real Redis: a logout request leaves a session for minutes, not
- * weeks, and authorization and logout requests are limited per client
- * address before oidc-provider stores anything.
+ * against real Redis: a logout request from a browser signed in to nothing
+ * stores no session, and authorization and logout requests are limited per
+ * client address before oidc-provider stores anything.
  */
 import anyTest, { type TestFn } from 'ava';
 import { Redis } from 'ioredis';
 import { AUTHORIZATION_LIMIT, END_SESSION_LIMIT } from '../../../src/http/pool-dispatch.ts';
-import { ANONYMOUS_SESSION_TTL } from '../../../src/oidc/ttl.ts';
-import { Browserless } from '../../support/browserless.ts';
 import { probePostgres, probeRedis, redisTestUrl, serviceTest } from '../../support/services.ts';
 import { SoftAuthenticator } from '../../support/soft-authenticator.ts';
 import {
@@ -64,33 +62,27 @@ function authorizeUrl(issuer: string): URL {
   return url;
 }
 
-test('logout requests from browsers that are not signed in leave no long-lived session; a signed-in one keeps two weeks', async (t) => {
+const SIGNED_OUT_URI = 'http://127.0.0.1:8750/signed-out';
+
+/** poolFile() with a post-logout redirect URI registered for `web`. */
+const logoutPool = () =>
+  poolFile().replace(
+    '    first_party: true\n',
+    `    first_party: true\n    post_logout_redirect_uris: ["${SIGNED_OUT_URI}"]\n`,
+  );
+
+test('logout requests from browsers signed in to nothing store no session, and go back to the app only where oidc-provider would send them', async (t) => {
   const { fixture, redis } = t.context;
-  const login = await fixture.start(t, { leave: poolFile() });
+  const login = await fixture.start(t, { leave: logoutPool() });
   const { server } = login;
+  const end = (query: Record<string, string | string[]> = {}) => {
+    const url = new URL(`${server.issuer('leave')}/session/end`);
+    for (const [key, value] of Object.entries(query))
+      for (const item of [value].flat()) url.searchParams.append(key, item);
+    return url;
+  };
 
-  // One logout all the way: the form oidc-provider posts back still finds its secret.
-  const browser = new Browserless();
-  const page = await browser.fetch(`${server.issuer('leave')}/session/end`);
-  t.is(page.status, 200);
-  const xsrf = /name="xsrf" value="([^"]+)"/.exec(await page.text())?.[1];
-  t.truthy(xsrf, 'the logout form carries its secret');
-  const confirmed = await browser.fetch(`${server.issuer('leave')}/session/end/confirm`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ xsrf: xsrf ?? '', logout: 'yes' }).toString(),
-  });
-  t.is(confirmed.status, 303);
-  t.regex(confirmed.headers.get('location') ?? '', /\/leave\/session\/end\/success$/);
-
-  // Many more, each from a new browser, as a script would make them.
-  for (let i = 0; i < 20; i++) t.is((await fetch(`${server.issuer('leave')}/session/end`)).status, 200);
-  const anonymous = await sessionTtls(redis, login, 'leave');
-  t.true(anonymous.length >= 20, `sessions stored: ${anonymous.length}`);
-  for (const ttl of anonymous)
-    t.true(ttl > 0 && ttl <= ANONYMOUS_SESSION_TTL * 1000, `a session lives ${ttl} ms`);
-
-  // A sign-in's session is saved for two weeks.
+  // A signed-in user, whose ID token an app could send as id_token_hint.
   const { login: signedIn, answer } = await signUp(
     server,
     fixture.mail,
@@ -98,9 +90,73 @@ test('logout requests from browsers that are not signed in leave no long-lived s
     'ada@leave.example',
     new SoftAuthenticator(),
   );
-  await signedIn.finish(String(answer.body.redirect_to));
-  const after = await sessionTtls(redis, login, 'leave');
-  t.is(after.filter((ttl) => ttl > 13 * DAY_MS).length, 1, 'the signed-in session lives two weeks');
+  const { tokens } = await signedIn.finish(String(answer.body.redirect_to));
+  const hint = String(tokens.id_token);
+  t.is((await sessionTtls(redis, login, 'leave')).length, 1, 'the sign-in stored its session');
+
+  // Followed: the registered URI, for the client named by client_id or by a valid hint, with state.
+  const followed: Array<Record<string, string>> = [
+    { client_id: 'web', post_logout_redirect_uri: SIGNED_OUT_URI, state: 'st-1' },
+    { id_token_hint: hint, post_logout_redirect_uri: SIGNED_OUT_URI, state: 'st-1' },
+    { id_token_hint: hint, client_id: 'web', post_logout_redirect_uri: SIGNED_OUT_URI, state: 'st-1' },
+  ];
+  // Not followed: the signed-out page.
+  const forged = `${hint.split('.').slice(0, 2).join('.')}.${'A'.repeat(86)}`;
+  const refused: Array<Record<string, string | string[]>> = [
+    {},
+    { post_logout_redirect_uri: SIGNED_OUT_URI },
+    { client_id: 'web', post_logout_redirect_uri: 'https://evil.example/' },
+    { client_id: 'web', post_logout_redirect_uri: `${SIGNED_OUT_URI}/more` },
+    { client_id: 'partner', post_logout_redirect_uri: SIGNED_OUT_URI },
+    { client_id: 'nobody', post_logout_redirect_uri: SIGNED_OUT_URI },
+    { id_token_hint: hint, client_id: 'partner', post_logout_redirect_uri: SIGNED_OUT_URI },
+    { id_token_hint: forged, post_logout_redirect_uri: SIGNED_OUT_URI },
+    { id_token_hint: 'not-a-jwt', post_logout_redirect_uri: SIGNED_OUT_URI },
+    { client_id: ['web', 'web'], post_logout_redirect_uri: SIGNED_OUT_URI },
+  ];
+  let sent = 0;
+  for (let round = 0; sent < 30; round++) {
+    for (const query of followed) {
+      const response = await fetch(end(query), { redirect: 'manual' });
+      t.is(response.status, 303, JSON.stringify(query));
+      t.is(response.headers.get('location'), `${SIGNED_OUT_URI}?state=st-1`, JSON.stringify(query));
+      sent++;
+    }
+    for (const query of refused) {
+      const response = await fetch(end(query), { redirect: 'manual' });
+      t.is(response.status, 200, JSON.stringify(query));
+      t.is(response.headers.get('location'), null, JSON.stringify(query));
+      t.regex(await response.text(), /You are signed out/, JSON.stringify(query));
+      sent++;
+    }
+    // A cookie that is no session of this pool's, and HEAD, which oidc-provider answers as GET.
+    const cookie = { cookie: 'postern.leave.session=forged; postern.leave.session.sig=forged' };
+    t.is((await fetch(end(), { headers: cookie, redirect: 'manual' })).status, 200);
+    t.is((await fetch(end(), { method: 'HEAD', redirect: 'manual' })).status, 200);
+    sent += 2;
+    t.true(round < 5);
+  }
+  const sessions = await sessionTtls(redis, login, 'leave');
+  t.is(sessions.length, 1, `sessions stored after ${sent} anonymous logouts: ${sessions.length}`);
+  t.true((sessions[0] ?? 0) > 13 * DAY_MS, 'the signed-in session lives two weeks');
+
+  // The signed-in browser's logout is oidc-provider's: a confirmation, then back to the app.
+  const browser = signedIn.browser;
+  const page = await browser.fetch(
+    end({ client_id: 'web', post_logout_redirect_uri: SIGNED_OUT_URI, state: 'bye' }),
+  );
+  t.is(page.status, 200);
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(await page.text())?.[1];
+  t.truthy(xsrf, 'the confirmation carries its secret');
+  const confirmed = await browser.fetch(`${server.issuer('leave')}/session/end/confirm`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ xsrf: xsrf ?? '', logout: 'yes' }).toString(),
+    redirect: 'manual',
+  });
+  t.is(confirmed.status, 303);
+  t.is(confirmed.headers.get('location'), `${SIGNED_OUT_URI}?state=bye`);
+  t.deepEqual(await sessionTtls(redis, login, 'leave'), [], 'the session is gone');
 });
 
 test('authorization requests past the limit for one address answer 429 with Retry-After, as JSON or a page; another address goes on', async (t) => {
