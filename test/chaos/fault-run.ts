@@ -148,11 +148,13 @@ interface LoadState {
   acceptedCounters: Map<string, number>;
 }
 
+/** Numbers sign-up addresses across every run of this process: each address signs up once. */
+let signUpCounter = 0;
+
 /** Closed loops of each kind of flow until `state.running` is false. */
 function driveLoad(rig: ChaosRig, options: FaultRunOptions, chains: string[], state: LoadState) {
   const users = new UserPool(rig.users);
   const target = rig.postern.target;
-  let signUpCounter = 0;
   const loop = async (flow: () => Promise<void>) => {
     while (state.running) {
       try {

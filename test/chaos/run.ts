@@ -4,10 +4,12 @@
  *
  *   npm run chaos -- [--faults redis-kill,postgres-slow] [--fault-seconds 8]
  *                    [--sign-ins 6] [--sign-ups 1] [--refreshes 2] [--users 60]
+ *                    [--log postern.log]
  *
  * CI runs a short version of the same runs as a test
  * (test/integration/reliability/store-faults.test.ts).
  */
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startChaosRig } from './chaos-rig.ts';
 import { ANSWER_WITHIN_MS, FAULTS, type Fault, RECOVER_WITHIN_MS } from './fault-run.ts';
@@ -21,6 +23,8 @@ const { values } = parseArgs({
     'sign-ups': { type: 'string', default: '1' },
     refreshes: { type: 'string', default: '2' },
     users: { type: 'string', default: '60' },
+    /** Where to write Postern's own log afterwards, to see what a bad answer was. */
+    log: { type: 'string' },
   },
 });
 
@@ -67,6 +71,7 @@ try {
     } else console.log('  kept every promise');
   }
 } finally {
+  if (values.log) await writeFile(String(values.log), rig.postern.output());
   await rig.close();
 }
 process.exitCode = failures > 0 ? 1 : 0;

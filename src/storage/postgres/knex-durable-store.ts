@@ -19,6 +19,9 @@ import { createTotpRepository } from './totp-repository.ts';
 import { translateError } from './translate-error.ts';
 import { createUserRepository } from './user-repository.ts';
 
+/** Most expired oidc rows one sweep statement deletes. */
+const SWEEP_BATCH = 2_000;
+
 export interface KnexDurableStoreOptions extends MigrateOptions {
   kind: DurableStore['kind'];
   /** (Optional) Runs after knex is destroyed, e.g. to close an embedded database. */
@@ -29,7 +32,7 @@ export interface KnexDurableStoreOptions extends MigrateOptions {
  * Wraps `db` as a DurableStore; closing the store destroys `db`.
  */
 export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOptions): DurableStore {
-  const { kind, openLockConnection, onClose } = options;
+  const { kind, openMigrationDb, onClose } = options;
   const oidcModels = new Map<string, OidcModelStore>();
   let migrationQueue: Promise<unknown> = Promise.resolve();
 
@@ -65,7 +68,7 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
       // knex's lock table makes a concurrent second run fail rather than wait; the
       // advisory lock covers other processes, this queue covers this one (and PGlite).
       const run = migrationQueue.then(() =>
-        translated(() => migrate(db, openLockConnection ? { openLockConnection } : {})),
+        translated(() => migrate(db, openMigrationDb ? { openMigrationDb } : {})),
       );
       migrationQueue = run.catch(() => {});
       return run;
@@ -77,7 +80,24 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
 
     sweepExpired(now = new Date()) {
       return translated(async () => {
-        const swept = changedRows(await db('oidc_models').where('expires_at', '<=', now).delete());
+        // In batches: each statement stays well within the serving query timeout,
+        // however many rows expired while no process swept.
+        let swept = 0;
+        for (;;) {
+          const batch = changedRows(
+            await db('oidc_models')
+              .whereIn(
+                ['pool_id', 'model', 'id'],
+                db('oidc_models')
+                  .select('pool_id', 'model', 'id')
+                  .where('expires_at', '<=', now)
+                  .limit(SWEEP_BATCH),
+              )
+              .delete(),
+          );
+          swept += batch;
+          if (batch < SWEEP_BATCH) break;
+        }
         // The organization of a grant goes with the grant (no foreign key: see migration 0008).
         await db('grant_organizations')
           .whereNotExists(

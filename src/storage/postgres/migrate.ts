@@ -26,10 +26,11 @@ export const migrationSource: Knex.MigrationSource<Migration> = {
 
 export interface MigrateOptions {
   /**
-   * (Optional) Opens a single-connection knex on the same database to hold the
-   * advisory lock while `db` migrates; destroyed afterwards. Omit for PGlite.
+   * (Optional) Opens a knex of two connections on the same database, without
+   * the serving pool's query timeouts: one holds the advisory lock while the
+   * other migrates; destroyed afterwards. Omit for PGlite, which migrates `db`.
    */
-  openLockConnection?: () => Knex;
+  openMigrationDb?: () => Knex;
 }
 
 /**
@@ -37,22 +38,22 @@ export interface MigrateOptions {
  * @throws driver errors untranslated; the store wraps them.
  */
 export async function migrate(db: Knex, options: MigrateOptions = {}): Promise<MigrationResult> {
-  const latest = async (): Promise<MigrationResult> => {
-    const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  const latest = async (on: Knex): Promise<MigrationResult> => {
+    const [, applied] = (await on.migrate.latest({ migrationSource })) as [number, string[]];
     return { applied };
   };
-  if (!options.openLockConnection) return latest();
+  if (!options.openMigrationDb) return latest(db);
 
-  const lock = options.openLockConnection();
+  const migrationDb = options.openMigrationDb();
   try {
     // A transaction pins one connection; the xact lock is released when it ends,
     // even if this process dies mid-migration.
-    return await lock.transaction(async (trx) => {
+    return await migrationDb.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [LOCK_KEY]);
-      return latest();
+      return latest(migrationDb);
     });
   } finally {
-    await lock.destroy();
+    await migrationDb.destroy();
   }
 }
 

@@ -4,9 +4,10 @@
  * memory for tests. Both go through knex and the same repositories.
  *
  * PostgreSQL connections are made lazily; call `ping()` or `migrate()` at boot
- * to fail there rather than at the first request. Connection attempts and
- * pool waits give up after CONNECT_TIMEOUT_MS, so an unreachable database
- * answers StoreUnavailableError promptly instead of hanging a request.
+ * to fail there rather than at the first request. Connection attempts, pool
+ * waits and queries give up after SERVE_TIMEOUTS, so an unreachable or
+ * stalled database answers StoreUnavailableError promptly instead of hanging
+ * a request. Migrations run on connections of their own, without them.
  *
  * PGlite and its knex client are imported only when PGlite is opened: a
  * process run against PostgreSQL never loads them.
@@ -19,8 +20,21 @@ import type { DurableStore } from '../types.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { createKnexDurableStore } from './knex-durable-store.ts';
 
-/** How long to wait for a new connection, or for a free one from the pool. */
-const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a request's database work may wait: for a new connection, for a
+ * free one from the pool, for one query's answer. Loopback and LAN queries
+ * take milliseconds; past this the database is down or stalled, and the
+ * request answers 503 within a second instead of hanging (issue 12). The
+ * server gives up on the statement at the same time (statement_timeout), and
+ * ends a transaction its client went silent in, so no lock outlives it.
+ */
+export const SERVE_TIMEOUTS = { connectMs: 800, queryMs: 800, idleInTransactionMs: 5_000 } as const;
+
+/**
+ * Migrations are an operator's step that may legitimately run for minutes
+ * (an index on a large table): no query timeout, only a connect timeout.
+ */
+const MIGRATION_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * PGlite has a single connection that every query queues for; a burst of work
@@ -59,19 +73,72 @@ function knexLog(logger: StoreLogger | undefined): Knex.Config['log'] {
   };
 }
 
-function postgresConfig(url: string, poolMax: number, logger: StoreLogger | undefined): Knex.Config {
+function postgresConfig(
+  url: string,
+  poolMax: number,
+  logger: StoreLogger | undefined,
+  serving: boolean,
+): Knex.Config {
+  const connectMs = serving ? SERVE_TIMEOUTS.connectMs : MIGRATION_CONNECT_TIMEOUT_MS;
   return {
     client: 'pg',
     log: knexLog(logger),
     connection: {
       connectionString: url,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: connectMs,
       application_name: 'postern',
+      ...(serving
+        ? {
+            query_timeout: SERVE_TIMEOUTS.queryMs,
+            statement_timeout: SERVE_TIMEOUTS.queryMs,
+            idle_in_transaction_session_timeout: SERVE_TIMEOUTS.idleInTransactionMs,
+          }
+        : {}),
     },
     // min 0: idle connections are closed rather than kept against a restarted server.
-    pool: { min: 0, max: poolMax },
-    acquireConnectionTimeout: CONNECT_TIMEOUT_MS,
+    pool: { min: 0, max: poolMax, ...(serving ? { afterCreate: discardOnTimeout } : {}) },
+    acquireConnectionTimeout: connectMs,
   };
+}
+
+/**
+ * A query that timed out may still be running, or its answer still on the
+ * way: the connection is closed rather than handed to the next request,
+ * which would queue behind it (knex discards a connection marked disposed).
+ */
+function discardOnTimeout(
+  connection: PgConnection,
+  done: (error: Error | null, connection: PgConnection) => void,
+) {
+  const query = connection.query.bind(connection);
+  const discard = (error: unknown) => {
+    if (error instanceof Error && error.message === 'Query read timeout') {
+      connection.__knex__disposed = error;
+      connection.end().catch(() => {});
+    }
+  };
+  // knex calls query(config, callback); pg's own promise form is covered too.
+  connection.query = (...args: unknown[]) => {
+    const callback = args.at(-1);
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (error: unknown, result: unknown) => {
+        discard(error);
+        callback(error, result);
+      };
+      return query(...args);
+    }
+    const result = query(...args);
+    if (result instanceof Promise) result.catch(discard);
+    return result;
+  };
+  done(null, connection);
+}
+
+/** The part of a pg Client the timeout guard touches. */
+interface PgConnection {
+  query: (...args: unknown[]) => unknown;
+  end(): Promise<void>;
+  __knex__disposed?: unknown;
 }
 
 async function openPglite(
@@ -117,9 +184,10 @@ async function openPglite(
 export async function openDurableStore(options: OpenDurableStoreOptions = {}): Promise<DurableStore> {
   const { url, dataDir, poolMax = 10, logger } = options;
   if (url === undefined) return openPglite(dataDir, logger);
-  const db = knex(postgresConfig(url, poolMax, logger));
+  const db = knex(postgresConfig(url, poolMax, logger, true));
   return createKnexDurableStore(db, {
     kind: 'postgres',
-    openLockConnection: () => knex(postgresConfig(url, 1, logger)),
+    // Two connections: one holds the advisory lock, the other migrates.
+    openMigrationDb: () => knex(postgresConfig(url, 2, logger, false)),
   });
 }

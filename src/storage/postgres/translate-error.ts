@@ -5,7 +5,9 @@
  * - 23505 unique_violation → UniqueViolationError(constraint)
  * - the server or the network going away (connection refused, DNS, timeouts,
  *   class 08 connection exceptions, 57P01–57P03 shutdown/startup, 53300 too
- *   many connections, knex's pool acquire timeout) → StoreUnavailableError
+ *   many connections, knex's pool acquire timeout, the serving timeouts:
+ *   pg's query timeout, 57014 statement timeout, 25P03 idle in transaction)
+ *   → StoreUnavailableError
  * - anything else is a bug or a caller error and is rethrown unchanged.
  *
  * SQLSTATE list: https://www.postgresql.org/docs/current/errcodes-appendix.html
@@ -23,15 +25,22 @@ const NETWORK_CODES = new Set([
   'EPIPE',
 ]);
 
-/** SQLSTATEs meaning "the server cannot serve you right now". */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/**
+ * SQLSTATEs meaning "the server cannot serve you right now". 57014 and 25P03
+ * are the serving pool's statement_timeout and idle-in-transaction timeout
+ * (open-durable-store.ts): a database too slow to answer in time.
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014', '25P03']);
 
 /** pg reports some connection losses only in the message, without a code. */
 const UNAVAILABLE_MESSAGES = [
-  /^Connection terminated/,
+  // knex puts a failed query's SQL before pg's message: matched at the end.
+  /Connection terminated( unexpectedly| due to connection timeout)?$/,
   /connection timeout/i,
   /Client has encountered a connection error/,
-  /^timeout expired$/,
+  /(^| - )timeout expired$/,
+  // The serving pool's query_timeout: no answer in time (open-durable-store.ts).
+  /(^| - )Query read timeout$/,
 ];
 
 interface DriverError {
