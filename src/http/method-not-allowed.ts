@@ -8,6 +8,9 @@
  * Paths that are no route of Postern's go on down the chain (static assets,
  * then the pool's oidc-provider, whose endpoints and CORS preflights are its
  * own), and so do routes under a pool that does not exist: those are a 404.
+ * oidc-provider answers a wrong method with a 404 of its own, so its
+ * endpoints get their 405 in ./pool-dispatch.ts, from the table of its routes
+ * (src/oidc/provider-routes.ts), in the same format.
  */
 import { type Layer, type Router, RouterEvents } from '@koa/router';
 import { errorOf } from '../errors.ts';

@@ -12,7 +12,9 @@
  * browser's session (src/oidc/anonymous-logout.ts answers one signed in to
  * nothing without storing anything). An IPv6 client is counted by its /64
  * (./address-key.ts). A refusal is a PosternError, answered by the app's
- * error handler (429, Retry-After, HTML or JSON).
+ * error handler (429, Retry-After, HTML or JSON). So is a method one of
+ * oidc-provider's endpoints does not take (src/oidc/provider-routes.ts): 405
+ * with Allow, where oidc-provider would answer 404.
  */
 import type { Middleware } from 'koa';
 import { createLimits } from '../accounts/limits.ts';
@@ -21,6 +23,7 @@ import { providerRouteOf } from '../oidc/provider-routes.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
 import type { EphemeralStore } from '../storage/types.ts';
 import { addressKey } from './address-key.ts';
+import { methodNotAllowed } from './method-not-allowed.ts';
 import type { RequestState } from './request-context.ts';
 
 /**
@@ -64,6 +67,16 @@ export function dispatchToProviders(
     // The endpoint oidc-provider will run, found as its router finds it: `/AUTH` and
     // `/auth/` are the authorization endpoint too, and a GET route answers HEAD.
     const route = providerRouteOf(ctx.path.slice(poolId.length + 1) || '/');
+    if (route && !route.methods.includes(ctx.method)) {
+      // oidc-provider would answer 404 for its own endpoint: 405 with Allow (RFC 9110 §15.5.6),
+      // or 204 to OPTIONS, as Postern's own routes answer (./method-not-allowed.ts).
+      const allow = [...route.methods].sort().join(', ');
+      ctx.state.route = `/:pool/oidc/${route.name}`;
+      if (ctx.method !== 'OPTIONS') throw methodNotAllowed(allow);
+      ctx.status = 204;
+      ctx.set('Allow', allow);
+      return;
+    }
     const limit = route && limitedRoutes.get(route.name);
     if (route && limit && route.methods.includes(ctx.method)) {
       // The route a refusal is logged and counted under; oidc-provider's own, below, replaces it.

@@ -1,10 +1,11 @@
 /**
  * Wrong methods on Postern's own routes (issue 8, item 13) answer 405 with
  * `Allow`, in the house format, instead of 404; OPTIONS answers 204 with
- * `Allow` and no CORS headers. oidc-provider's endpoints are its own: their
- * CORS preflights must keep working.
+ * `Allow` and no CORS headers. So do oidc-provider's endpoints, which
+ * answered 404; their CORS preflights must keep working.
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { PROVIDER_ROUTES } from '../../../src/oidc/provider-routes.ts';
 import type { TestServer } from '../../support/postern-server.ts';
 import { probePostgres, probeRedis, serviceTest } from '../../support/services.ts';
 import { type LoginFixture, openLoginFixture, poolFile, startLogin } from '../login/login-fixture.ts';
@@ -140,5 +141,77 @@ test('a path nothing serves answers the house 404: JSON for an API client, the e
     const page = await call(server, 'GET', path, { accept: 'text/html' });
     t.is(page.status, 404, path);
     t.regex(String(page.body), /<html[\s\S]*Page not found/, path);
+  }
+});
+
+test('a method an oidc-provider endpoint does not take answers 405 with Allow and an OAuth-style error', async (t) => {
+  const { server } = t.context;
+  const cases: Array<[string, string, string]> = [
+    ['GET', '/acme/token', 'OPTIONS, POST'],
+    ['HEAD', '/acme/token', 'OPTIONS, POST'],
+    ['PUT', '/acme/auth', 'GET, HEAD'],
+    ['DELETE', '/acme/auth', 'GET, HEAD'],
+    ['POST', '/acme/auth', 'GET, HEAD'],
+    ['POST', '/acme/AUTH/', 'GET, HEAD'],
+    ['DELETE', '/acme/auth/some-uid', 'GET, HEAD'],
+    ['POST', '/acme/jwks', 'GET, HEAD, OPTIONS'],
+    ['GET', '/acme/token/introspection', 'OPTIONS, POST'],
+    ['GET', '/acme/token/revocation', 'OPTIONS, POST'],
+    ['GET', '/acme/request', 'OPTIONS, POST'],
+    ['DELETE', '/acme/me', 'GET, HEAD, OPTIONS, POST'],
+    ['POST', '/acme/.well-known/openid-configuration', 'GET, HEAD, OPTIONS'],
+    ['PUT', '/acme/.well-known/oauth-authorization-server', 'GET, HEAD, OPTIONS'],
+    ['POST', '/acme/session/end', 'GET, HEAD'],
+    ['GET', '/acme/session/end/confirm', 'POST'],
+    ['POST', '/acme/session/end/success', 'GET, HEAD'],
+    ['PATCH', '/demo/token', 'OPTIONS, POST'],
+  ];
+  for (const [method, path, allow] of cases) {
+    const answer = await call(server, method, path);
+    t.is(answer.status, 405, `${method} ${path}`);
+    t.is(answer.allow, allow, `${method} ${path}`);
+    if (method === 'HEAD') continue;
+    t.like(answer.body, { error: 'method_not_allowed' }, `${method} ${path}`);
+    t.is(typeof (answer.body as { error_description?: unknown }).error_description, 'string');
+  }
+  const page = await call(server, 'PUT', '/acme/auth', { accept: 'text/html' });
+  t.is(page.status, 405);
+  t.regex(String(page.body), /<html/i);
+  const options = await call(server, 'OPTIONS', '/acme/session/end', {
+    origin: 'https://rp.example',
+    'access-control-request-method': 'GET',
+  });
+  t.like(options, { status: 204, allow: 'GET, HEAD' });
+  t.is(options.headers.get('access-control-allow-origin'), null);
+});
+
+test('every method the table of oidc-provider routes lists reaches an endpoint of oidc-provider, and discovery names no other', async (t) => {
+  const { server } = t.context;
+  for (const route of PROVIDER_ROUTES) {
+    const path = `/acme${route.path.replace(':uid', 'some-uid')}`;
+    for (const method of route.methods) {
+      const answer = await call(server, method, path, {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(method === 'OPTIONS'
+          ? { origin: 'https://rp.example', 'access-control-request-method': 'POST' }
+          : {}),
+      });
+      t.not(answer.status, 404, `${method} ${path}`);
+      t.not(answer.status, 405, `${method} ${path}`);
+    }
+  }
+  const metadata = (await call(server, 'GET', '/acme/.well-known/openid-configuration')).body as Record<
+    string,
+    unknown
+  >;
+  const endpoints = Object.entries(metadata).filter(
+    ([key]) => key.endsWith('_endpoint') || key === 'jwks_uri',
+  );
+  t.true(endpoints.length >= 7);
+  const prefix = `${server.issuer('acme')}`;
+  for (const [key, url] of endpoints) {
+    t.true(String(url).startsWith(prefix), key);
+    const route = PROVIDER_ROUTES.find((candidate) => candidate.path === String(url).slice(prefix.length));
+    t.truthy(route, `${key}: ${String(url)}`);
   }
 });
