@@ -14,10 +14,12 @@
  * (./address-key.ts). A refusal is a PosternError, answered by the app's
  * error handler (429, Retry-After, HTML or JSON). So is a method one of
  * oidc-provider's endpoints does not take (src/oidc/provider-routes.ts): 405
- * with Allow, where oidc-provider would answer 404.
+ * with Allow, where oidc-provider would answer 404; and a compressed body,
+ * which oidc-provider would read as if it were not: 415.
  */
 import type { Middleware } from 'koa';
 import { createLimits } from '../accounts/limits.ts';
+import { PosternError } from '../errors.ts';
 import { oidcRouteOf } from '../oidc/create-provider.ts';
 import { providerRouteOf } from '../oidc/provider-routes.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
@@ -77,6 +79,8 @@ export function dispatchToProviders(
       ctx.set('Allow', allow);
       return;
     }
+    assertIdentityCoding(ctx);
+
     const limit = route && limitedRoutes.get(route.name);
     if (route && limit && route.methods.includes(ctx.method)) {
       // The route a refusal is logged and counted under; oidc-provider's own, below, replaces it.
@@ -102,6 +106,31 @@ export function dispatchToProviders(
     await runtime.handle(req, res);
     ctx.state.route = `/:pool/oidc/${oidcRouteOf(req) ?? 'unmatched'}`;
   };
+}
+
+/**
+ * oidc-provider reads a request body as it comes, whatever its
+ * Content-Encoding says: a zstd-labelled body was read as plain text and
+ * answered, a gzip one read as garbage. Only an uncompressed body is taken;
+ * any other coding is 415 with `Accept-Encoding: identity`, the codings that
+ * would have been accepted (RFC 9110 §15.5.16, §12.5.3). Postern's own JSON
+ * APIs decompress gzip, deflate and br themselves (./json-body.ts); no OAuth
+ * client compresses a form post, so oidc-provider's endpoints are not given a
+ * decompressing parser in front (STACK.md).
+ * @throws {PosternError} 415 invalid_request.
+ */
+function assertIdentityCoding(ctx: { request: { length?: number | undefined }; get(field: string): string }) {
+  const hasBody = Boolean(ctx.request.length) || ctx.get('transfer-encoding') !== '';
+  const codings = ctx
+    .get('content-encoding')
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  if (!hasBody || codings.length === 0) return;
+  throw new PosternError(415, 'invalid_request', 'Send the request body uncompressed.', {
+    detail: `Content-Encoding: ${ctx.get('content-encoding').slice(0, 64)}`,
+    headers: { 'Accept-Encoding': 'identity' },
+  });
 }
 
 function lastHop(header: string | string[] | undefined): string | undefined {

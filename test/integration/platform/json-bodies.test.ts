@@ -5,6 +5,7 @@
  * interaction API and the self-service API share one body reader, so both are
  * tried: each refusal is a 4xx in the house format, changes nothing, and
  * leaves no error (no stack) in the log; an audited refusal is still audited.
+ * oidc-provider's endpoints take uncompressed bodies only.
  */
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
@@ -50,12 +51,13 @@ test.after.always(async (t) => {
 async function serve(
   t: ExecutionContext<Context>,
   poolId: string,
+  pool = poolFile(),
 ): Promise<{ server: TestServer; logs: LogCapture }> {
   const prefix = uniqueKeyPrefix();
   t.context.prefixes.push(prefix);
   const logs = captureLogs('info');
   const server = await startTestServer({
-    pools: { [poolId]: poolFile() },
+    pools: { [poolId]: pool },
     server: 'database:\n  pool_max: 2\n',
     databaseUrl: t.context.fixture.database.url,
     redisUrl: redisTestUrl(),
@@ -373,4 +375,58 @@ test('bodies that are not UTF-8 JSON objects, or poison prototypes, answer 400, 
     t.is(typeof answer.body.error, 'string', label);
   }
   t.is((await login.verifyCode(code)).status, 200, 'the code is still good after all that');
+});
+
+const MACHINE_SECRET = 'machine-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+/** poolFile() with a client-credentials client, `machine`. */
+const machinePool = () =>
+  `${poolFile()}  - client_id: machine
+    client_secret: ${MACHINE_SECRET}
+    grant_types: [client_credentials]
+    redirect_uris: []
+    scope: admin
+`;
+
+test('oidc-provider endpoints: a compressed body, in any coding, answers 415 with Accept-Encoding: identity and issues nothing', async (t) => {
+  const { server, logs } = await serve(t, 'coding-oidc', machinePool());
+  const form = Buffer.from(
+    new URLSearchParams({ grant_type: 'client_credentials', scope: 'admin' }).toString(),
+  );
+  const post = (path: string, body: Buffer, coding?: string) =>
+    fetch(`${server.issuer('coding-oidc')}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`machine:${MACHINE_SECRET}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        ...(coding === undefined ? {} : { 'content-encoding': coding }),
+      },
+      body: new Uint8Array(body),
+    }).then(answerOf);
+  const cases: Array<[string, Buffer, string]> = [
+    ['zstd, sent plain', form, 'zstd'],
+    ['compress, sent plain', form, 'compress'],
+    ['an unknown coding', form, 'x-postern'],
+    ['gzip', gzipSync(form), 'gzip'],
+    ['truncated gzip', truncated(gzipSync(form)), 'gzip'],
+    ['deflate', deflateSync(form), 'deflate'],
+    ['br', brotliCompressSync(form), 'br'],
+    ['gzip and identity', gzipSync(form), 'gzip, identity'],
+  ];
+  for (const [label, body, coding] of cases) {
+    for (const path of ['/token', '/request', '/token/introspection']) {
+      const answer = await post(path, body, coding);
+      t.like(answer, refused(415, 'invalid_request'), `${label} to ${path}`);
+      t.is(answer.headers.get('accept-encoding'), 'identity', `${label} to ${path}`);
+      t.is(typeof answer.body.error_description, 'string', label);
+    }
+  }
+  // Uncompressed, said or not, is read.
+  for (const coding of [undefined, 'identity', 'IDENTITY']) {
+    const answer = await post('/token', form, coding);
+    t.is(answer.status, 200, `${coding}: ${JSON.stringify(answer.body)}`);
+    t.is(typeof answer.body.access_token, 'string');
+  }
+  assertNoErrorLogged(t, logs);
 });
