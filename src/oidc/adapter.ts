@@ -4,7 +4,8 @@
  * short-lived (sessions, interactions, codes, access tokens, PAR) goes to the
  * ephemeral store (DESIGN.md, "Where data lives").
  *
- * `consume` is atomic in both stores. oidc-provider checks `consumed` and then
+ * `consume` is atomic in both stores (a refresh token's, with its successor:
+ * PendingRotation below). oidc-provider checks `consumed` and then
  * consumes, which lets two concurrent redemptions of one code both pass the
  * check; here the loser fails with invalid_grant and, as for any reuse of a
  * code or rotated refresh token, the grant is revoked (RFC 6749 §4.1.2,
@@ -19,7 +20,7 @@
  * models are hashed, and why the others are not: HASHED_MODELS.
  */
 import { createHash } from 'node:crypto';
-import { errors } from 'oidc-provider';
+import { errors, Provider } from 'oidc-provider';
 import type { DurableStore, EphemeralStore, OidcModelStore, OidcPayload } from '../storage/types.ts';
 
 const DURABLE_MODELS = new Set(['Grant', 'RefreshToken']);
@@ -69,7 +70,7 @@ export function storedIdOf(model: string, id: string): string {
 }
 
 export interface AdapterStores {
-  durable: Pick<DurableStore, 'oidcModels'>;
+  durable: Pick<DurableStore, 'oidcModels' | 'rotateRefreshToken'>;
   ephemeral: Pick<EphemeralStore, 'oidcModels'>;
 }
 
@@ -110,9 +111,48 @@ export function createGrantRevoker(
   };
 }
 
+/**
+ * A refresh grant's rotation, held back until the request stores its access
+ * token. oidc-provider consumes the old refresh token, saves the new one, then
+ * saves the access token (Redis); a store failing in between left the old one
+ * spent and the client with no successor, so the chain could never refresh
+ * again (and a retry looked like a replay, revoking the grant). Here nothing
+ * is written until the access token is stored; then the rotation is one
+ * statement (DurableStore#rotateRefreshToken). A failure anywhere before
+ * leaves the old token as it was, so the client's retry works.
+ */
+interface PendingRotation {
+  spentKey: string;
+  successor?: { key: string; payload: OidcPayload; expiresIn?: number };
+}
+
+/** By the request (oidc-provider's Koa context, Provider.ctx) that rotates. */
+const pendingRotations = new WeakMap<object, PendingRotation>();
+
+/** The refresh-token request being served, if this call comes from one. */
+function refreshRequest(): object | undefined {
+  const ctx = Provider.ctx as { oidc?: { params?: { grant_type?: unknown } } } | undefined;
+  return ctx?.oidc?.params?.grant_type === 'refresh_token' ? ctx : undefined;
+}
+
 export function createAdapter(poolId: string, stores: AdapterStores): AdapterClass {
   const storeFor = oidcModelStoreFor(poolId, stores);
   const revokeGrant = createGrantRevoker(poolId, stores);
+
+  /** Stores the held successor and spends the old token, after the access token is stored. */
+  const completeRotation = async ({ spentKey, successor }: Required<PendingRotation>, grantId: unknown) => {
+    const rotated = await stores.durable.rotateRefreshToken(poolId, {
+      spentId: spentKey,
+      successorId: successor.key,
+      successor: successor.payload,
+      expiresInSeconds: successor.expiresIn,
+    });
+    if (rotated) return;
+    // Spent meanwhile by a concurrent refresh with the same token: a replay.
+    // The grant goes, with the access token just stored.
+    if (typeof grantId === 'string') await revokeGrant(grantId);
+    throw new errors.InvalidGrant('grant request is invalid');
+  };
 
   return class PosternAdapter {
     readonly #model: string;
@@ -129,10 +169,20 @@ export function createAdapter(poolId: string, stores: AdapterStores): AdapterCla
       return storedIdOf(this.#model, id);
     }
 
-    upsert(id: string, payload: OidcPayload, expiresIn?: number) {
+    async upsert(id: string, payload: OidcPayload, expiresIn?: number) {
       if (!this.#hashed) return this.#store.upsert(this.#model, id, payload, expiresIn);
       const { jti: _token, ...rest } = payload;
-      return this.#store.upsert(this.#model, this.#key(id), rest, expiresIn);
+      const request = refreshRequest();
+      const pending = request && pendingRotations.get(request);
+      if (pending && this.#model === 'RefreshToken') {
+        pending.successor = { key: this.#key(id), payload: rest, expiresIn };
+        return;
+      }
+      await this.#store.upsert(this.#model, this.#key(id), rest, expiresIn);
+      if (request && pending?.successor && this.#model === 'AccessToken') {
+        pendingRotations.delete(request);
+        await completeRotation({ spentKey: pending.spentKey, successor: pending.successor }, rest.grantId);
+      }
     }
 
     async find(id: string) {
@@ -151,6 +201,11 @@ export function createAdapter(poolId: string, stores: AdapterStores): AdapterCla
 
     async consume(id: string) {
       const key = this.#key(id);
+      const request = this.#model === 'RefreshToken' ? refreshRequest() : undefined;
+      if (request) {
+        pendingRotations.set(request, { spentKey: key });
+        return;
+      }
       if (await this.#store.consume(this.#model, key)) return;
       if (this.#model === 'PushedAuthorizationRequest') {
         throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');

@@ -35,12 +35,14 @@ export async function validateClients(provider: Provider, pool: PoolConfig): Pro
  * refuses a client whose id_token_signed_response_alg no key can sign.
  */
 export async function validatePoolClients(pool: PoolConfig): Promise<ClientProblem[]> {
-  const unused = new Proxy({} as OidcModelStore, {
-    get: () => () => Promise.reject(new Error('storage is not available while validating clients')),
-  });
+  const refuse = () => Promise.reject(new Error('storage is not available while validating clients'));
+  const unused = new Proxy({} as OidcModelStore, { get: () => refuse });
   const provider = createProvider({
     pool,
-    stores: { durable: { oidcModels: () => unused }, ephemeral: { oidcModels: () => unused } },
+    stores: {
+      durable: { oidcModels: () => unused, rotateRefreshToken: refuse },
+      ephemeral: { oidcModels: () => unused },
+    },
     accounts: { findById: async () => undefined },
     organizations: {
       find: async () => undefined,

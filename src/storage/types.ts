@@ -517,6 +517,14 @@ export interface MigrationResult {
   applied: string[];
 }
 
+/** A refresh token spent for its successor (ids as the adapter stores them). */
+export interface RefreshRotation {
+  spentId: string;
+  successorId: string;
+  successor: OidcPayload;
+  expiresInSeconds?: number;
+}
+
 export interface DurableStore {
   readonly kind: 'postgres' | 'pglite';
   users: UserRepository;
@@ -529,6 +537,13 @@ export interface DurableStore {
   auditEvents: AuditEventRepository;
   /** Long-lived oidc-provider models: Grant and RefreshToken. */
   oidcModels(poolId: string): OidcModelStore;
+  /**
+   * Rotates a refresh token in one atomic step: marks the spent one consumed
+   * and stores its successor, or does neither when the spent one was already
+   * consumed, has expired or is gone (a concurrent or replayed refresh).
+   * @returns whether the successor was stored.
+   */
+  rotateRefreshToken(poolId: string, rotation: RefreshRotation): Promise<boolean>;
   /** Applies pending migrations; safe when several processes run it at once. */
   migrate(): Promise<MigrationResult>;
   /** Names of migrations not yet applied. */

@@ -1404,4 +1404,36 @@ export function registerDurableConformance(
     t.deepEqual(await s.organizations.organizationOfGrant(organization.poolId, 'g'), organization);
     t.is(await s.organizations.organizationOfGrant(organization.poolId, 'expiring'), undefined);
   });
+
+  test(`${name}: a refresh token rotates once: the spent one consumed and its successor stored together, or neither`, async (t) => {
+    const s = await store();
+    const poolId = `rotation-${Math.random().toString(36).slice(2)}`;
+    const models = s.oidcModels(poolId);
+    await models.upsert('RefreshToken', 'rt-1', { grantId: 'g', accountId: 'a' }, 60);
+    const rotation = (successorId: string) => ({
+      spentId: 'rt-1',
+      successorId,
+      successor: { grantId: 'g', accountId: 'a', rotations: 1 },
+      expiresInSeconds: 60,
+    });
+    const outcomes = await Promise.all([
+      s.rotateRefreshToken(poolId, rotation('rt-2a')),
+      s.rotateRefreshToken(poolId, rotation('rt-2b')),
+    ]);
+    t.deepEqual(outcomes.toSorted(), [false, true], 'one of two concurrent rotations wins');
+    const winner = outcomes[0] ? 'rt-2a' : 'rt-2b';
+    const loser = outcomes[0] ? 'rt-2b' : 'rt-2a';
+    t.like(await models.find('RefreshToken', winner), { grantId: 'g', rotations: 1 });
+    t.is((await models.find('RefreshToken', winner))?.consumed, undefined, 'the successor is live');
+    t.is(await models.find('RefreshToken', loser), undefined, 'the loser stored nothing');
+    t.is(typeof (await models.find('RefreshToken', 'rt-1'))?.consumed, 'number', 'the spent one is consumed');
+
+    // Expired or unknown: nothing stored.
+    await models.upsert('RefreshToken', 'old', { grantId: 'g' }, 0.05);
+    await sleep(150);
+    t.false(await s.rotateRefreshToken(poolId, { ...rotation('rt-3'), spentId: 'old' }));
+    t.false(await s.rotateRefreshToken(poolId, { ...rotation('rt-4'), spentId: 'nope' }));
+    t.is(await models.find('RefreshToken', 'rt-3'), undefined);
+    t.is(await models.find('RefreshToken', 'rt-4'), undefined);
+  });
 }

@@ -304,7 +304,10 @@ async function migrateOldRow(t: ExecutionContext<unknown>, db: Knex) {
   );
 
   const Adapter = createAdapter('p', {
-    durable: { oidcModels: (poolId) => createOidcModelRepository(db, poolId) },
+    durable: {
+      oidcModels: (poolId) => createOidcModelRepository(db, poolId),
+      rotateRefreshToken: () => Promise.reject(new Error('no rotation in this test')),
+    },
     ephemeral: openMemoryEphemeralStore(),
   });
   t.deepEqual(await new Adapter('RefreshToken').find(token), payload, 'found by the token, jti restored');

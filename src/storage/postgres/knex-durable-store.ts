@@ -14,6 +14,7 @@ import { createOidcModelRepository } from './oidc-model-repository.ts';
 import { createOrganizationRepository } from './organization-repository.ts';
 import { createPasskeyRepository } from './passkey-repository.ts';
 import { createRecoveryCodeRepository } from './recovery-code-repository.ts';
+import { createRefreshRotation } from './refresh-rotation.ts';
 import { createSigningKeyRepository } from './signing-key-repository.ts';
 import { createTotpRepository } from './totp-repository.ts';
 import { translateError } from './translate-error.ts';
@@ -34,6 +35,7 @@ export interface KnexDurableStoreOptions extends MigrateOptions {
 export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOptions): DurableStore {
   const { kind, openMigrationDb, onClose } = options;
   const oidcModels = new Map<string, OidcModelStore>();
+  const rotateRefreshToken = createRefreshRotation(db);
   let migrationQueue: Promise<unknown> = Promise.resolve();
 
   const translated = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -62,6 +64,10 @@ export function createKnexDurableStore(db: Knex, options: KnexDurableStoreOption
         oidcModels.set(poolId, models);
       }
       return models;
+    },
+
+    rotateRefreshToken(poolId, rotation) {
+      return translated(() => rotateRefreshToken(poolId, rotation));
     },
 
     migrate() {
