@@ -10,7 +10,9 @@
  *   RP-initiated logout, PAR, DPoP;
  * - off: implicit and hybrid flows, dynamic registration, device flow, CIBA,
  *   resource indicators (Postern's own APIs read opaque tokens directly);
- * - `acr`, `amr` and `auth_time` declared as claims; `phr`/`phrh` advertised.
+ * - `acr`, `amr` and `auth_time` declared as claims; `phr`/`phrh` advertised;
+ * - authorization and PAR parameters refused unless every store can keep
+ *   them (./storable-params.ts).
  *
  * Cookies get per-pool names and keys, so pools on one host never read each
  * other's sessions. A logout request from a browser that is signed in to
@@ -42,6 +44,7 @@ import {
 import { providerRouteOf } from './provider-routes.ts';
 import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
+import { assertStorableParams } from './storable-params.ts';
 import { TTL } from './ttl.ts';
 import { confineAccountClaims, SCOPE_CLAIMS, widenGrant } from './widen-grant.ts';
 
@@ -168,7 +171,12 @@ export function createProvider(options: CreateProviderOptions): Provider {
       email: [...SCOPE_CLAIMS.email],
       profile: [...SCOPE_CLAIMS.profile],
     },
-    extraParams: { organization: organizationParameter(pool, organizations) },
+    extraParams: {
+      // oidc-provider runs these on every authorization and PAR request, before it stores
+      // anything: the parameters are first checked to be text every store keeps, also
+      // before the organization is looked up by the one this names.
+      organization: checkedFirst(assertStorableParams, organizationParameter(pool, organizations)),
+    },
     scopes: scopesOf(pool),
     acrValues: [...ACR_VALUES],
     responseTypes: ['code'],
@@ -305,6 +313,17 @@ export function createProvider(options: CreateProviderOptions): Provider {
   });
   provider.on('server_error', (ctx, error) => onServerError(ctx.req, error));
   return provider;
+}
+
+/** An extraParams validator that runs `check(ctx)` first. */
+function checkedFirst(
+  check: (ctx: KoaContextWithOIDC) => void,
+  validate: (ctx: KoaContextWithOIDC, value: unknown) => Promise<void>,
+) {
+  return async (ctx: KoaContextWithOIDC, value: unknown) => {
+    check(ctx);
+    await validate(ctx, value);
+  };
 }
 
 /**
