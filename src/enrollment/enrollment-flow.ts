@@ -289,17 +289,20 @@ export function createEnrollmentFlow(deps: EnrollmentDeps) {
     },
 
     /**
-     * Verifies the new passkey and redeems the link with it. The answer
-     * carries `recovery_codes` when this is the user's first second factor
-     * in a pool that uses them.
+     * Verifies the new passkey and redeems the link with it; `readBody`
+     * reads and guards the request's body, once the challenge is taken. The
+     * answer carries `recovery_codes` when this is the user's first second
+     * factor in a pool that uses them.
      * @throws {PosternError} passkey_rejected; email_not_proven; passkey_limit; enrollment_link_invalid.
      */
     async passkeyVerify(
       scope: EnrollmentScope,
-      { response, name }: { response?: unknown; name?: string },
+      readBody: () => Promise<{ response?: unknown; name?: string }>,
     ): Promise<{ passkey: PasskeyView; recovery_codes?: string[] }> {
-      // Taken first: whatever refuses this verification, the challenge is spent.
+      // Taken first: whatever refuses this verification, the challenge is spent,
+      // a body refused for its shape included (it is read only now).
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope), clock());
+      const { response, name } = await readBody();
       await requireProof(scope);
       const policy = policyOf(scope.pool);
       const { passkey, recoveryCodes } = await addPasskey(

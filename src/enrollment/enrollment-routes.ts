@@ -18,7 +18,7 @@ import { createAuditTrail } from '../accounts/audit-trail.ts';
 import { invalidRequest, notFound, PosternError } from '../errors.ts';
 import { passkeyNameField } from '../http/api-fields.ts';
 import { auditedAnswers } from '../http/audited-answers.ts';
-import { parseBody } from '../http/json-body.ts';
+import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { sameOriginJson } from '../http/same-origin-json.ts';
 import { CeremonyResponse } from '../interactions/request-schemas.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
@@ -147,9 +147,12 @@ export function addEnrollmentRoutes(
       return flow.passkeyOptions(scope);
     }),
   );
+  // The body is read once the challenge is taken: a malformed one spends it too.
   router.post(
     `${base}/passkey/verify`,
-    requireJson,
-    answering(async (scope, ctx) => flow.passkeyVerify(scope, bodyOf(ctx, Bodies.verify))),
+    sameOriginJson(publicUrl, { readBody: false }),
+    answering(async (scope, ctx) =>
+      flow.passkeyVerify(scope, async () => parseBody(Bodies.verify, await readJsonBody(ctx))),
+    ),
   );
 }

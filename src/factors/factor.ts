@@ -58,12 +58,32 @@ export interface FactorTraits {
   }): boolean;
 }
 
-/** One interaction API call a factor serves: `POST /{pool}/interaction/{uid}/{path}`. */
-export interface LoginCall<S extends z.ZodType = z.ZodType> {
-  path: string;
-  body: S;
-  run(ctx: LoginContext, body: z.output<S>): Promise<Answer | object>;
-}
+/**
+ * Reads the request's body and guards it with the call's schema, when the
+ * call asks: 400 or 413 for a body it does not take (src/http/json-body.ts).
+ */
+export type BodyReader<T> = () => Promise<T>;
+
+/**
+ * One interaction API call a factor serves: `POST /{pool}/interaction/{uid}/{path}`.
+ * Most get their body guarded before they run; a ceremony's verification
+ * (`bodyAfterChallenge`) reads it itself once it has taken its challenge, so
+ * that a body refused for its shape spends the challenge too
+ * (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
+ */
+export type LoginCall<S extends z.ZodType = z.ZodType> =
+  | {
+      path: string;
+      body: S;
+      bodyAfterChallenge?: false;
+      run(ctx: LoginContext, body: z.output<S>): Promise<Answer | object>;
+    }
+  | {
+      path: string;
+      body: S;
+      bodyAfterChallenge: true;
+      run(ctx: LoginContext, readBody: BodyReader<z.output<S>>): Promise<Answer | object>;
+    };
 
 export interface LoginFactor {
   method: Method;
@@ -78,4 +98,13 @@ export function loginCall<S extends z.ZodType>(
   run: (ctx: LoginContext, body: z.output<S>) => Promise<Answer | object>,
 ): LoginCall {
   return { path, body, run } as LoginCall;
+}
+
+/** A ceremony's verification: it takes its challenge, then reads its body with `readBody`. */
+export function ceremonyCall<S extends z.ZodType>(
+  path: string,
+  body: S,
+  run: (ctx: LoginContext, readBody: BodyReader<z.output<S>>) => Promise<Answer | object>,
+): LoginCall {
+  return { path, body, bodyAfterChallenge: true, run } as LoginCall;
 }

@@ -4,13 +4,23 @@
  * `application/json` only. A cross-site form cannot send that content type,
  * and a cross-site fetch is named by its Origin header; both are refused
  * before the body is read. The body, read by ./json-body.ts, is left on
- * `ctx.request.body`.
+ * `ctx.request.body`, unless `readBody: false`: a ceremony's verification
+ * reads it only after taking its challenge, so that a malformed body spends
+ * the challenge too.
  */
 import type { Context, Middleware, Next } from 'koa';
 import { PosternError } from '../errors.ts';
 import { readJsonBody } from './json-body.ts';
 
-export function sameOriginJson(publicUrl: string): Middleware {
+export function sameOriginJson(
+  publicUrl: string,
+  {
+    readBody = true,
+  }: {
+    /** (Optional) false: check the origin and content type only; the route reads the body. Defaults to true. */
+    readBody?: boolean;
+  } = {},
+): Middleware {
   const publicOrigin = new URL(publicUrl).origin;
   return async (ctx: Context, next: Next) => {
     const origin = ctx.get('origin');
@@ -22,7 +32,7 @@ export function sameOriginJson(publicUrl: string): Middleware {
     if (!ctx.is('application/json')) {
       throw new PosternError(415, 'invalid_request', 'Send the request as application/json.');
     }
-    (ctx.request as { body?: unknown }).body = await readJsonBody(ctx);
+    if (readBody) (ctx.request as { body?: unknown }).body = await readJsonBody(ctx);
     await next();
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The interaction API and the hosted page (CONTRACT.md, "Interaction API").
- * Routes are thin: guard the body (zod), bind the call to its interaction
+ * Routes are thin: guard the body (zod; a ceremony's verification, once its
+ * challenge is taken), bind the call to its interaction
  * (oidc-provider's path-scoped interaction cookie, and the uid in the URL must
  * match it), call one use case, answer JSON. JSON POSTs must be same-origin
  * `application/json`, which a cross-site form cannot send.
@@ -10,7 +11,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
 import { PosternError } from '../errors.ts';
-import { parseBody } from '../http/json-body.ts';
+import { parseBody, readJsonBody } from '../http/json-body.ts';
 import { sameOriginJson } from '../http/same-origin-json.ts';
 import { createInteractionPort } from '../oidc/interaction-port.ts';
 import type { PoolRegistry } from '../pools/pool-registry.ts';
@@ -106,7 +107,17 @@ export function addInteractionRoutes(
   router.get(`${base}/state`, async (ctx) => {
     ctx.body = await service.state(await scopeOf(ctx, { withProgress: true }));
   });
+  // A ceremony's verification reads its body once it has taken its challenge: a body refused
+  // for its shape (or its text) spends the challenge like any other refused verification.
+  const requireJsonHeaders = sameOriginJson(publicUrl, { readBody: false });
   for (const call of service.calls) {
+    if (call.bodyAfterChallenge) {
+      router.post(`${base}/${call.path}`, requireJsonHeaders, async (ctx) => {
+        const scope = await scopeOf(ctx, { withProgress: true });
+        ctx.body = await call.run(scope, async () => parseBody(call.body, await readJsonBody(ctx)));
+      });
+      continue;
+    }
     router.post(`${base}/${call.path}`, requireJson, async (ctx) => {
       const body = parseBody(call.body, (ctx.request as { body?: unknown }).body);
       ctx.body = await call.run(await scopeOf(ctx, { withProgress: true }), body);

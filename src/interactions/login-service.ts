@@ -17,7 +17,7 @@
  *   request that demands phr/phrh is only answered after a login that meets it.
  */
 import type { z } from 'zod';
-import type { LoginCall } from '../factors/factor.ts';
+import type { BodyReader, LoginCall } from '../factors/factor.ts';
 import { LOGIN_FACTORS } from '../factors/login-factors.ts';
 import { flowCalls } from './flow-calls.ts';
 import { FLOW_CALLS } from './flow-routes.ts';
@@ -30,12 +30,24 @@ export type { LoginScope } from './login-context.ts';
 export type { LoginServiceDeps } from './login-kit.ts';
 export type { Answer, StepAnswer } from './present-step.ts';
 
-/** A call as the routes make it: over a request's scope, in a context of its own. */
-export interface ScopedCall {
-  path: string;
-  body: z.ZodType;
-  run(scope: LoginScope, body: unknown): Promise<Answer | object>;
-}
+/**
+ * A call as the routes make it: over a request's scope, in a context of its
+ * own. The routes guard its body first, or, for a ceremony's verification
+ * (`bodyAfterChallenge`), hand it a reader it calls once its challenge is taken.
+ */
+export type ScopedCall =
+  | {
+      path: string;
+      body: z.ZodType;
+      bodyAfterChallenge?: false;
+      run(scope: LoginScope, body: unknown): Promise<Answer | object>;
+    }
+  | {
+      path: string;
+      body: z.ZodType;
+      bodyAfterChallenge: true;
+      run(scope: LoginScope, readBody: BodyReader<unknown>): Promise<Answer | object>;
+    };
 
 function inContext<B, R>(kit: LoginKit, call: (ctx: LoginContext, body: B) => Promise<R>) {
   return async (scope: LoginScope, body: B): Promise<R> => {
@@ -59,7 +71,10 @@ function inContext<B, R>(kit: LoginKit, call: (ctx: LoginContext, body: B) => Pr
 
 export function createLoginService(deps: LoginServiceDeps) {
   const kit = createLoginKit(deps);
-  const scoped = (call: LoginCall): ScopedCall => ({ ...call, run: inContext(kit, call.run) });
+  const scoped = (call: LoginCall): ScopedCall =>
+    call.bodyAfterChallenge
+      ? { ...call, run: inContext(kit, call.run) }
+      : { ...call, run: inContext(kit, call.run) };
   const state = inContext(kit, (ctx: LoginContext) => flowCalls.state(ctx));
   return {
     /**

@@ -3,7 +3,10 @@
  * bodies refuse unknown members. A WebAuthn response is taken as it comes: its
  * shape is the ceremony's to check, after the ceremony has taken its
  * challenge, so that a malformed response spends the challenge like any other
- * refused verification (src/webauthn/response-shapes.ts).
+ * refused verification (src/webauthn/response-shapes.ts). For the same reason
+ * a verification's whole body (`passkeyVerify`, `registerVerify`, and the
+ * self-service and enrolment ones) is read and guarded only once the
+ * challenge is taken (`ceremonyCall`, src/factors/factor.ts).
  */
 import { z } from 'zod';
 import { emailField as email } from '../http/api-fields.ts';

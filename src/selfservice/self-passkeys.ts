@@ -100,17 +100,20 @@ export function selfPasskeys(context: SelfServiceContext) {
     },
 
     /**
-     * Verifies and stores the new passkey. The answer carries `recovery_codes`
+     * Verifies and stores the new passkey; `readBody` reads and guards the
+     * request's body, once the challenge is taken. The answer carries `recovery_codes`
      * when this is the user's first second factor in a pool that uses them.
      * @throws {PosternError} passkey_rejected for any refused ceremony; passkey_limit;
      *   passkey_pool_full when the pool stores `max_per_pool` passkeys.
      */
     async registerVerify(
       scope: SelfServiceScope,
-      { response, name }: { response?: unknown; name?: string },
+      readBody: () => Promise<{ response?: unknown; name?: string }>,
     ): Promise<PasskeyView & { recovery_codes?: string[] }> {
-      // Taken first: whatever refuses this verification, the challenge is spent.
+      // Taken first: whatever refuses this verification, the challenge is spent,
+      // a body refused for its shape included (it is read only now).
       const challenge = await takeEnrollmentChallenge(ephemeral, binding(scope, scope.accountId));
+      const { response, name } = await readBody();
       const account = await writerAccountOf(context, scope);
       const { user } = account;
       assertPasskeysInUse(passkeysAllowedFor(scope.pool, account), 'self-service registration');

@@ -89,7 +89,8 @@ export function addSelfServiceRoutes(router: Router, { registry, service }: Self
   router.post(
     `${base}/passkeys/register/verify`,
     answering(
-      async (scope, ctx) => service.registerVerify(scope, await bodyOf(ctx, Bodies.registerVerify)),
+      // The body is read once the challenge is taken: a malformed one spends it too.
+      async (scope, ctx) => service.registerVerify(scope, () => bodyOf(ctx, Bodies.registerVerify)),
       201,
     ),
   );

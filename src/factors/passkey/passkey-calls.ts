@@ -11,9 +11,9 @@
  *   a weaker one is refused, never recorded as meeting it.
  * - Creating a passkey never raises acr: it proves possession, not a
  *   phishing-resistant sign-in, so it only completes a required second factor.
- * - A verification takes its challenge before anything else, the rate limit
- *   and the step included: whatever refuses it then, the challenge is spent
- *   (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
+ * - A verification takes its challenge before anything else, the rate limit,
+ *   the step and the body's shape included: whatever refuses it then, the
+ *   challenge is spent (https://www.w3.org/TR/webauthn-3/#sctn-cryptographic-challenges).
  */
 import { noSuchPasskey, PosternError, passkeyLimit, passkeyPoolFull, passkeysBusy } from '../../errors.ts';
 import type { LoginContext } from '../../interactions/login-context.ts';
@@ -24,6 +24,7 @@ import type { CompletedFactor } from '../../interactions/progress.ts';
 import { acrMeets } from '../../oidc/acr.ts';
 import { LimitExceededError, UniqueViolationError } from '../../storage/errors.ts';
 import type { NewPasskey, Passkey } from '../../storage/types.ts';
+import type { BodyReader } from '../factor.ts';
 import {
   beginPasskeyEnrollment,
   finishPasskeyEnrollment,
@@ -131,12 +132,14 @@ export const passkeyCalls = {
     return beginPasskeySignIn(signInDeps(ctx), { policy, binding, email: progress.email });
   },
 
-  async passkeyVerify(ctx: LoginContext, { response }: { response?: unknown }): Promise<Answer> {
+  async passkeyVerify(ctx: LoginContext, readBody: BodyReader<{ response?: unknown }>): Promise<Answer> {
     // Together (one round trip): the challenge is spent whatever the limit says.
     const [challenge] = await Promise.all([
       takeSignInChallenge(signInDeps(ctx), ctx.binding('authentication')),
       ctx.limit('passkey_ip', ctx.scope.ip),
     ]);
+    // Read only now: a body refused for its shape has spent the challenge too.
+    const { response } = await readBody();
     const step = await ctx.require(acceptsPasskey, 'A passkey sign-in');
     const { progress } = ctx;
     const [first] = progress.factors;
@@ -259,10 +262,12 @@ export const passkeyCalls = {
 
   async registerVerify(
     ctx: LoginContext,
-    { response, name }: { response?: unknown; name?: string },
+    readBody: BodyReader<{ response?: unknown; name?: string }>,
   ): Promise<Answer> {
     const { durable, ephemeral } = ctx.kit.deps;
     const challenge = await takeEnrollmentChallenge(ephemeral, ctx.binding('registration'), ctx.kit.clock());
+    // Read only now: a body refused for its shape has spent the challenge too.
+    const { response, name } = await readBody();
     const step = await ctx.require((candidate) => candidate.step === 'enroll', 'Creating a passkey');
     if (step.step !== 'enroll' || !step.methods.includes('passkey')) throw notNow('Creating a passkey');
     const { progress, pool } = ctx;

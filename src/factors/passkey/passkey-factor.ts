@@ -4,7 +4,7 @@
  * recovery) and, in the recovery step, removed.
  */
 import { Bodies } from '../../interactions/request-schemas.ts';
-import { type LoginFactor, loginCall } from '../factor.ts';
+import { ceremonyCall, type LoginFactor, loginCall } from '../factor.ts';
 import { passkeyCalls } from './passkey-calls.ts';
 import { passkeyTraits } from './passkey-traits.ts';
 
@@ -13,9 +13,9 @@ export const passkeyLoginFactor: LoginFactor = {
   traits: passkeyTraits,
   calls: [
     loginCall('passkey/options', Bodies.empty, passkeyCalls.passkeyOptions),
-    loginCall('passkey/verify', Bodies.passkeyVerify, passkeyCalls.passkeyVerify),
+    ceremonyCall('passkey/verify', Bodies.passkeyVerify, passkeyCalls.passkeyVerify),
     loginCall('passkey/register/options', Bodies.registerOptions, passkeyCalls.registerOptions),
-    loginCall('passkey/register/verify', Bodies.registerVerify, passkeyCalls.registerVerify),
+    ceremonyCall('passkey/register/verify', Bodies.registerVerify, passkeyCalls.registerVerify),
     loginCall('passkey/remove', Bodies.removePasskey, passkeyCalls.removePasskey),
   ],
 };

@@ -208,6 +208,27 @@ test('the proof belongs to the browser that entered the code; a refused verifica
   t.is(tampered.body.error, 'passkey_rejected');
   const replayed = await owner.call('passkey/verify', { response });
   t.is(replayed.status, 400, 'the refused verification spent the challenge');
+
+  // A body the guard refuses (issue 8, item 8), as raw JSON text: refused after the challenge is taken.
+  const malformedBodies: Array<[string, (honest: unknown) => string]> = [
+    ['a member it does not take', (honest) => JSON.stringify({ response: honest, extra: 1 })],
+    ['a name that is a number', (honest) => JSON.stringify({ response: honest, name: 5 })],
+    ['a lone surrogate', (honest) => `{"response":${JSON.stringify(honest)},"name":"\\ud800"}`],
+  ];
+  for (const [label, bodyOf] of malformedBodies) {
+    const fresh = await owner.call('passkey/options', {});
+    const refused = await owner.browser.fetch(`${owner.url}/passkey/verify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: bodyOf(authenticator.register(fresh.body, server.url)),
+    });
+    t.is(refused.status, 400, label);
+    t.like(await refused.json(), { error: 'invalid_request' }, label);
+    const honest = await owner.call('passkey/verify', {
+      response: authenticator.register(fresh.body, server.url),
+    });
+    t.like(honest, { status: 400, body: { error: 'passkey_rejected' } }, `${label}: the challenge is spent`);
+  }
   t.deepEqual(await server.runtime.durable.passkeys.listByUser('inv-bind', userId), []);
 
   const { verified } = await owner.createPasskey(authenticator);

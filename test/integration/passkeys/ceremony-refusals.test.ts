@@ -594,6 +594,50 @@ test.serial('a malformed or wrong-type registration is refused and spends the ch
   }
 });
 
+/**
+ * Bodies the route guard refuses around an honest response (a member it does
+ * not take, a name of the wrong type, a lone surrogate beside it, as raw JSON
+ * text): 400 invalid_request, but only after the challenge is taken, so an
+ * honest verification on the same challenge is refused too (issue 8, item 8).
+ */
+const MALFORMED_BODIES: Array<[string, (response: unknown) => string]> = [
+  ['with a member it does not take', (response) => JSON.stringify({ response, extra: 1 })],
+  ['with a name that is a number', (response) => JSON.stringify({ response, name: 5 })],
+  [
+    'with a lone surrogate beside the response',
+    (response) => `{"response":${JSON.stringify(response)},"name":"\\ud800"}`,
+  ],
+];
+
+/** POSTs `text` as it is, as JSON, to one of the interaction's calls. */
+async function postRaw(login: InteractionClient, path: string, text: string): Promise<ApiResult> {
+  const response = await login.browser.fetch(`${login.base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: text,
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+test.serial('a registration in a malformed body is refused and spends the challenge', async (t) => {
+  for (const [index, [label, bodyOf]] of MALFORMED_BODIES.entries()) {
+    const email = `reg-body-${index}@ceremony.example`;
+    const { login, register } = await signUpCeremony(t, 'signup', email);
+    const authenticator = new SoftAuthenticator();
+    const earlier = (await failuresOf(t.context.server, 'signup', 'passkey_registration', login.uid)).length;
+    const refused = await postRaw(login, '/passkey/register/verify', bodyOf(register(authenticator)));
+    t.like(refused, { status: 400, body: { error: 'invalid_request' } }, `a body ${label}`);
+    assertRejected(
+      t,
+      await login.registerVerify(register(authenticator)),
+      `a body ${label}: an honest registration on the spent challenge`,
+    );
+    t.is(await t.context.server.runtime.durable.users.findByEmail('signup', email), undefined);
+    const failures = await failuresOf(t.context.server, 'signup', 'passkey_registration', login.uid);
+    t.deepEqual(codesOf(t, failures.slice(earlier)), ['challenge_missing'], label);
+  }
+});
+
 test.serial('a smart pool takes a passkey from a browser that does not report credProps', async (t) => {
   // The options required a resident key, which the browser had to honour; credProps is optional.
   const email = 'reg-no-credprops@ceremony.example';
@@ -650,6 +694,31 @@ test('a malformed or wrong-type assertion is refused and spends the challenge', 
       honest: () => authenticator.authenticate(options, server.url),
       code: 'malformed_response',
     });
+  }
+});
+
+test('an assertion in a malformed body is refused and spends the challenge', async (t) => {
+  const { server } = t.context;
+  const email = 'malformed-body@ceremony.example';
+  const { login, authenticator } = await signInCeremony(t, 'smart', email);
+  for (const [label, bodyOf] of MALFORMED_BODIES) {
+    const options = (await login.passkeyOptions()).body as RequestOptions;
+    const earlier = (await failuresOf(server, 'smart', 'sign_in', login.uid)).length;
+    const before = await snapshot(server, 'smart', [email]);
+    const refused = await postRaw(
+      login,
+      '/passkey/verify',
+      bodyOf(authenticator.authenticate(options, server.url)),
+    );
+    t.like(refused, { status: 400, body: { error: 'invalid_request' } }, `a body ${label}`);
+    assertRejected(
+      t,
+      await login.passkeyVerify(authenticator.authenticate(options, server.url)),
+      `a body ${label}: an honest response to the spent challenge`,
+    );
+    t.deepEqual(await snapshot(server, 'smart', [email]), before, 'nothing changed in the database');
+    const failures = await failuresOf(server, 'smart', 'sign_in', login.uid);
+    t.deepEqual(codesOf(t, failures.slice(earlier)), ['challenge_missing'], label);
   }
 });
 

@@ -98,6 +98,40 @@ test('a malformed or wrong-type registration is refused and spends the challenge
   t.is(await server.runtime.durable.passkeys.countByUser(poolId, userId), 1, 'no passkey was added');
 });
 
+/**
+ * Bodies the route guard refuses around an honest response, as raw JSON text:
+ * 400 invalid_request, after the challenge is taken (issue 8, item 8).
+ */
+const MALFORMED_BODIES: Array<[string, (response: unknown) => string]> = [
+  ['with a member it does not take', (response) => JSON.stringify({ response, extra: 1 })],
+  ['with a name that is a number', (response) => JSON.stringify({ response, name: 5 })],
+  [
+    'with a lone surrogate beside the response',
+    (response) => `{"response":${JSON.stringify(response)},"name":"\\ud800"}`,
+  ],
+];
+
+test('a registration in a malformed body is refused and spends the challenge', async (t) => {
+  const poolId = 'malformed-body';
+  const { server, token, userId, authenticator } = await signedUpUser(t, poolId);
+  for (const [label, bodyOf] of MALFORMED_BODIES) {
+    const options = (await api(server, poolId, token, 'passkeys/register/options', {})).body;
+    const response = await fetch(`${server.url}/${poolId}/api/self/passkeys/register/verify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: bodyOf(authenticator.register(options, server.url)),
+    });
+    t.is(response.status, 400, label);
+    t.like(await response.json(), { error: 'invalid_request' }, label);
+    const retried = await api(server, poolId, token, 'passkeys/register/verify', {
+      response: authenticator.register(options, server.url),
+    });
+    t.like(retried, { status: 400, body: { error: 'passkey_rejected' } }, `${label}: the challenge is spent`);
+    t.is((await refusals(server, poolId, userId)).at(-1), 'challenge_missing', label);
+  }
+  t.is(await server.runtime.durable.passkeys.countByUser(poolId, userId), 1, 'no passkey was added');
+});
+
 test('a verification refused for a stale authentication spends the challenge too', async (t) => {
   const poolId = 'stale';
   const { server, token, userId, authenticator } = await signedUpUser(t, poolId);

@@ -190,8 +190,15 @@ test('a lone surrogate anywhere in an interaction API body answers 400 invalid_r
   }
   t.deepEqual(await fixture.accounts('unicode-login'), before, 'no account, no passkey');
 
-  // The sign-up goes on where it was: the refused bodies spent nothing.
-  const registered = await login.registerVerify(response, 'My key');
+  // A refused verification spends its challenge, a body refused for its text too (issue 8,
+  // item 8): the response to those options no longer works, new options do, and the sign-up goes on.
+  const stale = await login.registerVerify(response, 'My key');
+  t.like(stale, { status: 400, body: { error: 'passkey_rejected' } });
+  const fresh = await login.registerOptions();
+  const registered = await login.registerVerify(
+    authenticator.register(fresh.body as never, server.url),
+    'My key',
+  );
   t.is(registered.status, 200, JSON.stringify(registered.body));
   t.truthy(registered.body.redirect_to);
   assertNoErrorLogged(t, logs);

@@ -130,7 +130,10 @@ function interaction(
   const call = async (path: string, body: unknown = {}) => {
     const found = service.calls.find((candidate) => candidate.path === path);
     if (!found) throw new Error(`no call ${path}`);
-    return (await found.run(scope, found.body.parse(body))) as Record<string, unknown>;
+    const answer = found.bodyAfterChallenge
+      ? await found.run(scope, async () => found.body.parse(body))
+      : await found.run(scope, found.body.parse(body));
+    return answer as Record<string, unknown>;
   };
   const refusal = async (path: string, body: unknown = {}) => {
     try {
