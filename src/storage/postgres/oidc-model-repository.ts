@@ -12,11 +12,58 @@
  * - Consumption is monotonic: re-upserting an artifact keeps its consumed mark
  *   (as oidc-provider's reference Redis adapter does, which only rewrites the
  *   payload field), unless the old row had already expired.
+ * - A payload jsonb cannot keep (U+0000, an unpaired surrogate) is refused
+ *   before the database sees it, as an UnstorablePayloadError that
+ *   oidc-provider answers as 400 invalid_request.
  */
 import type { Knex } from 'knex';
 import type { OidcModelStore, OidcPayload } from '../types.ts';
 import { changedRows } from './column-values.ts';
 import { withTranslatedErrors } from './translate-error.ts';
+
+/**
+ * A payload PostgreSQL's jsonb cannot keep: a string or key holding U+0000 or
+ * an unpaired surrogate, which jsonb refuses (SQLSTATE 22P05, 22P02). A
+ * backstop: such text comes from the parameters of an authorization request,
+ * which src/oidc/storable-params.ts refuses at the door. `statusCode`,
+ * `expose`, `message` and `error_description` are what oidc-provider's error
+ * handlers read (lib/helpers/err_out.js), so its endpoints answer 400
+ * invalid_request with this description rather than a 500 (as
+ * StoreUnavailableError's statusCode makes theirs a 503).
+ */
+export class UnstorablePayloadError extends Error {
+  readonly statusCode = 400;
+  readonly expose = true;
+  readonly error_description = 'the request contains text that cannot be stored';
+  /** The oidc-provider model that could not be stored. */
+  readonly model: string;
+
+  constructor(model: string) {
+    super('invalid_request');
+    this.name = 'UnstorablePayloadError';
+    this.model = model;
+  }
+}
+
+/** An unpaired surrogate: with the u flag, a paired one is one code point and does not match. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Whether jsonb keeps every string and key of `payload`. Iterative: a payload can nest deeply. */
+function storable(payload: unknown): boolean {
+  const pending: unknown[] = [payload];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\u0000') || LONE_SURROGATE.test(value)) return false;
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        if (key.includes('\u0000') || LONE_SURROGATE.test(key)) return false;
+        pending.push(item);
+      }
+    }
+  }
+  return true;
+}
 
 interface OidcModelRow {
   payload: OidcPayload;
@@ -34,6 +81,7 @@ function toPayload(row: OidcModelRow | undefined): OidcPayload | undefined {
 /**
  * The OidcModelStore of one pool over knex. Driver errors leave it as typed storage errors.
  * @throws {StoreUnavailableError} when the database is unreachable.
+ * @throws {UnstorablePayloadError} from upsert, for a payload jsonb cannot keep.
  */
 export function createOidcModelRepository(db: Knex, poolId: string): OidcModelStore {
   const rows = () => db('oidc_models');
@@ -55,6 +103,7 @@ export function createOidcModelRepository(db: Knex, poolId: string): OidcModelSt
 
   return withTranslatedErrors<OidcModelStore>({
     async upsert(model, id, payload, expiresInSeconds) {
+      if (!storable(payload) || !storable(id)) throw new UnstorablePayloadError(model);
       const consumedAt = typeof payload.consumed === 'number' ? new Date(payload.consumed * 1000) : null;
       await rows()
         .insert({

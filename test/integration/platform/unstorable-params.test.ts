@@ -9,9 +9,15 @@
  * stored and nothing errors in the log.
  */
 import type { ExecutionContext } from 'ava';
+import * as client from 'openid-client';
+import type { DurableStore, OidcModelStore } from '../../../src/storage/types.ts';
 import { InteractionClient } from '../../support/interaction-client.ts';
 import { captureLogs, LEVEL } from '../../support/log-capture.ts';
-import { startTestServer, type TestServer } from '../../support/postern-server.ts';
+import {
+  type StartTestServerOptions,
+  startTestServer,
+  type TestServer,
+} from '../../support/postern-server.ts';
 import { redisTestUrl, uniqueKeyPrefix } from '../../support/services.ts';
 import {
   createUser,
@@ -30,9 +36,14 @@ const pool = poolFile({ firstFactor: ['email_otp'] }).replace(
   '    scope: openid email offline_access\n    grant_types: [authorization_code, refresh_token]\n    first_party: true\n',
 );
 
-async function serve(t: ExecutionContext<{ fixture: LoginFixture }>, poolId: string) {
+async function serve(
+  t: ExecutionContext<{ fixture: LoginFixture }>,
+  poolId: string,
+  wrapStores?: StartTestServerOptions['wrapStores'],
+) {
   const logs = captureLogs('info');
   const server = await startTestServer({
+    ...(wrapStores ? { wrapStores } : {}),
     pools: { [poolId]: pool },
     server: 'database:\n  pool_max: 2\n',
     databaseUrl: t.context.fixture.database.url,
@@ -141,5 +152,55 @@ test('a sign-in whose claims are well formed still reaches /token, which stores 
   t.deepEqual(
     logs.lines.filter((line) => line.level >= LEVEL.error),
     [],
+  );
+});
+
+/** The durable store, with U+0000 slipped into every refresh token on its way in: text the door missed. */
+function slipNul(durable: DurableStore): DurableStore {
+  return new Proxy(durable, {
+    get(target, property, receiver) {
+      if (property !== 'oidcModels') return Reflect.get(target, property, receiver);
+      return (poolId: string): OidcModelStore => {
+        const models = target.oidcModels(poolId);
+        return {
+          ...models,
+          upsert: (model, id, payload, expiresIn) =>
+            models.upsert(
+              model,
+              id,
+              model === 'RefreshToken' ? { ...payload, nonce: 'x\u0000' } : payload,
+              expiresIn,
+            ),
+        };
+      };
+    },
+  });
+}
+
+test('should such text reach a refresh token anyway, /token answers 400 invalid_request, not a 500', async (t) => {
+  const { server, logs } = await serve(t, 'unstorable-backstop', ({ durable, ephemeral }) => ({
+    durable: slipNul(durable),
+    ephemeral,
+  }));
+  const email = 'ada@unstorable-backstop.example';
+  await createUser(server, 'unstorable-backstop', email);
+  const login = await InteractionClient.start(server, {
+    poolId: 'unstorable-backstop',
+    clientId: 'web',
+    redirectUri: REDIRECT,
+    scope: 'openid email offline_access',
+    params: { prompt: 'consent' },
+  });
+  await login.identify(email);
+  let done = await login.verifyCode(await mailedCode(login, t.context.fixture.mail, email));
+  if (done.body.step === 'enroll') done = await login.skipEnroll();
+  const error = await t.throwsAsync(login.finish(String(done.body.redirect_to)), {
+    instanceOf: client.ResponseBodyError,
+  });
+  t.like(error, { status: 400, error: 'invalid_request' });
+  t.deepEqual(
+    logs.lines.filter((line) => line.level >= LEVEL.error),
+    [],
+    'no error (and no stack) in the log',
   );
 });
