@@ -6,11 +6,15 @@
  * validation of every body, are src/organizations/organization-service.ts,
  * shared with `postern orgs`.
  *
- * `{organization}` is an organization's id or its slug.
+ * `{organization}` is an organization's id or its slug; a handle of neither
+ * shape names no organization and is answered 404 before any lookup (it may
+ * hold what PostgreSQL refuses to compare, such as U+0000).
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { ORGANIZATION_SLUG } from '../config/schema.ts';
+import { assertThat, notFound } from '../errors.ts';
 import type { AnswerRoute } from '../http/audited-answers.ts';
 import { parseBody, readJsonBody } from '../http/json-body.ts';
 import type { OrganizationService } from '../organizations/organization-service.ts';
@@ -27,13 +31,28 @@ export interface OrganizationRoutesOptions {
 
 const none = z.strictObject({});
 
+/** An organization's id, as the repository reads one (a UUID, any case). */
+const ORGANIZATION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The `{organization}` of the path: an id or a slug.
+ * @throws {PosternError} 404 not_found for a handle of neither shape.
+ */
+function organizationHandle(ctx: Context): string {
+  const handle = ctx.params.organization ?? '';
+  assertThat(ORGANIZATION_ID.test(handle) || ORGANIZATION_SLUG.test(handle), () =>
+    notFound('There is no such organization.'),
+  );
+  return handle;
+}
+
 export function addOrganizationRoutes(
   router: Router,
   { base, answering, pageQuery, organizations }: OrganizationRoutesOptions,
 ) {
   const path = `${base}/organizations`;
   const queryOf = <S extends z.ZodType>(ctx: Context, schema: S): z.output<S> => parseBody(schema, ctx.query);
-  const organization = (ctx: Context) => ctx.params.organization ?? '';
+  const organization = organizationHandle;
   const userId = (ctx: Context) => ctx.params.user_id ?? '';
 
   router.get(
