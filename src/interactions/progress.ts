@@ -32,8 +32,9 @@ export interface Progress {
   signup?: {
     email: string;
     /**
-     * The WebAuthn user handle (base64url) of this sign-up, made by its first
-     * creation options and carried by every later one, so an authenticator
+     * The WebAuthn user handle (base64url) of this sign-up, made when the
+     * sign-up begins (the email proven) and carried by every creation
+     * options call, concurrent ones included, so an authenticator
      * asked twice replaces its passkey instead of keeping an orphan beside
      * it; the new account gets it.
      * https://www.w3.org/TR/webauthn-3/#dom-publickeycredentialuserentity-id

@@ -25,6 +25,7 @@ import type { Answer } from '../../interactions/present-step.ts';
 import type { CompletedFactor, Progress } from '../../interactions/progress.ts';
 import { createSignUpAccount } from '../../interactions/sign-up-account.ts';
 import { type CodeCheck, issueCode, redeemCode } from '../email-code/email-code-store.ts';
+import { newUserHandle } from '../passkey/passkey-enrollment.ts';
 import { refusal } from '../refusal-codes.ts';
 
 export type Purpose = 'sign_in' | 'sign_up' | 'verify' | 'account_exists';
@@ -249,7 +250,9 @@ export const emailCodeCalls = {
       throw new PosternError(400, 'invalid_code', 'That code is not valid or has expired.');
     }
     if (user) return ctx.advance({ ...rest, email: user.email, userId: user.id, factors });
-    const signup = { email: check.email };
+    // The sign-up's one WebAuthn user handle, made here once: creation options asked for
+    // at once then all read the same one (progress.ts, `signup.webauthnUserId`).
+    const signup = { email: check.email, webauthnUserId: newUserHandle() };
     const next: Progress = { ...rest, email: check.email, signup, factors };
     const step = await ctx.decide(next);
     if (step.step === 'enroll' && step.reason === 'signup' && step.methods.length === 0) {

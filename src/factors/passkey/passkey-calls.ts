@@ -227,7 +227,9 @@ export const passkeyCalls = {
     const policy = ctx.kit.policyOf(pool);
     const target = { policy, binding: ctx.binding('registration') };
     if (!progress.userId) {
-      // A sign-up: one user handle for the whole interaction, kept in its progress.
+      // A sign-up: one user handle for the whole interaction, made when the email was
+      // proven (email-code-calls.ts), so options asked for at once all carry it. A
+      // progress saved by an older build has none yet: it gets one here.
       const { signup } = progress;
       if (!signup) throw notNow('Creating a passkey');
       let webauthnUserId = signup.webauthnUserId;

@@ -80,6 +80,54 @@ test('open registration: a new email signs up with a code, then a passkey', asyn
   t.is(await server.runtime.durable.passkeys.countByUser('open', claims.sub), 1);
 });
 
+test('creation options asked for at once in one sign-up all carry the same user.id', async (t) => {
+  // A double click, or the page open twice: three options calls at once. Progress
+  // writes are held back 30 ms, so all three read the progress before any writes it.
+  const { fixture } = t.context;
+  const { server } = await fixture.start(
+    t,
+    { once: poolFile() },
+    {
+      wrapStores: ({ durable, ephemeral }) => ({
+        durable,
+        ephemeral: new Proxy(ephemeral, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (property !== 'set' || typeof value !== 'function') return value;
+            return async (key: string, ...rest: unknown[]) => {
+              if (key.startsWith('login:')) await new Promise((resolve) => setTimeout(resolve, 30));
+              return value.call(target, key, ...rest);
+            };
+          },
+        }),
+      }),
+    },
+  );
+  const email = 'at-once@acme.example';
+  const login = await startLogin(server, 'once');
+  await login.identify(email);
+  const proven = await login.verifyCode(await mailedCode(login, fixture.mail, email));
+  t.like(proven.body, { step: 'enroll', reason: 'signup' });
+
+  const answers = await Promise.all([1, 2, 3].map(() => login.registerOptions()));
+  t.deepEqual(
+    answers.map((answer) => answer.status),
+    [200, 200, 200],
+  );
+  const handles = answers.map((answer) => answer.body.user.id);
+  t.is(new Set(handles).size, 1, JSON.stringify(handles));
+
+  // Each call replaced the interaction's challenge; options asked for now carry the
+  // same handle again, and the account made with them gets it.
+  const last = await login.registerOptions();
+  t.is(last.body.user.id, handles[0] ?? '');
+  const authenticator = new SoftAuthenticator();
+  const registered = await login.registerVerify(authenticator.register(last.body as never, server.url));
+  t.is(registered.status, 200, JSON.stringify(registered.body));
+  const user = await server.runtime.durable.users.findByEmail('once', email);
+  t.is(user?.webauthnUserId, handles[0]);
+});
+
 test('invite-only and disabled registration: an unknown email is answered like a known one, gets no mail, and no code signs it up', async (t) => {
   const { server, mail, accounts } = await serve(t, {
     invite: { registration: 'invite_only' },
