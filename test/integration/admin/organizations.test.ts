@@ -28,7 +28,7 @@ const ADMIN_SECRET = 'admin-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const OTHER_SECRET = 'other-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 /** A smart pool with first-party `web`, the admin client `ops`, and `mailer` without admin. */
-const pool = (firstFactor = '[passkey, email_otp]', secondFactor = '[passkey, recovery_code, totp]') => `
+const pool = (firstFactor = '[passkey, email_otp]', secondFactor = '[passkey, totp]') => `
 passkeys:
   mode: smart
   rp:
@@ -607,7 +607,7 @@ test('removing a member signs them out everywhere, leaves their other organizati
 });
 
 test('refuses to rename or delete an organization a client of the pool file is bound to, and require_mfa that no member could meet', async (t) => {
-  const boundPool = `${pool('[passkey, email_otp]', '[passkey, recovery_code]')}
+  const boundPool = `${pool('[passkey, email_otp]', '[passkey]')}
   - client_id: bound-app
     token_endpoint_auth_method: none
     redirect_uris: ["${REDIRECT}"]
@@ -640,7 +640,7 @@ test('refuses to rename or delete an organization a client of the pool file is b
     [['bound-org', 'Still bound']],
   );
 
-  // This pool's second factors are passkey and recovery codes: with passkeys off, no member could meet MFA.
+  // This pool's only second factor is a passkey: with passkeys off, no member could meet MFA.
   const unmeetable = await call('POST', 'organizations', {
     slug: 'strict',
     name: 'Strict',

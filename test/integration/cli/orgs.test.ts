@@ -34,7 +34,7 @@ async function setup(t: ExecutionContext) {
     server: `redis:\n  key_prefix: "${prefix}"\n`,
     // TOTP among the second factors: an organization with passkeys off may still require MFA.
     pools: {
-      acme: `${minimalPool(publicUrl)}authentication:\n  second_factor: [passkey, recovery_code, totp]\n`,
+      acme: `${minimalPool(publicUrl)}authentication:\n  second_factor: [passkey, totp]\n`,
     },
   });
   t.teardown(() => config.remove());
