@@ -34,9 +34,11 @@ export async function openRuntime(
     const stores = await openStores({
       databaseUrl: server.database.url,
       databasePoolMax: server.database.pool_max,
+      databaseTimeoutMs: server.database.timeout_ms,
       dataDir: join(server.data_dir, 'pglite'),
       redisUrl: server.redis.url,
       redisKeyPrefix: server.redis.key_prefix,
+      redisTimeoutMs: server.redis.timeout_ms,
       logger,
     });
     try {

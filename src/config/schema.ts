@@ -81,6 +81,12 @@ export const ServerFileSchema = z.strictObject({
         .optional()
         .describe('PostgreSQL URL (postgres://…). Unset: embedded PGlite under data_dir. Env: DATABASE_URL.'),
       pool_max: integer(1, 100).default(10).describe('Most connections one process opens to PostgreSQL.'),
+      timeout_ms: integer(50, 600_000)
+        .default(800)
+        .describe(
+          'Milliseconds a request waits for PostgreSQL (a new connection, a free one, one query) before it answers 503. ' +
+            'Queries answer in milliseconds; past this the database is down, stalled or overloaded. Env: DATABASE_TIMEOUT_MS.',
+        ),
     })
     .prefault({})
     .describe('Durable storage: users, passkeys, grants, refresh tokens, signing keys, audit events.'),
@@ -96,6 +102,12 @@ export const ServerFileSchema = z.strictObject({
         .string()
         .default('postern:')
         .describe('Prefix of every Redis key Postern writes, so one Redis can serve several deployments.'),
+      timeout_ms: integer(50, 600_000)
+        .default(400)
+        .describe(
+          'Milliseconds a Redis command may go unanswered before its request answers 503; ' +
+            'after one such timeout, commands fail at once until Redis answers a PING again. Env: REDIS_TIMEOUT_MS.',
+        ),
     })
     .prefault({})
     .describe('Short-lived state: challenges, interactions, sessions, codes, rate limits.'),

@@ -28,10 +28,14 @@ export interface OpenStoresOptions {
   dataDir?: string;
   /** (Optional) Most PostgreSQL connections this process opens. Defaults to 10. */
   databasePoolMax?: number;
+  /** (Optional) How long a request waits for PostgreSQL, in milliseconds. Defaults to SERVE_TIMEOUT_MS. */
+  databaseTimeoutMs?: number;
   /** (Optional) Redis URL. Defaults to none: an in-process store (one process only). */
   redisUrl?: string;
   /** (Optional) Prefix of every Redis key. Defaults to `postern:`. */
   redisKeyPrefix?: string;
+  /** (Optional) How long a Redis command may go unanswered, in milliseconds. Defaults to 400. */
+  redisTimeoutMs?: number;
   /** (Optional) Receives backend connection loss and recovery. */
   logger?: StoreLogger;
 }
@@ -43,17 +47,18 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-async function openEphemeralStore(
-  redisUrl: string | undefined,
-  keyPrefix: string | undefined,
-  logger: StoreLogger | undefined,
-): Promise<EphemeralStore> {
+async function openEphemeralStore({
+  redisUrl,
+  redisKeyPrefix: keyPrefix,
+  redisTimeoutMs: commandTimeoutMs,
+  logger,
+}: OpenStoresOptions): Promise<EphemeralStore> {
   if (redisUrl === undefined) {
     const { openMemoryEphemeralStore } = await import('./memory/memory-ephemeral-store.ts');
     return openMemoryEphemeralStore();
   }
   const { openRedisEphemeralStore } = await import('./redis/redis-ephemeral-store.ts');
-  return openRedisEphemeralStore({ url: redisUrl, keyPrefix, logger });
+  return openRedisEphemeralStore({ url: redisUrl, keyPrefix, logger, commandTimeoutMs });
 }
 
 /**
@@ -63,11 +68,17 @@ async function openEphemeralStore(
  *   Unreachable servers do not throw here; `ping()` reports StoreUnavailableError.
  */
 export async function openStores(options: OpenStoresOptions = {}): Promise<Stores> {
-  const { databaseUrl, dataDir, databasePoolMax, redisUrl, redisKeyPrefix, logger } = options;
-  const durable = await openDurableStore({ url: databaseUrl, dataDir, poolMax: databasePoolMax, logger });
+  const { databaseUrl, dataDir, databasePoolMax, databaseTimeoutMs, logger } = options;
+  const durable = await openDurableStore({
+    url: databaseUrl,
+    dataDir,
+    poolMax: databasePoolMax,
+    timeoutMs: databaseTimeoutMs,
+    logger,
+  });
   let ephemeral: EphemeralStore;
   try {
-    ephemeral = await openEphemeralStore(redisUrl, redisKeyPrefix, logger);
+    ephemeral = await openEphemeralStore(options);
   } catch (error) {
     await durable.close().catch(() => {});
     throw error;

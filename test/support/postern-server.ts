@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/load-config.ts';
 import type { Config } from '../../src/config/types.ts';
 import { createLogger, type Logger } from '../../src/logging/create-logger.ts';
 import { type ConfigDir, writeConfigDir } from './config-dir.ts';
+import { TEST_STORE_TIMEOUTS } from './store-timeouts.ts';
 
 export const TEST_SECRET = 'postern-test-secret-0123456789-abcdefghijklmnop';
 
@@ -89,6 +90,7 @@ async function startTestServerOn(port: number, options: StartTestServerOptions):
     PUBLIC_URL: url,
     PORT: String(port),
     POSTERN_SECRET: TEST_SECRET,
+    ...TEST_STORE_TIMEOUTS,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
     ...options.env,

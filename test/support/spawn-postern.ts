@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { TEST_STORE_TIMEOUTS } from './store-timeouts.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/postern.js', import.meta.url));
 
@@ -14,7 +15,13 @@ export interface CommandResult {
 function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   // A clean slate: only PATH and what the test passes, so the developer's own
   // DATABASE_URL or PUBLIC_URL never leaks into a test.
-  return { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env };
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LOG_LEVEL: 'warn',
+    ...TEST_STORE_TIMEOUTS,
+    ...env,
+  };
 }
 
 export function runPostern(

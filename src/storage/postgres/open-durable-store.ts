@@ -5,7 +5,7 @@
  *
  * PostgreSQL connections are made lazily; call `ping()` or `migrate()` at boot
  * to fail there rather than at the first request. Connection attempts, pool
- * waits and queries give up after SERVE_TIMEOUTS, so an unreachable or
+ * waits and queries give up after `timeoutMs`, so an unreachable or
  * stalled database answers StoreUnavailableError promptly instead of hanging
  * a request. Migrations run on connections of their own, without them.
  *
@@ -21,14 +21,17 @@ import { lockDataDir } from './data-dir-lock.ts';
 import { createKnexDurableStore } from './knex-durable-store.ts';
 
 /**
- * How long a request's database work may wait: for a new connection, for a
- * free one from the pool, for one query's answer. Loopback and LAN queries
- * take milliseconds; past this the database is down or stalled, and the
- * request answers 503 within a second instead of hanging (issue 12). The
- * server gives up on the statement at the same time (statement_timeout), and
- * ends a transaction its client went silent in, so no lock outlives it.
+ * How long a request's database work may wait by default: for a new
+ * connection, for a free one from the pool, for one query's answer.
+ * Loopback and LAN queries take milliseconds; past this the database is down
+ * or stalled, and the request answers 503 within a second instead of hanging
+ * (issue 12). The server gives up on the statement at the same time
+ * (statement_timeout).
  */
-export const SERVE_TIMEOUTS = { connectMs: 800, queryMs: 800, idleInTransactionMs: 5_000 } as const;
+const SERVE_TIMEOUT_MS = 800;
+
+/** A transaction whose client went silent this long is ended by the server, so no lock outlives it. */
+const IDLE_IN_TRANSACTION_MS = 5_000;
 
 /**
  * Migrations are an operator's step that may legitimately run for minutes
@@ -49,6 +52,8 @@ export interface OpenDurableStoreOptions {
   dataDir?: string;
   /** (Optional) Most PostgreSQL connections this process opens. Defaults to 10. Ignored by PGlite. */
   poolMax?: number;
+  /** (Optional) How long a request waits for PostgreSQL, in milliseconds. Defaults to SERVE_TIMEOUT_MS. Ignored by PGlite. */
+  timeoutMs?: number;
   /** (Optional) Receives knex's warnings. Defaults to silence for warnings, console for errors. */
   logger?: StoreLogger;
 }
@@ -73,13 +78,15 @@ function knexLog(logger: StoreLogger | undefined): Knex.Config['log'] {
   };
 }
 
+/** `serveTimeoutMs` for a serving pool; undefined for migrations' connections. */
 function postgresConfig(
   url: string,
   poolMax: number,
   logger: StoreLogger | undefined,
-  serving: boolean,
+  serveTimeoutMs: number | undefined,
 ): Knex.Config {
-  const connectMs = serving ? SERVE_TIMEOUTS.connectMs : MIGRATION_CONNECT_TIMEOUT_MS;
+  const serving = serveTimeoutMs !== undefined;
+  const connectMs = serveTimeoutMs ?? MIGRATION_CONNECT_TIMEOUT_MS;
   return {
     client: 'pg',
     log: knexLog(logger),
@@ -89,9 +96,9 @@ function postgresConfig(
       application_name: 'postern',
       ...(serving
         ? {
-            query_timeout: SERVE_TIMEOUTS.queryMs,
-            statement_timeout: SERVE_TIMEOUTS.queryMs,
-            idle_in_transaction_session_timeout: SERVE_TIMEOUTS.idleInTransactionMs,
+            query_timeout: serveTimeoutMs,
+            statement_timeout: serveTimeoutMs,
+            idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
           }
         : {}),
     },
@@ -182,12 +189,12 @@ async function openPglite(
  *   here; its failures surface as StoreUnavailableError from the first query.
  */
 export async function openDurableStore(options: OpenDurableStoreOptions = {}): Promise<DurableStore> {
-  const { url, dataDir, poolMax = 10, logger } = options;
+  const { url, dataDir, poolMax = 10, timeoutMs = SERVE_TIMEOUT_MS, logger } = options;
   if (url === undefined) return openPglite(dataDir, logger);
-  const db = knex(postgresConfig(url, poolMax, logger, true));
+  const db = knex(postgresConfig(url, poolMax, logger, timeoutMs));
   return createKnexDurableStore(db, {
     kind: 'postgres',
     // Two connections: one holds the advisory lock, the other migrates.
-    openMigrationDb: () => knex(postgresConfig(url, 2, logger, false)),
+    openMigrationDb: () => knex(postgresConfig(url, 2, logger, undefined)),
   });
 }
