@@ -7,7 +7,18 @@ import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible'
 import { StoreUnavailableError } from './errors.ts';
 import type { RateLimitDecision, RateLimiter } from './types.ts';
 
-export function adaptRateLimiter(limiter: RateLimiterAbstract, service: 'database' | 'redis'): RateLimiter {
+/**
+ * @param guard (Optional) Runs each call to the limiter's store, and may
+ *   refuse it with StoreUnavailableError (Redis's stall guard). Defaults to
+ *   running it.
+ */
+export function adaptRateLimiter(
+  limiter: RateLimiterAbstract,
+  service: 'database' | 'redis',
+  guard: <T>(run: () => Promise<T>) => Promise<T> = (run) => run(),
+): RateLimiter {
+  const unavailable = (error: unknown) =>
+    error instanceof StoreUnavailableError ? error : new StoreUnavailableError(service, { cause: error });
   const decide = (result: RateLimiterRes, allowed: boolean): RateLimitDecision => ({
     allowed,
     remaining: result.remainingPoints,
@@ -17,18 +28,18 @@ export function adaptRateLimiter(limiter: RateLimiterAbstract, service: 'databas
   return {
     async consume(key) {
       try {
-        return decide(await limiter.consume(key), true);
+        return decide(await guard(() => limiter.consume(key)), true);
       } catch (error) {
         if (error instanceof RateLimiterRes) return decide(error, false);
-        throw new StoreUnavailableError(service, { cause: error });
+        throw unavailable(error);
       }
     },
     async peek(key) {
       let result: RateLimiterRes | null;
       try {
-        result = await limiter.get(key);
+        result = await guard(() => limiter.get(key));
       } catch (error) {
-        throw new StoreUnavailableError(service, { cause: error });
+        throw unavailable(error);
       }
       if (!result)
         return { allowed: true, remaining: limiter.points, firstRefusal: false, retryAfterSeconds: 0 };
@@ -42,9 +53,9 @@ export function adaptRateLimiter(limiter: RateLimiterAbstract, service: 'databas
     },
     async reset(key) {
       try {
-        await limiter.delete(key);
+        await guard(() => limiter.delete(key));
       } catch (error) {
-        throw new StoreUnavailableError(service, { cause: error });
+        throw unavailable(error);
       }
     },
   };

@@ -9,6 +9,7 @@ import test from 'ava';
 import { Redis } from 'ioredis';
 import { StoreUnavailableError } from '../../src/storage/errors.ts';
 import { openRedisEphemeralStore } from '../../src/storage/redis/redis-ephemeral-store.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import {
   deleteKeysWithPrefix,
   probeRedis,
@@ -168,6 +169,54 @@ test('redis: connection errors are reported to the logger once, not thrown as un
   await new Promise((resolve) => setTimeout(resolve, 300));
   t.is(warnings.length, 1);
 });
+
+withRedis(
+  'redis: after one command times out on a stalled Redis, the next fail at once, touching nothing, until it answers again',
+  async (t) => {
+    const { hostname, port } = new URL(redisTestUrl());
+    const proxy = await startFaultProxy({ host: hostname, port: Number(port) });
+    t.teardown(() => proxy.close());
+    const store = await openRedisEphemeralStore({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      keyPrefix,
+      commandTimeoutMs: 300,
+    });
+    t.teardown(() => store.close());
+    await store.set('stalled-challenge', 'kept', 60);
+    const limiter = store.rateLimiter({ name: 'stall', points: 5, windowSeconds: 60 });
+
+    proxy.setMode({ kind: 'stall' });
+    const timedOut = Date.now();
+    await t.throwsAsync(() => store.get('stalled-challenge'), { instanceOf: StoreUnavailableError });
+    t.true(Date.now() - timedOut >= 250, 'the first command waited for its timeout');
+    await t.throwsAsync(() => limiter.consume('someone'), { instanceOf: StoreUnavailableError });
+
+    // A request's next commands do not each wait for a timeout of their own.
+    const refused = Date.now();
+    await t.throwsAsync(() => store.take('stalled-challenge'), { instanceOf: StoreUnavailableError });
+    await t.throwsAsync(() => store.increment('stalled-counter', 60), { instanceOf: StoreUnavailableError });
+    await t.throwsAsync(() => store.oidcModels('pool').find('Session', 's'), {
+      instanceOf: StoreUnavailableError,
+    });
+    await t.throwsAsync(() => limiter.consume('someone'), { instanceOf: StoreUnavailableError });
+    t.true(Date.now() - refused < 100, `refused in ${Date.now() - refused} ms`);
+    await t.throwsAsync(() => store.ping(), { instanceOf: StoreUnavailableError });
+
+    proxy.setMode({ kind: 'pass' });
+    const deadline = Date.now() + 5_000;
+    let value: string | undefined;
+    while (Date.now() < deadline) {
+      try {
+        value = await store.take('stalled-challenge');
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    t.is(value, 'kept', 'the take refused while stalled spent nothing, and commands work again');
+    t.true((await limiter.consume('someone')).allowed);
+  },
+);
 
 /** A port nothing listens on, for a throwaway redis-server this test may stop and start. */
 async function freePort(): Promise<number> {

@@ -6,7 +6,9 @@
  * Fail fast, never queue: with the offline queue off and one retry per
  * command, a request made while Redis is down fails at once with
  * StoreUnavailableError (a 503) instead of piling up; ioredis keeps
- * reconnecting in the background, so service resumes by itself.
+ * reconnecting in the background, so service resumes by itself. A Redis
+ * that stalls costs one command timeout, not one per command of a request
+ * (./stall-guard.ts).
  *
  * Every operation is one round trip: single commands (SET PX, GETDEL,
  * HGETALL) or one Lua script (redis-scripts.ts) where several keys must
@@ -34,6 +36,7 @@ import {
   OIDC_REVOKE_BY_GRANT,
   OIDC_UPSERT,
 } from './redis-scripts.ts';
+import { createStallGuard, type StallGuard } from './stall-guard.ts';
 
 export interface OpenRedisEphemeralStoreOptions {
   /** A `redis://` or `rediss://` URL. */
@@ -77,12 +80,17 @@ function translate(error: unknown): unknown {
   return new StoreUnavailableError('redis', { cause: error });
 }
 
-async function call<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    throw translate(error);
-  }
+/** A Redis call: refused at once while Redis is stalled (./stall-guard.ts), its errors translated. */
+type Call = <T>(run: () => Promise<T>) => Promise<T>;
+
+function callThrough(guard: StallGuard): Call {
+  return async (run) => {
+    try {
+      return await guard(run);
+    } catch (error) {
+      throw translate(error);
+    }
+  };
 }
 
 /** Seconds (maybe fractional) to whole milliseconds, at least 1 (Redis refuses PX 0). */
@@ -104,7 +112,12 @@ function pairsToObject(flat: string[] | null): Record<string, string> {
   return fields;
 }
 
-function createOidcModels(client: Redis & ScriptCommands, prefix: string, poolId: string): OidcModelStore {
+function createOidcModels(
+  client: Redis & ScriptCommands,
+  call: Call,
+  prefix: string,
+  poolId: string,
+): OidcModelStore {
   const base = `${prefix}oidc:${poolId}:`;
   const artifactKey = (model: string, id: string) => `${base}${model}:${id}`;
 
@@ -271,6 +284,14 @@ export async function openRedisEphemeralStore(
   };
   client.on('ready', onReady);
   limiterClient.on('ready', onReady);
+  // One Redis behind both connections: a stall seen on either refuses calls on both.
+  const stallGuard = createStallGuard(client, {
+    onChange: (stalled) =>
+      stalled
+        ? logger?.warn({}, 'Redis is not answering; failing requests at once until it does')
+        : logger?.info?.({}, 'Redis is answering again'),
+  });
+  const call = callThrough(stallGuard);
   // Sessions stored before account sets existed: indexed once, over the first connection that works.
   let accountsIndexed: Promise<void> | undefined;
   const indexAccountsOnce = () => {
@@ -323,7 +344,7 @@ export async function openRedisEphemeralStore(
     oidcModels(poolId) {
       let models = oidcModels.get(poolId);
       if (!models) {
-        models = createOidcModels(client, keyPrefix, poolId);
+        models = createOidcModels(client, call, keyPrefix, poolId);
         oidcModels.set(poolId, models);
       }
       return models;
@@ -336,7 +357,7 @@ export async function openRedisEphemeralStore(
         points,
         duration: windowSeconds,
       });
-      return adaptRateLimiter(limiter, 'redis');
+      return adaptRateLimiter(limiter, 'redis', stallGuard);
     },
 
     async ping() {
