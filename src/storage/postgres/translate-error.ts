@@ -41,6 +41,8 @@ const UNAVAILABLE_MESSAGES = [
   /(^| - )timeout expired$/,
   // The serving pool's query_timeout: no answer in time (open-durable-store.ts).
   /(^| - )Query read timeout$/,
+  // A transaction's query timed out, its connection was closed (discardOnTimeout), and the ROLLBACK failed.
+  /(^| - )Client was closed and is not queryable$/,
 ];
 
 interface DriverError {

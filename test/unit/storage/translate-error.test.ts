@@ -13,6 +13,10 @@ const sql = 'select "payload" from "oidc_models" where "id" = $1 limit $2';
 for (const [what, error] of [
   ['the server killed mid-query', new Error(`${sql} - Connection terminated unexpectedly`)],
   ['no answer within the query timeout', new Error(`${sql} - Query read timeout`)],
+  [
+    'the rollback of a transaction whose timed-out connection was closed',
+    new Error('ROLLBACK - Client was closed and is not queryable'),
+  ],
   ['no connection within the connect timeout', new Error('timeout expired')],
   [
     'statement_timeout',
