@@ -13,6 +13,7 @@ import type { Config } from './config/types.ts';
 import { createMailer, type Mailer } from './email/mailer.ts';
 import { createEnrollmentFlow } from './enrollment/enrollment-flow.ts';
 import { createEnrollmentLinks } from './enrollment/enrollment-links.ts';
+import { toPosternError } from './http/error-handler.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createProviderPages } from './http/provider-pages.ts';
 import { createRenderer } from './http/render.ts';
@@ -62,8 +63,9 @@ export async function composeServer(deps: ServerDeps): Promise<ComposedServer> {
     ephemeral,
     secret,
     pagesFor: createProviderPages(render, logger),
-    // Logged with the request's one line (src/http/request-log.ts).
-    onServerError: (req, error) => recordFailure(req, { error: 'server_error', err: error }, logger),
+    // Logged with the request's one line (src/http/request-log.ts), by the code the client was told.
+    onServerError: (req, error) =>
+      recordFailure(req, { error: toPosternError(error).code, err: error }, logger),
     keyRefreshSeconds: deps.keyRefreshSeconds,
     onRefreshError: (poolId, error) =>
       logger.warn({ err: error, pool: poolId }, 'signing key refresh failed'),

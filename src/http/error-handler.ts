@@ -52,12 +52,14 @@ export function errorHandler(renderHtml: (view: ErrorView, url: string) => strin
   };
 }
 
+/** The answer to a request a store outage stopped: try again in a few seconds (the stores recover by themselves). */
+export const storeUnavailable = (): PosternError =>
+  errorOf('temporarily_unavailable', { headers: { 'Retry-After': '5' } });
+
 /** What the client is told: a PosternError as thrown, anything else as the catalogued error it stands for. */
-function toPosternError(error: unknown): PosternError {
+export function toPosternError(error: unknown): PosternError {
   if (error instanceof PosternError) return error;
-  if (error instanceof StoreUnavailableError) {
-    return errorOf('temporarily_unavailable', { headers: { 'Retry-After': '5' } });
-  }
+  if (error instanceof StoreUnavailableError) return storeUnavailable();
   // Koa and its body parser throw http-errors for client mistakes (bad JSON,
   // too large); only some are marked safe to show, so the sentence is ours.
   const status = (error as { status?: unknown } | null | undefined)?.status;

@@ -41,6 +41,7 @@ import {
   recordGrantOrganization,
   withOrganizationClaims,
 } from './login-organization.ts';
+import { answerError, withHouseAnswers } from './provider-answers.ts';
 import { providerRouteOf } from './provider-routes.ts';
 import { DEFAULT_SIGNING_ALGORITHM, SIGNING_ALGORITHMS } from './signing-algorithms.ts';
 import type { PrivateJwk } from './signing-keys.ts';
@@ -138,6 +139,7 @@ export function createProvider(options: CreateProviderOptions): Provider {
     ctx.type = 'html';
     ctx.body = body;
   };
+  const answerPage = answerError((ctx, view) => pages.error(ctx.req, view));
 
   const configuration: Configuration = {
     adapter: createAdapter(pool.id, stores),
@@ -293,22 +295,14 @@ export function createProvider(options: CreateProviderOptions): Provider {
       ROUTES.set(ctx.req, route.name);
       return;
     }
-    await next();
+    await withHouseAnswers(ctx, next, {
+      answer: answerPage,
+      onServerError: (error) => onServerError(ctx.req, error),
+    });
     if (ctx.oidc?.route) ROUTES.set(ctx.req, ctx.oidc.route);
     // oidc-provider lists every mode it implements; clients here may use only these.
     if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object') {
       (ctx.body as { response_modes_supported?: string[] }).response_modes_supported = [...RESPONSE_MODES];
-    }
-    // No endpoint of the provider matched: the house 404 (a page, or JSON for an API client), not Koa's text.
-    if (!ctx.oidc?.route && ctx.status === 404 && ctx.body === undefined) {
-      const view = { error: 'not_found', description: 'There is no such page.', status: 404 };
-      if (ctx.accepts('json', 'html') === 'json')
-        ctx.body = { error: view.error, error_description: view.description };
-      else {
-        ctx.type = 'html';
-        ctx.body = pages.error(ctx.req, view);
-      }
-      ctx.status = 404;
     }
   });
   provider.on('server_error', (ctx, error) => onServerError(ctx.req, error));
