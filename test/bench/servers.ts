@@ -92,6 +92,8 @@ export interface PosternSetup {
   /** Embedded mode: where PGlite and the generated secret live. */
   dataDir?: string;
   smtpUrl?: string;
+  /** (Optional) More environment for Postern, e.g. its store timeouts. */
+  env?: Record<string, string>;
 }
 
 /** Writes the configuration directory every Postern of this run shares. */
@@ -113,6 +115,7 @@ function posternEnv(config: ConfigDir, setup: PosternSetup, port: number): Recor
     ...(setup.databaseUrl ? { DATABASE_URL: setup.databaseUrl, POSTERN_SECRET: BENCH_SECRET } : {}),
     ...(setup.redisUrl ? { REDIS_URL: setup.redisUrl } : {}),
     ...(setup.smtpUrl ? { SMTP_URL: setup.smtpUrl } : {}),
+    ...setup.env,
   };
 }
 

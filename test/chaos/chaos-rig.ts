@@ -44,7 +44,14 @@ export interface ChaosRig {
   close(): Promise<void>;
 }
 
-export async function startChaosRig({ users: userCount }: { users: number }): Promise<ChaosRig> {
+export interface ChaosRigOptions {
+  /** Seeded users, each with a passkey. */
+  users: number;
+  /** (Optional) Postern's store timeouts, as DATABASE_TIMEOUT_MS and REDIS_TIMEOUT_MS. Defaults to production's. */
+  storeTimeouts?: { databaseMs: number; redisMs: number };
+}
+
+export async function startChaosRig({ users: userCount, storeTimeouts }: ChaosRigOptions): Promise<ChaosRig> {
   const cleanups: Array<() => Promise<unknown>> = [];
   const close = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -66,6 +73,14 @@ export async function startChaosRig({ users: userCount }: { users: number }): Pr
       redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
       redisKeyPrefix: 'postern:',
       smtpUrl: mail.url,
+      ...(storeTimeouts
+        ? {
+            env: {
+              DATABASE_TIMEOUT_MS: String(storeTimeouts.databaseMs),
+              REDIS_TIMEOUT_MS: String(storeTimeouts.redisMs),
+            },
+          }
+        : {}),
     };
     const config = await writePosternConfig(setup);
     cleanups.push(() => config.remove());

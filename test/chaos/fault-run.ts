@@ -63,11 +63,19 @@ export interface FaultReport {
   readyzFirstMs: number | undefined;
   /** From the store's return to the end of the last failed request; 0 when none failed after it. */
   recoveryMs: number;
-  /** Flows completed after the store returned and recovery ended, and how many failed. */
+  /** Flows begun after the store returned and recovery ended, and how many failed. */
   flowsAfter: number;
   failedAfter: number;
   /** Refresh tokens spent by a refresh that returned no successor (the chain can no longer refresh). */
   brokenRefreshChains: number;
+  /**
+   * Refresh chains that ended because a rotation's answer was lost (the
+   * refresh went unanswered, and its retry with the old token was a replay).
+   * Not a broken promise: the rotation is one atomic statement, but no
+   * server can know whether a commit whose acknowledgement it never received
+   * happened, nor tell the app's retry from a thief's replay.
+   */
+  lostRefreshAnswers: number;
   /** Per seeded user: the counter of their last sign-in Postern accepted (device-bound passkeys count). */
   acceptedCounters: Map<string, number>;
   flowErrors: string[];
@@ -142,9 +150,10 @@ function pollReadiness(rig: ChaosRig) {
 
 interface LoadState {
   running: boolean;
-  flows: Array<{ endedAt: number; ok: boolean }>;
+  flows: Array<{ startedAt: number; ok: boolean }>;
   errors: Set<string>;
   brokenChains: number;
+  lostAnswers: number;
   acceptedCounters: Map<string, number>;
 }
 
@@ -157,11 +166,12 @@ function driveLoad(rig: ChaosRig, options: FaultRunOptions, chains: string[], st
   const target = rig.postern.target;
   const loop = async (flow: () => Promise<void>) => {
     while (state.running) {
+      const startedAt = performance.now();
       try {
         await flow();
-        state.flows.push({ endedAt: performance.now(), ok: true });
+        state.flows.push({ startedAt, ok: true });
       } catch (error) {
-        state.flows.push({ endedAt: performance.now(), ok: false });
+        state.flows.push({ startedAt, ok: false });
         if (state.errors.size < 20) state.errors.add(String((error as Error).message).slice(0, 200));
         // A failing store answers fast: do not spin.
         await sleep(20);
@@ -189,16 +199,32 @@ function driveLoad(rig: ChaosRig, options: FaultRunOptions, chains: string[], st
     };
     await posternSignUp(target, user, (email) => rig.mail.nextCode(email, 5_000));
   };
+  // Per chain: whether its last refresh went unanswered (a 5xx, or no answer). The
+  // rotation may have committed with its answer lost; the app's retry with the old
+  // token is then a replay by RFC 9700's rule, which no server can tell from theft.
+  const unanswered = chains.map(() => false);
   const refresh = (slot: number) => async () => {
     const chain = { refreshToken: chains[slot] as string };
     try {
       await refreshOnce(target, chain);
+      unanswered[slot] = false;
     } catch (error) {
-      // invalid_grant: the token was spent without the successor reaching the app.
-      if (/got 400 .*invalid_grant/.test(String((error as Error).message))) {
-        state.brokenChains += 1;
+      const message = String((error as Error).message);
+      if (/got 400 .*invalid_grant/.test(message)) {
+        const lost = unanswered[slot];
+        unanswered[slot] = false;
         chain.refreshToken = await newChain(rig, users);
+        // After an unanswered refresh: a lost answer, counted apart; the app signed in
+        // again, as an app does. After an answer the app did get: its token was spent
+        // without the successor reaching it, a broken promise.
+        if (lost) {
+          state.lostAnswers += 1;
+          return;
+        }
+        state.brokenChains += 1;
+        throw error;
       }
+      unanswered[slot] = !/got 4\d\d/.test(message);
       throw error;
     } finally {
       chains[slot] = chain.refreshToken;
@@ -232,6 +258,7 @@ export async function runFault(rig: ChaosRig, options: FaultRunOptions): Promise
     flows: [],
     errors: new Set(),
     brokenChains: 0,
+    lostAnswers: 0,
     acceptedCounters: new Map(),
   };
   const readiness = pollReadiness(rig);
@@ -282,7 +309,8 @@ function report(
     for (const name of probe.unavailable) named.add(name);
     if (probe.unavailable.length > 0 && readyzFirstMs === undefined) readyzFirstMs = probe.at - faultAt;
   }
-  const flowsAfter = state.flows.filter((flow) => flow.endedAt > recoveryEnd + 1);
+  // Flows begun after recovery: one begun during the fault may fail on a request it sent then.
+  const flowsAfter = state.flows.filter((flow) => flow.startedAt > recoveryEnd + 1);
   return {
     fault: options.fault,
     statuses: { before: byStatus(before), during: byStatus(during), after: byStatus(after) },
@@ -294,6 +322,7 @@ function report(
     flowsAfter: flowsAfter.length,
     failedAfter: flowsAfter.filter((flow) => !flow.ok).length,
     brokenRefreshChains: state.brokenChains,
+    lostRefreshAnswers: state.lostAnswers,
     acceptedCounters: state.acceptedCounters,
     flowErrors: [...state.errors],
   };

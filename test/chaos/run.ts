@@ -64,6 +64,10 @@ try {
     );
     console.log(`  after:  ${format(report.statuses.after)}; recovered in ${report.recoveryMs} ms`);
     console.log(`  flows after recovery: ${report.flowsAfter}, failed ${report.failedAfter}`);
+    if (report.lostRefreshAnswers > 0)
+      console.log(
+        `  refresh rotations whose answer was lost (the app's retry was a replay; it signed in again): ${report.lostRefreshAnswers}`,
+      );
     if (broken.length > 0) {
       failures += 1;
       console.log(`  BROKEN:\n    ${broken.join('\n    ')}`);
