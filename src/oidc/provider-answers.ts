@@ -50,6 +50,8 @@ export async function withHouseAnswers(
   } catch (caught) {
     onServerError(caught);
     const posternError = toPosternError(caught);
+    // The endpoint may have decided a redirect (with a code in it) before the failure.
+    ctx.remove('Location');
     ctx.set(posternError.headers);
     answer(ctx, {
       error: posternError.code,

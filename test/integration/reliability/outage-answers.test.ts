@@ -79,6 +79,7 @@ test('a resume whose session cannot be saved answers the house 503: a page, or J
     failing.delete('Session');
     t.is(resumed.status, 503, accept);
     t.is(resumed.headers.get('retry-after'), '5', accept);
+    t.is(resumed.headers.get('location'), null, `${accept}: no redirect, with or without a code`);
     const body = await resumed.text();
     if (accept === 'text/html') {
       t.regex(resumed.headers.get('content-type') ?? '', /^text\/html/);
